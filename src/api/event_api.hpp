@@ -1,0 +1,52 @@
+// The AppSync Events operations independent of transport: authorize connect/subscribe/publish,
+// check namespaces, and publish (encode once, fan out, hand back identifiers). Both the
+// WebSocket session and HTTP POST /event call this, so their rules cannot drift apart.
+#pragma once
+
+#include "auth/api_keys.hpp"
+#include "core/config.hpp"
+#include "core/stats.hpp"
+#include "events/message.hpp"
+#include "pubsub/broker.hpp"
+
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+namespace eventcast::api {
+
+/// Thread-safe: all state is read-only after construction except the broker (itself
+/// thread-safe) and the stats counters.
+class event_api {
+public:
+    event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats);
+
+    const core::config& config() const noexcept { return cfg_; }
+    pubsub::broker& broker() noexcept { return broker_; }
+    core::stats& stats() noexcept { return stats_; }
+
+    /// Connect: credentials from the header- subprotocol or the upgrade request headers.
+    events::result<void> authorize_connect(const events::credentials& creds) const;
+
+    /// Subscribe or publish: the message's `authorization` object (HTTP: the request headers).
+    /// A missing object is refused (spec §9.7). `operation` names it in the message.
+    events::result<void> authorize(const std::optional<events::credentials>& creds,
+                                   std::string_view operation) const;
+
+    /// An undefined namespace is UnauthorizedException, as AWS answers (spec §7.2).
+    events::result<void> check_namespace(std::string_view ns) const;
+
+    /// Publishes `events` (validated JSON texts) to `path`: each is escaped and framed once,
+    /// then every matching subscription gets the shared batch. Returns one identifier per event.
+    events::publish_outcome publish(const events::channel_path& path,
+                                    const std::vector<std::string>& events);
+
+private:
+    const core::config& cfg_;
+    pubsub::broker& broker_;
+    core::stats& stats_;
+    auth::api_key_store keys_;
+    std::unordered_set<std::string> namespaces_;
+};
+
+}  // namespace eventcast::api

@@ -1,0 +1,167 @@
+// Command line, environment and config file for `eventcast serve`, through CLI11. CLI11 applies
+// exactly our precedence (flag > EVENTCAST_<NAME> > config file > default) and reads the TOML
+// subset we need (flat `key = value` and arrays), so no second parser is involved.
+#include "core/config.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <charconv>
+#include <iomanip>
+#include <ctime>
+#include <sstream>
+#include <thread>
+
+namespace eventcast::core {
+
+boost::system::result<api_key, std::string> parse_api_key(std::string_view text) {
+    api_key key;
+    const auto at = text.rfind('@');
+    key.value = std::string(text.substr(0, at));
+    if (key.value.empty())
+        return {boost::system::in_place_error, "api key is empty; give --api-key KEY or KEY@EXPIRY"};
+    if (at == std::string_view::npos)
+        return key;
+    const auto expiry = text.substr(at + 1);
+    long long seconds = 0;
+    auto [ptr, ec] = std::from_chars(expiry.data(), expiry.data() + expiry.size(), seconds);
+    if (ec == std::errc() && ptr == expiry.data() + expiry.size()) {
+        key.expires = std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+        return key;
+    }
+    std::tm tm{};
+    std::istringstream in{std::string(expiry)};
+    in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+    char z = 0;
+    in >> z;
+    if (in.fail() || (z != 'Z' && z != 'z') || in.peek() != EOF)
+        return {boost::system::in_place_error,
+                "api key expiry '" + std::string(expiry) +
+                    "' is neither seconds since the epoch nor an RFC 3339 UTC time like "
+                    "2026-12-31T00:00:00Z"};
+    key.expires = std::chrono::system_clock::from_time_t(timegm(&tm));
+    return key;
+}
+
+namespace {
+
+bool valid_namespace_name(std::string_view s) {
+    if (s.empty() || s.size() > 50)
+        return false;
+    auto alnum = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    };
+    for (char c : s)
+        if (!alnum(c) && c != '-')
+            return false;
+    return alnum(s.front()) && alnum(s.back());
+}
+
+}  // namespace
+
+boost::system::result<config, std::vector<std::string>> load_config(int argc,
+                                                                    const char* const* argv) {
+    config cfg;
+    std::vector<std::string> api_key_texts;
+    std::vector<std::string> namespaces;
+    std::int64_t lifetime_ms = cfg.lim.connection_lifetime.count();
+    std::int64_t keepalive_ms = cfg.lim.keepalive_interval.count();
+    std::int64_t conn_timeout_ms = cfg.lim.connection_timeout.count();
+    std::int64_t handshake_ms = cfg.lim.handshake_timeout.count();
+
+    CLI::App app{"eventcast serve: an AWS AppSync Events compatible real-time server", "serve"};
+    app.set_config("--config", "", "TOML config file (keys are the long option names)");
+    auto env = [](const char* name) { return std::string("EVENTCAST_") + name; };
+    app.add_option("--host", cfg.host, "address to listen on")->envname(env("HOST"))
+        ->capture_default_str();
+    app.add_option("--port", cfg.port, "port for HTTP, HTTPS, ws and wss (0: any free port)")
+        ->envname(env("PORT"))->capture_default_str();
+    app.add_option("--api-key", api_key_texts,
+                   "API key, KEY or KEY@EXPIRY (epoch seconds or 2026-12-31T00:00:00Z); "
+                   "repeatable; none: one is generated and printed")
+        ->envname(env("API_KEY"))->delimiter(',');
+    app.add_option("--namespace", namespaces, "channel namespace; repeatable (default: default, "
+                                              "BedrockChat)")
+        ->envname(env("NAMESPACE"))->delimiter(',');
+    app.add_option("--tls-cert", cfg.tls_cert_file, "PEM certificate chain")
+        ->envname(env("TLS_CERT"));
+    app.add_option("--tls-key", cfg.tls_key_file, "PEM private key")->envname(env("TLS_KEY"));
+    app.add_option("--tls-self-signed-out", cfg.tls_self_signed_out,
+                   "write the generated self-signed certificate (PEM) here, to trust it")
+        ->envname(env("TLS_SELF_SIGNED_OUT"));
+    app.add_option("--port-file", cfg.port_file, "write the bound port here once listening")
+        ->envname(env("PORT_FILE"));
+    app.add_option("--threads", cfg.threads, "I/O threads (0: one per core)")
+        ->envname(env("THREADS"))->capture_default_str();
+    app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
+        ->envname(env("LOG_LEVEL"))->capture_default_str()
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_flag("--log-json", cfg.log_json, "log one JSON object per line")
+        ->envname(env("LOG_JSON"));
+    app.add_option("--cors-origin", cfg.cors_origins, "allowed CORS origin; repeatable")
+        ->envname(env("CORS_ORIGIN"))->delimiter(',')->capture_default_str();
+
+    auto& l = cfg.lim;
+    app.add_option("--max-event-bytes", l.max_event_bytes, "largest event JSON text")
+        ->envname(env("MAX_EVENT_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-events-per-publish", l.max_events_per_publish, "events per publish")
+        ->envname(env("MAX_EVENTS_PER_PUBLISH"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-subscriptions", l.max_subscriptions, "subscriptions per connection")
+        ->envname(env("MAX_SUBSCRIPTIONS"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-header-bytes", l.max_header_bytes, "HTTP request header bytes")
+        ->envname(env("MAX_HEADER_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-frame-bytes", l.max_frame_bytes, "WebSocket message bytes")
+        ->envname(env("MAX_FRAME_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-body-bytes", l.max_body_bytes, "HTTP request body bytes")
+        ->envname(env("MAX_BODY_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-outbox-bytes", l.max_outbox_bytes,
+                   "unsent bytes per connection before it is closed as a slow consumer")
+        ->envname(env("MAX_OUTBOX_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--connection-lifetime-ms", lifetime_ms, "WebSocket connection lifetime")
+        ->envname(env("CONNECTION_LIFETIME_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--keepalive-ms", keepalive_ms, "interval between ka messages")
+        ->envname(env("KEEPALIVE_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--connection-timeout-ms", conn_timeout_ms,
+                   "connectionTimeoutMs advertised in connection_ack")
+        ->envname(env("CONNECTION_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--handshake-timeout-ms", handshake_ms, "TLS and HTTP upgrade deadline")
+        ->envname(env("HANDSHAKE_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        return std::vector<std::string>{"help:" + app.help()};
+    } catch (const CLI::ParseError& e) {
+        return std::vector<std::string>{e.what()};
+    }
+
+    std::vector<std::string> problems;
+    for (const auto& text : api_key_texts) {
+        auto key = parse_api_key(text);
+        if (!key)
+            problems.push_back("--api-key: " + key.error());
+        else
+            cfg.api_keys.push_back(std::move(*key));
+    }
+    if (!namespaces.empty())
+        cfg.namespaces = std::move(namespaces);
+    for (const auto& ns : cfg.namespaces)
+        if (!valid_namespace_name(ns))
+            problems.push_back("--namespace: '" + ns +
+                               "' is not a namespace name; allowed: 1..50 of A-Z a-z 0-9 -, "
+                               "starting and ending with a letter or digit");
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+        problems.push_back("--tls-cert and --tls-key go together; give both or neither");
+    if (cfg.threads == 0)
+        cfg.threads = std::max(1u, std::thread::hardware_concurrency());
+    l.connection_lifetime = std::chrono::milliseconds(lifetime_ms);
+    l.keepalive_interval = std::chrono::milliseconds(keepalive_ms);
+    l.connection_timeout = std::chrono::milliseconds(conn_timeout_ms);
+    l.handshake_timeout = std::chrono::milliseconds(handshake_ms);
+    if (l.max_event_bytes > l.max_frame_bytes)
+        problems.push_back("--max-event-bytes must not exceed --max-frame-bytes");
+    if (!problems.empty())
+        return problems;
+    return cfg;
+}
+
+}  // namespace eventcast::core

@@ -1,0 +1,27 @@
+// Process-wide counters, updated lock-free from any thread and read by /healthz (and /metrics
+// once it exists). Relaxed atomics: each is an independent count, not a synchronization point.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace eventcast::core {
+
+struct stats {
+    std::atomic<std::int64_t> connections_open{0};      // WebSocket sessions now
+    std::atomic<std::uint64_t> connections_total{0};    // WebSocket sessions ever accepted
+    std::atomic<std::uint64_t> http_requests{0};
+    std::atomic<std::uint64_t> ws_messages_in{0};
+    std::atomic<std::uint64_t> events_in{0};            // events accepted for publish
+    std::atomic<std::uint64_t> frames_out{0};           // data frames queued to subscribers
+    std::atomic<std::uint64_t> bytes_out{0};            // WebSocket payload bytes written
+    std::atomic<std::uint64_t> slow_consumer_closes{0};
+    std::atomic<std::uint64_t> protocol_errors{0};      // error replies of any kind
+    std::atomic<std::uint64_t> auth_failures{0};
+
+    static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+        c.fetch_add(n, std::memory_order_relaxed);
+    }
+};
+
+}  // namespace eventcast::core

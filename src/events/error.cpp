@@ -1,0 +1,37 @@
+// errorType strings and HTTP statuses per error kind. Where AWS's choice is UNCONFIRMED the
+// reasoning is in docs/protocol.md.
+#include "events/error.hpp"
+
+#include <stdexcept>
+
+namespace eventcast::events {
+
+const char* protocol_error::ws_error_type() const noexcept {
+    switch (kind) {
+        case error_kind::invalid_input: return "InvalidInputError";
+        case error_kind::bad_request: return "BadRequestException";
+        case error_kind::unauthorized: return "UnauthorizedException";
+        case error_kind::max_subscriptions: return "MaxSubscriptionsReachedError";
+        case error_kind::duplicate_id: return "DuplicatedOperationError";
+        case error_kind::unknown_operation: return "UnknownOperationError";
+        case error_kind::unsupported: return "UnsupportedOperation";
+    }
+    return "InvalidInputError";
+}
+
+const char* protocol_error::http_error_type() const noexcept {
+    switch (kind) {
+        case error_kind::unauthorized: return "UnauthorizedException";
+        default: return "BadRequestException";
+    }
+}
+
+unsigned protocol_error::http_status() const noexcept {
+    return kind == error_kind::unauthorized ? 401 : 400;
+}
+
+void throw_exception_from_error(const protocol_error& e, const boost::source_location&) {
+    throw std::runtime_error(std::string(e.ws_error_type()) + ": " + e.message);
+}
+
+}  // namespace eventcast::events

@@ -1,0 +1,74 @@
+// Upgrade parsing. The header- value is base64url JSON without padding in Amplify, but the docs'
+// wscat example and other clients vary, so both alphabets and optional padding are accepted.
+#include "events/handshake.hpp"
+
+#include "core/base64.hpp"
+
+#include <boost/url/parse_query.hpp>
+
+namespace eventcast::events {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+std::optional<protocol_error> decode_into(std::string_view b64, std::string_view where,
+                                          credentials& out) {
+    auto json = core::base64_decode_any(b64);
+    if (!json)
+        return protocol_error::bad_request(std::string(where) +
+                                           " is not base64url: expected the base64url encoding "
+                                           "of a JSON object like {\"x-api-key\":\"...\"}");
+    auto creds = parse_credentials_json(*json);
+    if (!creds)
+        return protocol_error::bad_request(std::string(where) + ": " + creds.error().message);
+    out = std::move(*creds);
+    return std::nullopt;
+}
+
+}  // namespace
+
+upgrade_auth parse_upgrade(const std::vector<std::string_view>& protocol_values,
+                           std::string_view query, const credentials& headers) {
+    upgrade_auth out;
+    bool have_creds = false;
+    for (auto value : protocol_values) {
+        out.offered_subprotocols = true;
+        while (!value.empty()) {
+            const auto comma = value.find(',');
+            const auto item = trim(value.substr(0, comma));
+            value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+            if (item == appsync_subprotocol) {
+                out.offered_appsync = true;
+            } else if (item.size() > 7 && item.substr(0, 7) == "header-" && !have_creds) {
+                have_creds = true;
+                if (auto err = decode_into(item.substr(7), "the header- subprotocol", out.creds))
+                    out.error = std::move(err);
+            }
+        }
+    }
+    if (!have_creds && !query.empty()) {
+        auto params = boost::urls::parse_query(query);
+        if (params) {
+            for (auto p : *params) {
+                if (p.key == "header" && p.has_value) {
+                    have_creds = true;
+                    if (auto err = decode_into(p.value, "the header query parameter", out.creds))
+                        out.error = std::move(err);
+                    break;
+                }
+            }
+        }
+    }
+    if (!have_creds)
+        out.creds = headers;
+    return out;
+}
+
+}  // namespace eventcast::events

@@ -1,0 +1,164 @@
+// HTTP routes. Validation order for POST /event: auth, then body shape, then namespace, so an
+// unauthenticated caller learns nothing about the server's namespaces.
+#include "net/http_routes.hpp"
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+
+namespace eventcast::net {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+std::string_view path_of(std::string_view target) {
+    const auto q = target.find('?');
+    return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+void add_cors(http_response& res, const core::config& cfg, std::string_view origin) {
+    if (origin.empty())
+        return;
+    for (const auto& allowed : cfg.cors_origins) {
+        if (allowed == "*" || allowed == origin) {
+            res.set(http::field::access_control_allow_origin,
+                    allowed == "*" ? std::string_view("*") : origin);
+            if (allowed != "*")
+                res.set(http::field::vary, "Origin");
+            res.set(http::field::access_control_expose_headers, "x-amzn-ErrorType");
+            return;
+        }
+    }
+}
+
+http_response json_response(unsigned status, std::string body, const http_request& req,
+                            const core::config& cfg) {
+    http_response res{static_cast<http::status>(status), req.version()};
+    res.set(http::field::server, "eventcast");
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    add_cors(res, cfg, req[http::field::origin]);
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
+http_response protocol_error_response(const events::protocol_error& e, const http_request& req,
+                                      const core::config& cfg) {
+    return http_error(e.http_status(), e.http_error_type(), e.message, req.version(),
+                      req.keep_alive(), cfg, req[http::field::origin]);
+}
+
+http_response publish(const http_request& req, server_context& ctx) {
+    auto creds = request_credentials(req);
+    if (auto r = ctx.api.authorize(creds, "publish"); !r)
+        return protocol_error_response(r.error(), req, ctx.cfg);
+    const auto content_type = req[http::field::content_type];
+    if (!content_type.empty() && content_type.substr(0, 16) != "application/json")
+        return http_error(415, "BadRequestException",
+                          "content-type '" + std::string(content_type.substr(0, 60)) +
+                              "' is not supported; send application/json",
+                          req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
+    auto body = events::parse_http_publish(req.body(), ctx.cfg.lim);
+    if (!body)
+        return protocol_error_response(body.error(), req, ctx.cfg);
+    if (auto r = ctx.api.check_namespace(body->channel.namespace_name()); !r)
+        return protocol_error_response(r.error(), req, ctx.cfg);
+    auto outcome = ctx.api.publish(body->channel, body->events);
+    std::string out = R"({"failed":[],"successful":[)";
+    for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
+        if (i)
+            out += ',';
+        out += R"({"identifier":")" + outcome.identifiers[i] + R"(","index":)" +
+               std::to_string(i) + '}';
+    }
+    out += "]}";
+    return json_response(200, std::move(out), req, ctx.cfg);
+}
+
+http_response preflight(const http_request& req, const core::config& cfg) {
+    http_response res{http::status::no_content, req.version()};
+    res.set(http::field::server, "eventcast");
+    add_cors(res, cfg, req[http::field::origin]);
+    res.set(http::field::access_control_allow_methods, "POST, GET, OPTIONS");
+    res.set(http::field::access_control_allow_headers,
+            "content-type, x-api-key, authorization, x-amz-date, x-amz-security-token, "
+            "x-amz-user-agent, x-amz-content-sha256");
+    res.set(http::field::access_control_max_age, "600");
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    return res;
+}
+
+}  // namespace
+
+events::credentials request_credentials(const http_request& req) {
+    events::credentials creds;
+    for (const auto& f : req)
+        creds.add(f.name_string(), f.value());
+    return creds;
+}
+
+http_response http_error(unsigned status, std::string_view error_type, std::string_view message,
+                         unsigned version, bool keep_alive, const core::config& cfg,
+                         std::string_view origin) {
+    http_response res{static_cast<http::status>(status), version};
+    res.set(http::field::server, "eventcast");
+    res.set(http::field::content_type, "application/json");
+    res.set("x-amzn-ErrorType", error_type);
+    add_cors(res, cfg, origin);
+    std::string body = R"({"errors":[{"errorType":")";
+    body += error_type;
+    body += '"';
+    std::string msg_json;
+    events::append_json_string(msg_json, message);
+    if (!message.empty())
+        body += R"(,"message":)" + msg_json;
+    body += "}]";
+    if (!message.empty())
+        body += R"(,"message":)" + msg_json;
+    body += '}';
+    res.body() = std::move(body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+}
+
+http_response handle_http(const http_request& req, server_context& ctx) {
+    core::stats::add(ctx.api.stats().http_requests);
+    const auto path = path_of(req.target());
+    const auto verb = req.method();
+    if (verb == http::verb::options)
+        return preflight(req, ctx.cfg);
+    if (path == "/event") {
+        if (verb == http::verb::post)
+            return publish(req, ctx);
+        return http_error(405, "BadRequestException", "/event accepts POST only (publish)",
+                          req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
+    }
+    if (path == "/event/realtime")
+        return http_error(426, "BadRequestException",
+                          "/event/realtime is the WebSocket endpoint; send a WebSocket upgrade "
+                          "with subprotocol aws-appsync-event-ws",
+                          req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
+    if (verb == http::verb::get && (path == "/healthz" || path == "/readyz")) {
+        if (path == "/readyz" && ctx.stopping.load())
+            return json_response(503, R"({"status":"stopping"})", req, ctx.cfg);
+        auto& st = ctx.api.stats();
+        std::string body = R"({"status":"ok","connections":)" +
+                           std::to_string(st.connections_open.load()) + R"(,"subscriptions":)" +
+                           std::to_string(ctx.api.broker().subscription_count()) +
+                           R"(,"slowConsumerCloses":)" +
+                           std::to_string(st.slow_consumer_closes.load()) + "}";
+        return json_response(200, std::move(body), req, ctx.cfg);
+    }
+    return http_error(404, "NotFoundException",
+                      "no route for " + std::string(req.method_string()) + " " +
+                          std::string(path.substr(0, 100)) +
+                          "; routes: POST /event, GET /event/realtime (WebSocket), GET /healthz",
+                      req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
+}
+
+}  // namespace eventcast::net

@@ -1,0 +1,109 @@
+// Listener and lifecycle. Shutdown: stop accepting, tell every session to close (WebSocket:
+// 1001 going away), let run() return as their work drains; ioc.stop() only after a grace period.
+#include "net/server.hpp"
+
+#include "core/log.hpp"
+#include "net/http_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <csignal>
+#include <thread>
+#include <vector>
+
+namespace eventcast::net {
+
+namespace asio = boost::asio;
+
+server::server(const core::config& cfg, api::event_api& api, tls_setup& tls)
+    : cfg_(cfg),
+      ioc_(static_cast<int>(cfg.threads)),
+      ctx_{api, cfg, tls.context, registry_, {}},
+      acceptor_(ioc_),
+      signals_(ioc_, SIGINT, SIGTERM),
+      last_resort_(ioc_) {
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(cfg.host, ec);
+    if (ec)
+        throw std::runtime_error("--host " + cfg.host + ": not an IP address (" + ec.message() +
+                                 ")");
+    const asio::ip::tcp::endpoint ep(address, cfg.port);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(ep, ec);
+    if (ec)
+        throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) +
+                                 ": " + ec.message());
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+void server::do_accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_), [this](boost::system::error_code ec,
+                                                           asio::ip::tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open())
+            return;
+        if (ec) {
+            // EMFILE and friends: keep the listener alive; the next accept may succeed.
+            log::warn("net accept failed: {}", ec.message());
+        } else {
+            socket.set_option(asio::ip::tcp::no_delay(true), ec);
+            start_connection(std::move(socket), ctx_);
+        }
+        do_accept();
+    });
+}
+
+void server::begin_shutdown() {
+    if (ctx_.stopping.exchange(true))
+        return;
+    log::info("shutting down: closing {} connections", registry_.size());
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    signals_.cancel();
+    registry_.shutdown_all();
+    wait_drained(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
+void server::wait_drained(std::chrono::steady_clock::time_point deadline) {
+    // Sessions leave the registry when destroyed, i.e. after their close handshake. Connections
+    // still in TLS detection are not registered and would hold run() for their handshake
+    // timeout, so stop as soon as every registered session is gone.
+    if (registry_.size() == 0)
+        return ioc_.stop();
+    if (std::chrono::steady_clock::now() >= deadline) {
+        log::warn("shutdown grace period over; stopping with {} connections open",
+                  registry_.size());
+        return ioc_.stop();
+    }
+    last_resort_.expires_after(std::chrono::milliseconds(20));
+    last_resort_.async_wait([this, deadline](boost::system::error_code e) {
+        if (!e)
+            wait_drained(deadline);
+    });
+}
+
+void server::stop() {
+    asio::post(ioc_, [this] { begin_shutdown(); });
+}
+
+int server::run() {
+    signals_.async_wait([this](boost::system::error_code ec, int sig) {
+        if (!ec) {
+            log::info("received signal {}", sig);
+            begin_shutdown();
+        }
+    });
+    do_accept();
+    std::vector<std::thread> threads;
+    threads.reserve(cfg_.threads - 1);
+    for (unsigned i = 1; i < cfg_.threads; ++i)
+        threads.emplace_back([this] { ioc_.run(); });
+    ioc_.run();
+    for (auto& t : threads)
+        t.join();
+    log::info("stopped");
+    return 0;
+}
+
+}  // namespace eventcast::net

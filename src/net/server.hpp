@@ -1,0 +1,46 @@
+// The network front: one listening port for HTTP, HTTPS, ws and wss; N threads on one
+// io_context; graceful shutdown on SIGTERM/SIGINT.
+#pragma once
+
+#include "api/event_api.hpp"
+#include "net/server_context.hpp"
+#include "net/tls.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+
+namespace eventcast::net {
+
+class server {
+public:
+    /// Binds the port (throws std::runtime_error with the reason if it cannot).
+    server(const core::config& cfg, api::event_api& api, tls_setup& tls);
+
+    /// The port actually bound (useful with --port 0).
+    std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+    /// Runs the threads until shutdown completes. Returns the process exit code.
+    int run();
+
+    /// Thread-safe: begins graceful shutdown (what SIGTERM does).
+    void stop();
+
+private:
+    void do_accept();
+    void begin_shutdown();
+    void wait_drained(std::chrono::steady_clock::time_point deadline);
+
+    const core::config& cfg_;
+    boost::asio::io_context ioc_;
+    session_registry registry_;
+    server_context ctx_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer last_resort_;
+};
+
+}  // namespace eventcast::net

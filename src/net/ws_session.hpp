@@ -1,0 +1,23 @@
+// Starts an AppSync Events WebSocket session on an upgraded HTTP connection, plain or TLS.
+#pragma once
+
+#include "events/handshake.hpp"
+#include "net/server_context.hpp"
+
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+namespace eventcast::net {
+
+using http_request = boost::beast::http::request<boost::beast::http::string_body>;
+
+/// Takes over `stream` (whose executor is the connection's strand) and answers the upgrade in
+/// `req`. `auth` is what parse_upgrade found in it; the subprotocol has been checked.
+void start_ws_session(boost::beast::tcp_stream&& stream, http_request&& req,
+                      events::upgrade_auth&& auth, server_context& ctx);
+void start_ws_session(boost::beast::ssl_stream<boost::beast::tcp_stream>&& stream,
+                      http_request&& req, events::upgrade_auth&& auth, server_context& ctx);
+
+}  // namespace eventcast::net
