@@ -13,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <array>
 #include <optional>
 
 namespace eventcast::net {
@@ -158,10 +159,26 @@ public:
     void do_eof() {
         beast::error_code ec;
         stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        drain();
     }
 
 private:
     friend class http_session<plain_http_session>;
+    // Lingering close: after an early answer (413, 400) the client may still be sending; closing
+    // with unread bytes would make the kernel reset the connection and lose our response.
+    void drain() {
+        if (drained_ > 16 * 1024 * 1024)
+            return;
+        stream_.expires_after(std::chrono::seconds(2));
+        stream_.async_read_some(asio::buffer(scratch_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    self->drained_ += n;
+                                    if (!ec)
+                                        self->drain();
+                                });
+    }
+    std::array<char, 4096> scratch_{};
+    std::size_t drained_ = 0;
     beast::tcp_stream stream_;
 };
 

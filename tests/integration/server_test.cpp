@@ -1,0 +1,273 @@
+// End-to-end behaviour of the real binary over real sockets: handshake, subscribe, publish,
+// fan-out, limits, keep-alive, slow consumers, lifetime and graceful shutdown.
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+
+namespace eventcast::testing {
+namespace {
+
+std::string str(const json::value& v) { return std::string(v.as_string()); }
+
+TEST(ServerTest, SelectsTheAppSyncSubprotocolAndAcksConnectionInit) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    EXPECT_EQ(c.selected_protocol(), "aws-appsync-event-ws");
+    c.init();
+    auto ack = c.read_json();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(str(ack->at("type")), "connection_ack");
+    EXPECT_EQ(ack->at("connectionTimeoutMs").as_int64(), 300000);
+}
+
+TEST(ServerTest, DeliversPublishedEventsAsJsonStringsOverPlainAndTls) {
+    server_process srv;
+    for (bool tls : {false, true}) {
+        SCOPED_TRACE(tls ? "wss" : "ws");
+        ws_client c(srv.port(), srv.api_key(), {.tls = tls});
+        c.init();
+        ASSERT_TRUE(c.expect_type("connection_ack"));
+        c.subscribe("sub-1", "default/room");
+        ASSERT_TRUE(c.expect_type("subscribe_success"));
+        const std::vector<std::string> events = {R"({"a":1,"s":"<b>&é/\"q\"\n"})", R"("two")",
+                                                 "42", "null", "[1,2]"};
+        c.publish("pub-1", "/default/room", events);
+        for (const auto& e : events) {
+            auto frame = c.expect_type("data");
+            ASSERT_TRUE(frame);
+            EXPECT_EQ(str(frame->at("id")), "sub-1");
+            ASSERT_TRUE(frame->at("event").is_string());
+            EXPECT_EQ(str(frame->at("event")), e);
+        }
+        auto ok = c.expect_type("publish_success");
+        ASSERT_TRUE(ok);
+        EXPECT_EQ(str(ok->at("id")), "pub-1");
+        ASSERT_EQ(ok->at("successful").as_array().size(), 5u);
+        EXPECT_EQ(ok->at("successful").as_array()[4].at("index").as_int64(), 4);
+        EXPECT_EQ(str(ok->at("successful").as_array()[0].at("identifier")).size(), 36u);
+        EXPECT_TRUE(ok->at("failed").as_array().empty());
+    }
+}
+
+TEST(ServerTest, WorksWithoutConnectionInitAndWithAuthInUpgradeHeaders) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key(),
+                {.subprotocols = {"aws-appsync-event-ws"},
+                 .headers = {{"X-Api-Key", srv.api_key()}}});
+    c.subscribe("s", "default/x");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+}
+
+TEST(ServerTest, WildcardMatchesEveryDepthBelowButNotThePrefix) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("w", "/default/a/*");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    c.publish("p1", "default/a", {R"("prefix")"});
+    ASSERT_TRUE(c.expect_type("publish_success"));
+    c.publish("p2", "default/a/b", {R"("one")"});
+    c.publish("p3", "default/a/b/c/d", {R"("three")"});
+    auto d1 = c.expect_type("data");
+    auto d2 = c.expect_type("data");
+    ASSERT_TRUE(d1 && d2);
+    EXPECT_EQ(str(d1->at("event")), R"("one")");
+    EXPECT_EQ(str(d2->at("event")), R"("three")");
+}
+
+TEST(ServerTest, OverlappingSubscriptionsEachGetAFrame) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("exact", "default/a");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    c.subscribe("wild", "default/*");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    c.publish("p", "default/a", {"1"});
+    std::set<std::string> ids;
+    for (int i = 0; i < 2; ++i) {
+        auto d = c.expect_type("data");
+        ASSERT_TRUE(d);
+        ids.insert(str(d->at("id")));
+    }
+    EXPECT_EQ(ids, (std::set<std::string>{"exact", "wild"}));
+}
+
+TEST(ServerTest, UnsubscribeStopsDelivery) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("gone", "default/a");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    c.subscribe("marker", "default/m");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    c.send(R"({"type":"unsubscribe","id":"gone"})");
+    auto u = c.expect_type("unsubscribe_success");
+    ASSERT_TRUE(u);
+    EXPECT_EQ(str(u->at("id")), "gone");
+    c.publish("p1", "default/a", {R"("must not arrive")"});
+    c.publish("p2", "default/m", {R"("marker")"});
+    auto d = c.expect_type("data");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(str(d->at("id")), "marker");
+    // The id can be reused after unsubscribe.
+    c.subscribe("gone", "default/a");
+    EXPECT_TRUE(c.expect_type("subscribe_success"));
+}
+
+TEST(ServerTest, HttpPublishReachesWebSocketSubscribers) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("s", "default/*");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    for (bool tls : {false, true}) {
+        auto r = http_request(srv.port(), http::verb::post, "/event",
+                              R"({"channel":"/default/http","events":["{\"via\":\"http\"}","2"]})",
+                              {{"X-Api-Key", srv.api_key()},
+                               {"Content-Type", "application/json; charset=UTF-8"}},
+                              tls);
+        ASSERT_EQ(r.status, 200u) << r.body;
+        auto body = json::parse(r.body).as_object();
+        EXPECT_EQ(body.at("successful").as_array().size(), 2u);
+        EXPECT_TRUE(body.at("failed").as_array().empty());
+        auto d1 = c.expect_type("data");
+        auto d2 = c.expect_type("data");
+        ASSERT_TRUE(d1 && d2);
+        EXPECT_EQ(str(d1->at("event")), R"({"via":"http"})");
+        EXPECT_EQ(str(d2->at("event")), "2");
+    }
+}
+
+TEST(ServerTest, AnswersCorsPreflightAndHealth) {
+    server_process srv;
+    auto pre = http_request(srv.port(), http::verb::options, "/event", "",
+                            {{"Origin", "http://example.test"},
+                             {"Access-Control-Request-Method", "POST"},
+                             {"Access-Control-Request-Headers", "content-type,x-api-key"}});
+    EXPECT_EQ(pre.status, 204u);
+    EXPECT_EQ(pre.headers["Access-Control-Allow-Origin"], "*");
+    EXPECT_NE(std::string(pre.headers["Access-Control-Allow-Headers"]).find("x-api-key"),
+              std::string::npos);
+    auto h = http_request(srv.port(), http::verb::get, "/healthz", "", {});
+    EXPECT_EQ(h.status, 200u);
+    EXPECT_EQ(str(json::parse(h.body).at("status")), "ok");
+}
+
+TEST(ServerTest, SendsKeepAlivesAtTheConfiguredInterval) {
+    server_process srv({"--keepalive-ms", "200"});
+    ws_client c(srv.port(), srv.api_key());
+    c.init();
+    ASSERT_TRUE(c.expect_type("connection_ack"));
+    int ka = 0;
+    const auto end = std::chrono::steady_clock::now() + 3s;
+    while (ka < 3 && std::chrono::steady_clock::now() < end) {
+        auto t = c.read(1s);
+        if (t && json::parse(*t).at("type").as_string() == "ka")
+            ++ka;
+    }
+    EXPECT_GE(ka, 3);
+}
+
+TEST(ServerTest, EnforcesTheSubscriptionLimitAndKeepsTheConnection) {
+    server_process srv({"--max-subscriptions", "3"});
+    ws_client c(srv.port(), srv.api_key());
+    for (int i = 0; i < 3; ++i) {
+        c.subscribe("s" + std::to_string(i), "default/a");
+        ASSERT_TRUE(c.expect_type("subscribe_success"));
+    }
+    c.subscribe("s3", "default/a");
+    auto e = c.expect_type("subscribe_error");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(str(e->at("id")), "s3");
+    EXPECT_EQ(error_type(*e), "MaxSubscriptionsReachedError");
+    c.send(R"({"type":"unsubscribe","id":"s0"})");
+    ASSERT_TRUE(c.expect_type("unsubscribe_success"));
+    c.subscribe("s3", "default/a");
+    EXPECT_TRUE(c.expect_type("subscribe_success"));
+}
+
+TEST(ServerTest, RejectsBadAndExpiredKeysAtConnect) {
+    server_process srv({"--api-key", "old-key@1"});
+    for (const std::string key : {"wrong-key", "old-key"}) {
+        SCOPED_TRACE(key);
+        ws_client c(srv.port(), key);
+        EXPECT_EQ(c.selected_protocol(), "aws-appsync-event-ws");
+        auto e = c.read_json();
+        ASSERT_TRUE(e);
+        EXPECT_EQ(str(e->at("type")), "connection_error");
+        EXPECT_EQ(error_type(*e), "UnauthorizedException");
+        EXPECT_TRUE(c.wait_closed());
+        EXPECT_EQ(c.close_code(), 1000);
+    }
+}
+
+TEST(ServerTest, ClosesSlowConsumersWithoutSlowingOthers) {
+    server_process srv({"--max-outbox-bytes", "65536"});
+    // A raw TCP client that upgrades and then never reads.
+    asio::io_context ioc;
+    websocket::stream<beast::tcp_stream> stuck(ioc);
+    beast::get_lowest_layer(stuck).connect({asio::ip::make_address("127.0.0.1"), srv.port()});
+    stuck.set_option(websocket::stream_base::decorator([&](websocket::request_type& r) {
+        r.set(http::field::sec_websocket_protocol,
+              "aws-appsync-event-ws," + header_subprotocol(srv.api_key()));
+    }));
+    // Tiny receive buffer so the kernel stops taking bytes early.
+    beast::get_lowest_layer(stuck).socket().set_option(asio::socket_base::receive_buffer_size(4096));
+    stuck.handshake("127.0.0.1", "/event/realtime");
+    ws_client auth_only(srv.port(), srv.api_key());
+    const std::string sub = R"({"type":"subscribe","id":"slow","channel":"default/firehose","authorization":)" +
+                            auth_only.auth_json() + "}";
+    stuck.write(asio::buffer(sub));
+
+    ws_client fast(srv.port(), srv.api_key());
+    fast.subscribe("fast", "default/firehose");
+    ASSERT_TRUE(fast.expect_type("subscribe_success"));
+    ws_client pub(srv.port(), srv.api_key());
+    const std::string big = "\"" + std::string(16000, 'x') + "\"";
+    int published = 0;
+    int received = 0;
+    bool closed = false;
+    for (int round = 0; round < 3000 && !closed; ++round) {
+        pub.publish("p" + std::to_string(round), "default/firehose", {big});
+        ASSERT_TRUE(pub.expect_type("publish_success"));
+        ++published;
+        ASSERT_TRUE(fast.expect_type("data"));
+        ++received;
+        if (round % 50 == 49) {
+            auto h = http_request(srv.port(), http::verb::get, "/healthz", "", {});
+            closed = json::parse(h.body).at("slowConsumerCloses").as_int64() >= 1;
+        }
+    }
+    EXPECT_TRUE(closed) << "the stuck subscriber was never closed";
+    EXPECT_EQ(received, published) << "the fast subscriber lost events";
+}
+
+TEST(ServerTest, ClosesConnectionsAtTheirLifetime) {
+    server_process srv({"--connection-lifetime-ms", "300"});
+    ws_client c(srv.port(), srv.api_key());
+    c.init();
+    ASSERT_TRUE(c.expect_type("connection_ack"));
+    EXPECT_TRUE(c.wait_closed(5s));
+    EXPECT_EQ(c.close_code(), 1000);
+}
+
+TEST(ServerTest, ShutsDownGracefullyOnSigterm) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("s", "default/a");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    std::thread reader([&] { c.wait_closed(10s); });
+    EXPECT_EQ(srv.terminate(), 0);
+    reader.join();
+    EXPECT_TRUE(c.closed());
+    EXPECT_EQ(c.close_code(), 1001);
+}
+
+TEST(ServerTest, PrintsAGeneratedKeyWhenNoneIsConfigured) {
+    // Without --api-key the server generates one; a connect with some other key is refused.
+    server_process srv({}, "");
+    ws_client c(srv.port(), "not-the-generated-key");
+    auto e = c.read_json();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(str(e->at("type")), "connection_error");
+}
+
+}  // namespace
+}  // namespace eventcast::testing
