@@ -1,15 +1,20 @@
-// Command line, environment and config file for `eventcast serve`, through CLI11. CLI11 applies
-// exactly our precedence (flag > EVENTCAST_<NAME> > config file > default) and reads the TOML
-// subset we need (flat `key = value` and arrays), so no second parser is involved.
+// Command line, environment and config file for `eventcast serve`, through CLI11, which reads
+// the TOML subset we need (flat `key = value` and arrays), so no second parser is involved. Our
+// precedence is flag > EVENTCAST_<NAME> > config file > default; CLI11 alone would put the file
+// above the environment, see with_environment().
 #include "core/config.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <charconv>
-#include <iomanip>
+#include <cstdlib>
 #include <ctime>
+#include <iomanip>
+#include <memory>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 namespace eventcast::core {
 
@@ -54,6 +59,45 @@ bool valid_namespace_name(std::string_view s) {
         if (!alnum(c) && c != '-')
             return false;
     return alnum(s.front()) && alnum(s.back());
+}
+
+// A config file format that yields nothing, for the first pass of with_environment().
+class no_config_file : public CLI::Config {
+public:
+    std::string to_config(const CLI::App*, bool, bool, std::string) const override { return {}; }
+    std::vector<CLI::ConfigItem> from_config(std::istream&) const override { return {}; }
+};
+
+// CLI11 2.1 reads the config file first and lets EVENTCAST_<NAME> fill only the options still
+// unset, which would put the file above the environment. Our order is flag > environment > file,
+// so the environment goes in as `--name=value` arguments, which beat the file, for each option
+// the command line leaves unset. A first parse of `app` with no environment and no file tells
+// which those are; the real parse clears it. Returns the arguments for the real parse.
+std::vector<std::string> with_environment(CLI::App& app, int argc, const char* const* argv) {
+    std::vector<std::string> args(argv, argv + argc);
+    std::vector<std::pair<CLI::Option*, std::string>> env_options;
+    for (auto* opt : app.get_options()) {
+        if (opt->get_envname().empty())
+            continue;
+        env_options.emplace_back(opt, opt->get_envname());
+        opt->envname("");
+    }
+    const auto file_format = app.get_config_formatter();
+    app.config_formatter(std::make_shared<no_config_file>());
+    bool parsed = true;
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::Error&) {
+        parsed = false;  // --help or a bad command line: the real parse reports it
+    }
+    app.config_formatter(file_format);
+    for (const auto& [opt, name] : env_options) {
+        opt->envname(name);
+        const char* value = std::getenv(name.c_str());
+        if (parsed && !args.empty() && opt->count() == 0 && value && *value)
+            args.insert(args.begin() + 1, opt->get_name() + "=" + value);
+    }
+    return args;
 }
 
 }  // namespace
@@ -126,8 +170,63 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     app.add_option("--handshake-timeout-ms", handshake_ms, "TLS and HTTP upgrade deadline")
         ->envname(env("HANDSHAKE_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
 
+    // POST /chat and the model providers (spec/model-providers.md).
+    auto& c = cfg.chat;
+    std::int64_t coalesce_ms = c.coalesce.count();
+    std::int64_t retention_s = c.retention.count();
+    std::int64_t connect_ms = c.connect_timeout.count();
+    std::int64_t idle_ms = c.idle_timeout.count();
+    std::int64_t pace_ms = c.demo_pace.count();
+    app.add_option("--chat-namespace", c.chat_namespace, "namespace of chat channels /<ns>/<userId>")
+        ->envname(env("CHAT_NAMESPACE"))->capture_default_str();
+    app.add_option("--chat-provider", c.provider,
+                   "default model provider: demo, openai or bedrock (empty: openai or bedrock "
+                   "when configured, else demo)")
+        ->envname(env("CHAT_PROVIDER"));
+    app.add_option("--chat-coalesce-ms", coalesce_ms, "deltas within this window go out as one event")
+        ->envname(env("CHAT_COALESCE_MS"))->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--chat-max-streams", c.max_streams, "concurrent chat streams")
+        ->envname(env("CHAT_MAX_STREAMS"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--chat-max-streams-per-user", c.max_streams_per_user,
+                   "concurrent chat streams per userId")
+        ->envname(env("CHAT_MAX_STREAMS_PER_USER"))->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--chat-max-prompt-bytes", c.max_prompt_bytes, "prompt + messages + system")
+        ->envname(env("CHAT_MAX_PROMPT_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--chat-retention-s", retention_s, "finished streams stay readable this long")
+        ->envname(env("CHAT_RETENTION_S"))->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--chat-connect-timeout-ms", connect_ms, "provider connect timeout")
+        ->envname(env("CHAT_CONNECT_TIMEOUT_MS"))->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--chat-idle-timeout-ms", idle_ms, "no byte from the provider this long: error")
+        ->envname(env("CHAT_IDLE_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--demo-pace-ms", pace_ms, "demo model: delay between chunks")
+        ->envname(env("DEMO_PACE_MS"))->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--demo-words-per-chunk", c.demo_words_per_chunk, "demo model: words per chunk")
+        ->envname(env("DEMO_WORDS_PER_CHUNK"))->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--bedrock-region", c.bedrock_region,
+                   "AWS region (empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS)")
+        ->envname(env("BEDROCK_REGION"));
+    app.add_option("--bedrock-model", c.bedrock_model, "Bedrock model id")
+        ->envname(env("BEDROCK_MODEL"))->capture_default_str();
+    app.add_option("--bedrock-endpoint", c.bedrock_endpoint,
+                   "Bedrock runtime URL (empty: https://bedrock-runtime.<region>.amazonaws.com)")
+        ->envname(env("BEDROCK_ENDPOINT"));
+    app.add_option("--openai-base-url", c.openai_base_url,
+                   "OpenAI-compatible server, e.g. http://127.0.0.1:11434 (Ollama)")
+        ->envname(env("OPENAI_BASE_URL"));
+    app.add_option("--openai-model", c.openai_model, "model name for the OpenAI-compatible server")
+        ->envname(env("OPENAI_MODEL"));
+    app.add_option("--openai-max-tokens-field", c.openai_max_tokens_field,
+                   "max_tokens, or max_completion_tokens for OpenAI proper")
+        ->envname(env("OPENAI_MAX_TOKENS_FIELD"))->capture_default_str();
+
+    const auto args = with_environment(app, argc, argv);
+    std::vector<const char*> arg_ptrs;
+    for (const auto& a : args)
+        arg_ptrs.push_back(a.c_str());
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
     } catch (const CLI::CallForHelp&) {
         return std::vector<std::string>{"help:" + app.help()};
     } catch (const CLI::ParseError& e) {
@@ -157,6 +256,24 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     l.keepalive_interval = std::chrono::milliseconds(keepalive_ms);
     l.connection_timeout = std::chrono::milliseconds(conn_timeout_ms);
     l.handshake_timeout = std::chrono::milliseconds(handshake_ms);
+    c.coalesce = std::chrono::milliseconds(coalesce_ms);
+    c.retention = std::chrono::seconds(retention_s);
+    c.connect_timeout = std::chrono::milliseconds(connect_ms);
+    c.idle_timeout = std::chrono::milliseconds(idle_ms);
+    c.demo_pace = std::chrono::milliseconds(pace_ms);
+    // Secrets come from the environment only, so they never sit in a file or a process list.
+    if (const char* key = std::getenv("EVENTCAST_OPENAI_API_KEY"))
+        c.openai_api_key = key;
+    else if (const char* key2 = std::getenv("OPENAI_API_KEY"))
+        c.openai_api_key = key2;
+    if (!valid_namespace_name(c.chat_namespace))
+        problems.push_back("--chat-namespace: '" + c.chat_namespace + "' is not a namespace name");
+    else if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), c.chat_namespace) ==
+             cfg.namespaces.end())
+        problems.push_back("--chat-namespace: '" + c.chat_namespace +
+                           "' is not one of the --namespace values");
+    if (c.provider == "openai" && c.openai_base_url.empty())
+        problems.push_back("--chat-provider openai needs --openai-base-url");
     if (l.max_event_bytes > l.max_frame_bytes)
         problems.push_back("--max-event-bytes must not exceed --max-frame-bytes");
     if (!problems.empty())

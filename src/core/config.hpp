@@ -36,6 +36,31 @@ struct api_key {
     std::optional<std::chrono::system_clock::time_point> expires;  // none: never
 };
 
+/// POST /chat and the model providers (spec/model-providers.md).
+struct chat_config {
+    std::string chat_namespace = "BedrockChat";  // events go to /<chat_namespace>/<userId>
+    std::string provider;  // default provider: "" picks openai/bedrock when configured, else demo
+    std::chrono::milliseconds coalesce{20};  // deltas within this window go out as one event
+    std::size_t max_streams = 1000;           // concurrent streams; past it: 429
+    std::size_t max_streams_per_user = 4;     // concurrent streams per userId; past it: 429
+    std::size_t max_prompt_bytes = 64 * 1024;  // prompt + messages + system
+    std::chrono::seconds retention{600};      // finished streams stay readable this long
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds idle_timeout{120'000};  // no byte from the provider this long: error
+    // demo: the offline model
+    std::chrono::milliseconds demo_pace{30};
+    std::size_t demo_words_per_chunk = 1;
+    // bedrock
+    std::string bedrock_region;    // empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS
+    std::string bedrock_model = "anthropic.claude-3-haiku-20240307-v1:0";
+    std::string bedrock_endpoint;  // empty: https://bedrock-runtime.<region>.amazonaws.com
+    // openai-compatible
+    std::string openai_base_url;   // e.g. http://127.0.0.1:11434 (Ollama); empty: not configured
+    std::string openai_model;
+    std::string openai_api_key;    // from EVENTCAST_OPENAI_API_KEY only; never logged
+    std::string openai_max_tokens_field = "max_tokens";  // OpenAI proper: max_completion_tokens
+};
+
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
@@ -51,9 +76,11 @@ struct config {
     bool log_json = false;
     std::vector<std::string> cors_origins{"*"};
     limits lim;
+    chat_config chat;
 };
 
-/// Parses the command line of `eventcast serve` (argv[0] is the program, argv[1] "serve").
+/// Parses the command line of `eventcast serve`: argv[0] is "serve" (main passes argv + 1), the
+/// options follow. Precedence: flag > EVENTCAST_<NAME> environment > --config file > default.
 /// On failure returns every problem, one line each. `--help` is reported as the single line
 /// "help:<text>" so main can print it and exit 0.
 boost::system::result<config, std::vector<std::string>> load_config(int argc, const char* const* argv);

@@ -2,6 +2,8 @@
 // unauthenticated caller learns nothing about the server's namespaces.
 #include "net/http_routes.hpp"
 
+#include "chat/chat_service.hpp"
+
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -126,9 +128,65 @@ http_response http_error(unsigned status, std::string_view error_type, std::stri
     return res;
 }
 
-http_response handle_http(const http_request& req, server_context& ctx) {
-    core::stats::add(ctx.api.stats().http_requests);
-    const auto path = path_of(req.target());
+namespace {
+
+http_response answer_to_response(const chat::http_answer& a, unsigned version, bool keep_alive,
+                                 const core::config& cfg, std::string_view origin) {
+    http_response res{static_cast<http::status>(a.status), version};
+    res.set(http::field::server, "eventcast");
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    if (!a.error_type.empty())
+        res.set("x-amzn-ErrorType", a.error_type);
+    add_cors(res, cfg, origin);
+    res.keep_alive(keep_alive);
+    res.body() = a.body;
+    res.prepare_payload();
+    return res;
+}
+
+// POST /chat, GET /chat/<id>, POST /chat/<id>/cancel. Same API-key auth as POST /event.
+void chat_route(const http_request& req, std::string_view path, server_context& ctx,
+                http_responder& respond) {
+    const auto origin = req[http::field::origin];
+    if (!ctx.chat)
+        return respond(http_error(404, "NotFoundException", "chat is not enabled on this server",
+                                  req.version(), req.keep_alive(), ctx.cfg, origin));
+    if (auto r = ctx.api.authorize(request_credentials(req), "chat"); !r)
+        return respond(protocol_error_response(r.error(), req, ctx.cfg));
+    const auto version = req.version();
+    const bool keep_alive = req.keep_alive();
+    if (path == "/chat") {
+        if (req.method() != http::verb::post)
+            return respond(http_error(405, "BadRequestException", "/chat accepts POST only",
+                                      version, keep_alive, ctx.cfg, origin));
+        const auto content_type = req[http::field::content_type];
+        if (!content_type.empty() && content_type.substr(0, 16) != "application/json")
+            return respond(http_error(415, "BadRequestException",
+                                      "content-type is not supported; send application/json",
+                                      version, keep_alive, ctx.cfg, origin));
+        const core::config& cfg = ctx.cfg;
+        ctx.chat->start(req.body(), [respond = std::move(respond), version, keep_alive, &cfg,
+                                     origin = std::string(origin)](chat::http_answer a) {
+            respond(answer_to_response(a, version, keep_alive, cfg, origin));
+        });
+        return;
+    }
+    auto rest = path.substr(6);  // after "/chat/"
+    const auto slash = rest.find('/');
+    const auto id = rest.substr(0, slash);
+    const auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    if (action.empty() && req.method() == http::verb::get)
+        return respond(answer_to_response(ctx.chat->status(id), version, keep_alive, ctx.cfg, origin));
+    if (action == "/cancel" && req.method() == http::verb::post)
+        return respond(answer_to_response(ctx.chat->cancel(id), version, keep_alive, ctx.cfg, origin));
+    respond(http_error(404, "NotFoundException",
+                       "chat routes: POST /chat, GET /chat/<streamId>, POST /chat/<streamId>/cancel",
+                       version, keep_alive, ctx.cfg, origin));
+}
+
+http_response route(const http_request& req, server_context& ctx) {
+    const auto path = path_of(std::string_view(req.target().data(), req.target().size()));
     const auto verb = req.method();
     if (verb == http::verb::options)
         return preflight(req, ctx.cfg);
@@ -157,8 +215,19 @@ http_response handle_http(const http_request& req, server_context& ctx) {
     return http_error(404, "NotFoundException",
                       "no route for " + std::string(req.method_string()) + " " +
                           std::string(path.substr(0, 100)) +
-                          "; routes: POST /event, GET /event/realtime (WebSocket), GET /healthz",
+                          "; routes: POST /event, GET /event/realtime (WebSocket), POST /chat, GET /healthz",
                       req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
+}
+
+}  // namespace
+
+void handle_http(const http_request& req, server_context& ctx, http_responder respond) {
+    core::stats::add(ctx.api.stats().http_requests);
+    const auto target = std::string_view(req.target().data(), req.target().size());
+    const auto path = path_of(target);
+    if (req.method() != http::verb::options && (path == "/chat" || path.substr(0, 6) == "/chat/"))
+        return chat_route(req, path, ctx, respond);
+    respond(route(req, ctx));
 }
 
 }  // namespace eventcast::net

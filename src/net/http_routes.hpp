@@ -8,13 +8,19 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <functional>
+
 namespace eventcast::net {
 
 using http_response = boost::beast::http::response<boost::beast::http::string_body>;
 
-/// Answers one HTTP request. Errors use the AppSync shape: status, x-amzn-ErrorType, and
+using http_responder = std::function<void(http_response)>;
+
+/// Answers one HTTP request through `respond`, called exactly once: at once for most routes,
+/// later (from another thread) for POST /chat, which answers when the provider has accepted.
+/// Errors use the AppSync shape: status, x-amzn-ErrorType, and
 /// {"errors":[{"errorType","message"}],"message"} (spec §10.4).
-http_response handle_http(const http_request& req, server_context& ctx);
+void handle_http(const http_request& req, server_context& ctx, http_responder respond);
 
 /// An error response in the same shape, for failures found before routing (413, 431, 400).
 http_response http_error(unsigned status, std::string_view error_type, std::string_view message,

@@ -81,7 +81,12 @@ protected:
 
         if (beast::websocket::is_upgrade(req))
             return upgrade(std::move(req));
-        write(handle_http(req, ctx_));
+        // The answer may come later from another thread (POST /chat); hop back onto our strand.
+        handle_http(req, ctx_, [self = derived().shared_from_this()](http_response res) {
+            asio::dispatch(self->strand_, [self, res = std::move(res)]() mutable {
+                self->write(std::move(res));
+            });
+        });
     }
 
     void upgrade(http_request&& req) {

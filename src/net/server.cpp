@@ -16,10 +16,11 @@ namespace eventcast::net {
 
 namespace asio = boost::asio;
 
-server::server(const core::config& cfg, api::event_api& api, tls_setup& tls)
+server::server(const core::config& cfg, api::event_api& api, chat::chat_service* chat,
+               tls_setup& tls)
     : cfg_(cfg),
       ioc_(static_cast<int>(cfg.threads)),
-      ctx_{api, cfg, tls.context, registry_, {}},
+      ctx_{api, chat, cfg, tls.context, registry_, {}},
       acceptor_(ioc_),
       signals_(ioc_, SIGINT, SIGTERM),
       last_resort_(ioc_) {

@@ -18,7 +18,7 @@ namespace eventcast::net {
 class server {
 public:
     /// Binds the port (throws std::runtime_error with the reason if it cannot).
-    server(const core::config& cfg, api::event_api& api, tls_setup& tls);
+    server(const core::config& cfg, api::event_api& api, chat::chat_service* chat, tls_setup& tls);
 
     /// The port actually bound (useful with --port 0).
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }

@@ -4,6 +4,10 @@
 
 #include "api/event_api.hpp"
 
+namespace eventcast::chat {
+class chat_service;
+}
+
 #include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
@@ -60,6 +64,7 @@ private:
 
 struct server_context {
     api::event_api& api;
+    chat::chat_service* chat;  // null: /chat answers 404
     const core::config& cfg;
     boost::asio::ssl::context& ssl;
     session_registry& registry;

@@ -1,0 +1,509 @@
+// Chat streams. Each stream is a completion_sink: provider callbacks (llm thread) publish events
+// through the same event_api as any client publish, so wildcard subscribers, limits and the
+// broker's ordering all apply. A stream's mutex orders its events; seq is assigned under it.
+#include "chat/chat_service.hpp"
+
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "events/channel.hpp"
+
+#include <boost/json.hpp>
+
+namespace eventcast::chat {
+
+namespace json = boost::json;
+
+namespace {
+
+http_answer error_answer(unsigned status, std::string type, std::string message) {
+    json::object o;
+    json::array errors;
+    errors.push_back(json::object{{"errorType", type}, {"message", message}});
+    o["errors"] = std::move(errors);
+    o["message"] = message;
+    return {status, json::serialize(o), std::move(type)};
+}
+
+std::string kind_of(const json::value& v) {
+    switch (v.kind()) {
+        case json::kind::null: return "null";
+        case json::kind::bool_: return "a boolean";
+        case json::kind::string: return "a string";
+        case json::kind::array: return "an array";
+        case json::kind::object: return "an object";
+        default: return "a number";
+    }
+}
+
+struct parsed_request {
+    std::string user_id;
+    std::string provider;
+    bool wait = false;
+    llm::completion_request completion;
+};
+
+// Validates the body of POST /chat. Every error says which field and what is allowed.
+boost::system::result<parsed_request, http_answer> parse_request(std::string_view body,
+                                                                 const core::chat_config& cfg) {
+    auto bad = [](std::string msg) {
+        return error_answer(400, "BadRequestException", std::move(msg));
+    };
+    json::error_code ec;
+    json::parse_options opt;
+    opt.max_depth = 16;
+    auto root = json::parse(json::string_view(body.data(), body.size()), ec, {}, opt);
+    if (ec)
+        return bad("request body is not valid JSON: " + ec.message() +
+                   R"(; expected {"userId":"alice","prompt":"Hello"})");
+    const auto* o = root.if_object();
+    if (!o)
+        return bad("request body is " + kind_of(root) +
+                   R"(; expected {"userId":"alice","prompt":"Hello"})");
+    parsed_request r;
+    const auto* user = o->if_contains("userId");
+    if (!user || !user->is_string())
+        return bad(std::string("'userId' is ") + (user ? kind_of(*user) : "missing") +
+                   "; expected a string that is a channel segment (1..50 of A-Z a-z 0-9 -)");
+    r.user_id = std::string(user->as_string());
+    if (!events::valid_segment(r.user_id))
+        return bad("'userId' '" + r.user_id.substr(0, 60) +
+                   "' is not a channel segment: it becomes /" + cfg.chat_namespace +
+                   "/<userId>; allowed: 1..50 of A-Z a-z 0-9 and '-', starting and ending with "
+                   "a letter or digit");
+    std::size_t total_bytes = 0;
+    if (const auto* msgs = o->if_contains("messages"); msgs && !msgs->is_null()) {
+        const auto* arr = msgs->if_array();
+        if (!arr)
+            return bad("'messages' is " + kind_of(*msgs) +
+                       R"(; expected [{"role":"user","content":"..."},...])");
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const auto* m = (*arr)[i].if_object();
+            const auto where = "messages[" + std::to_string(i) + "]";
+            if (!m)
+                return bad(where + R"( is not an object like {"role":"user","content":"..."})");
+            const auto* role = m->if_contains("role");
+            const auto* content = m->if_contains("content");
+            if (!role || !role->is_string() ||
+                (role->as_string() != "user" && role->as_string() != "assistant"))
+                return bad(where + ".role must be \"user\" or \"assistant\"");
+            if (!content || !content->is_string())
+                return bad(where + ".content must be a string");
+            total_bytes += content->as_string().size();
+            r.completion.messages.push_back(
+                {std::string(role->as_string()), std::string(content->as_string())});
+        }
+    }
+    const auto* prompt = o->if_contains("prompt");
+    if (prompt && !prompt->is_null()) {
+        if (!prompt->is_string())
+            return bad("'prompt' is " + kind_of(*prompt) + "; expected a string");
+        if (prompt->as_string().empty())
+            return bad("'prompt' is empty");
+        total_bytes += prompt->as_string().size();
+        r.completion.messages.push_back({"user", std::string(prompt->as_string())});
+    }
+    if (r.completion.messages.empty())
+        return bad("'prompt' is missing; give a prompt (a string) or messages");
+    if (r.completion.messages.back().role != "user")
+        return bad("the conversation must end with a user message; add a 'prompt'");
+    if (const auto* sys = o->if_contains("system"); sys && !sys->is_null()) {
+        if (!sys->is_string())
+            return bad("'system' is " + kind_of(*sys) + "; expected a string");
+        r.completion.system = std::string(sys->as_string());
+        total_bytes += r.completion.system.size();
+    }
+    if (total_bytes > cfg.max_prompt_bytes)
+        return error_answer(413, "BadRequestException",
+                            "prompt, messages and system are " + std::to_string(total_bytes) +
+                                " bytes; the limit is " + std::to_string(cfg.max_prompt_bytes) +
+                                " (--chat-max-prompt-bytes)");
+    if (const auto* m = o->if_contains("model"); m && !m->is_null()) {
+        if (!m->is_string() || m->as_string().empty() || m->as_string().size() > 2048)
+            return bad("'model' must be a model id string of 1..2048 characters");
+        r.completion.model = std::string(m->as_string());
+    }
+    if (const auto* p = o->if_contains("provider"); p && !p->is_null()) {
+        if (!p->is_string())
+            return bad("'provider' is " + kind_of(*p) + "; expected a string");
+        r.provider = std::string(p->as_string());
+    }
+    if (const auto* mt = o->if_contains("maxTokens"); mt && !mt->is_null()) {
+        if (!mt->is_int64() || mt->as_int64() < 1 || mt->as_int64() > 1'000'000)
+            return bad("'maxTokens' must be an integer from 1 to 1000000");
+        r.completion.max_tokens = mt->as_int64();
+    }
+    if (const auto* t = o->if_contains("temperature"); t && !t->is_null()) {
+        if (!t->is_number())
+            return bad("'temperature' must be a number from 0 to 2");
+        const double v = t->to_number<double>();
+        if (v < 0 || v > 2)
+            return bad("'temperature' must be a number from 0 to 2");
+        r.completion.temperature = v;
+    }
+    if (const auto* w = o->if_contains("wait"); w && !w->is_null()) {
+        if (!w->is_bool())
+            return bad("'wait' must be true or false");
+        r.wait = w->as_bool();
+    }
+    return r;
+}
+
+// Maps a provider's refusal before streaming to what our caller should see.
+http_answer provider_refusal(const llm::provider_error& e, std::string_view provider) {
+    unsigned status = 502;
+    if (e.http_status == 429 || e.type == "ThrottlingException" || e.type == "ModelNotReadyException")
+        status = 429;
+    else if (e.http_status == 400 || e.http_status == 404 || e.http_status == 413 ||
+             e.http_status == 422 || e.type == "ValidationException")
+        status = 400;  // the request (model, prompt, parameters) was refused: the caller's to fix
+    else if (e.type == "Timeout")
+        status = 504;
+    const auto type = e.type.empty() ? std::string("ProviderError") : e.type;
+    return error_answer(status, type,
+                        std::string(provider) + " refused the request: " + e.message);
+}
+
+}  // namespace
+
+/// One stream. Its mutex guards everything below; provider callbacks and HTTP calls meet here.
+class chat_stream final : public llm::completion_sink,
+                          public std::enable_shared_from_this<chat_stream> {
+public:
+    chat_stream(chat_service& svc, std::string id, std::string user, events::channel_path channel,
+                std::string provider, std::string model, bool wait,
+                chat_service::responder respond)
+        : svc_(svc),
+          id_(std::move(id)),
+          user_(std::move(user)),
+          channel_(std::move(channel)),
+          provider_(std::move(provider)),
+          model_(std::move(model)),
+          wait_(wait),
+          respond_(std::move(respond)) {}
+
+    void attach(std::shared_ptr<llm::completion> c) {
+        std::lock_guard lock(mutex_);
+        completion_ = std::move(c);
+        if (cancel_requested_ && completion_)
+            completion_->cancel();
+    }
+
+    const std::string& user() const noexcept { return user_; }
+    bool ended() const {
+        std::lock_guard lock(mutex_);
+        return state_ == state::ended;
+    }
+    std::chrono::steady_clock::time_point ended_at() const {
+        std::lock_guard lock(mutex_);
+        return ended_at_;
+    }
+
+    void on_accepted() override {
+        std::lock_guard lock(mutex_);
+        if (state_ != state::starting)
+            return;
+        state_ = state::streaming;
+        json::object start{{"type", "start"},   {"streamId", id_},     {"seq", seq_++},
+                           {"model", model_},   {"provider", provider_}};
+        if (provider_ == "demo")
+            start["note"] = "offline demo model: a deterministic answer, not a real LLM";
+        publish(start);
+        if (!wait_)
+            answer(ok_body(false));
+    }
+
+    void on_text(std::string_view text) override {
+        std::lock_guard lock(mutex_);
+        if (state_ != state::streaming || text.empty())
+            return;
+        text_ += text;
+        pending_ += text;
+        if (svc_.cfg_.chat.coalesce.count() == 0)
+            return flush_locked();
+        if (!flush_scheduled_) {
+            flush_scheduled_ = true;
+            svc_.transport_.schedule(svc_.cfg_.chat.coalesce,
+                                     [self = shared_from_this()] { self->flush(); });
+        }
+    }
+
+    void on_finished(std::string stop_reason, llm::token_usage usage) override {
+        {
+            std::lock_guard lock(mutex_);
+            if (state_ == state::ended)
+                return;
+            if (state_ == state::starting) {
+                // Cancelled before the provider answered: nothing was published.
+                end_locked("cancelled");
+                answer(error_answer(409, "StreamCancelled",
+                                    "stream " + id_ + " was cancelled before the provider answered"));
+            } else {
+                flush_locked();
+                stop_reason_ = std::move(stop_reason);
+                usage_ = usage;
+                json::object end{{"type", "end"}, {"streamId", id_}, {"seq", seq_++},
+                                 {"stopReason", stop_reason_}};
+                if (usage.input_tokens >= 0 || usage.output_tokens >= 0) {
+                    json::object u;
+                    if (usage.input_tokens >= 0)
+                        u["inputTokens"] = usage.input_tokens;
+                    if (usage.output_tokens >= 0)
+                        u["outputTokens"] = usage.output_tokens;
+                    end["usage"] = std::move(u);
+                }
+                publish(end);
+                end_locked(stop_reason_ == "cancelled" ? "cancelled" : "completed");
+                if (wait_)
+                    answer(ok_body(true));
+            }
+        }
+        svc_.finished(*this);
+    }
+
+    void on_failed(llm::provider_error e) override {
+        {
+            std::lock_guard lock(mutex_);
+            if (state_ == state::ended)
+                return;
+            log::warn("chat [{}] {} failed: {} {}", id_, provider_, e.type, e.message);
+            error_ = e;
+            if (state_ == state::starting) {
+                end_locked("failed");
+                answer(provider_refusal(e, provider_));
+            } else {
+                flush_locked();
+                publish(json::object{{"type", "error"}, {"streamId", id_}, {"seq", seq_++},
+                                     {"errorType", e.type}, {"message", e.message}});
+                end_locked("failed");
+                if (wait_) {
+                    auto a = provider_refusal(e, provider_);
+                    answer(std::move(a));
+                }
+            }
+        }
+        svc_.finished(*this);
+    }
+
+    void cancel() {
+        std::shared_ptr<llm::completion> c;
+        {
+            std::lock_guard lock(mutex_);
+            if (state_ == state::ended)
+                return;
+            cancel_requested_ = true;
+            c = completion_;
+        }
+        if (c)
+            c->cancel();
+    }
+
+    json::object status_json() const {
+        std::lock_guard lock(mutex_);
+        json::object o{{"streamId", id_},     {"userId", user_},     {"channel", "/" + channel_.str()},
+                       {"provider", provider_}, {"model", model_},  {"status", status_name()},
+                       {"text", text_},       {"seq", seq_ == 0 ? 0 : seq_ - 1}};
+        if (!stop_reason_.empty())
+            o["stopReason"] = stop_reason_;
+        if (error_)
+            o["error"] = json::object{{"errorType", error_->type}, {"message", error_->message}};
+        return o;
+    }
+
+private:
+    enum class state { starting, streaming, ended };
+
+    void flush() {
+        std::lock_guard lock(mutex_);
+        flush_scheduled_ = false;
+        if (state_ == state::streaming)
+            flush_locked();
+    }
+
+    void flush_locked() {
+        if (pending_.empty())
+            return;
+        publish(json::object{{"type", "delta"}, {"streamId", id_}, {"seq", seq_++},
+                             {"data", pending_}});
+        pending_.clear();
+    }
+
+    void publish(const json::object& event) {
+        svc_.api_.publish(channel_, {json::serialize(event)});
+    }
+
+    void end_locked(const char* outcome) {
+        state_ = state::ended;
+        outcome_ = outcome;
+        ended_at_ = std::chrono::steady_clock::now();
+        completion_.reset();
+    }
+
+    const char* status_name() const {
+        if (state_ == state::starting)
+            return "starting";
+        if (state_ == state::streaming)
+            return "streaming";
+        return outcome_;
+    }
+
+    http_answer ok_body(bool with_result) const {
+        json::object o{{"channel", "/" + channel_.str()},
+                       {"streamId", id_},
+                       {"provider", provider_},
+                       {"model", model_}};
+        if (with_result) {
+            o["status"] = status_name();
+            o["text"] = text_;
+            o["stopReason"] = stop_reason_;
+            if (usage_.input_tokens >= 0 || usage_.output_tokens >= 0)
+                o["usage"] = json::object{{"inputTokens", usage_.input_tokens},
+                                          {"outputTokens", usage_.output_tokens}};
+        }
+        return {200, json::serialize(o), {}};
+    }
+
+    void answer(http_answer a) {
+        if (!respond_)
+            return;
+        auto r = std::move(respond_);
+        respond_ = nullptr;
+        r(std::move(a));
+    }
+
+    chat_service& svc_;
+    const std::string id_;
+    const std::string user_;
+    const events::channel_path channel_;
+    const std::string provider_;
+    const std::string model_;
+    const bool wait_;
+
+    mutable std::mutex mutex_;
+    chat_service::responder respond_;
+    std::shared_ptr<llm::completion> completion_;
+    state state_ = state::starting;
+    const char* outcome_ = "starting";
+    std::int64_t seq_ = 0;  // next seq to assign
+    std::string text_;      // everything streamed so far
+    std::string pending_;   // not yet published (coalescing window)
+    bool flush_scheduled_ = false;
+    bool cancel_requested_ = false;
+    std::string stop_reason_;
+    llm::token_usage usage_;
+    std::optional<llm::provider_error> error_;
+    std::chrono::steady_clock::time_point ended_at_;
+};
+
+chat_service::chat_service(const core::config& cfg, api::event_api& api, llm::transport& transport,
+                           std::map<std::string, std::unique_ptr<llm::provider>> providers,
+                           std::string default_provider)
+    : cfg_(cfg),
+      api_(api),
+      transport_(transport),
+      providers_(std::move(providers)),
+      default_provider_(std::move(default_provider)) {}
+
+chat_service::~chat_service() = default;
+
+void chat_service::start(std::string_view body, responder respond) {
+    auto parsed = parse_request(body, cfg_.chat);
+    if (!parsed)
+        return respond(std::move(parsed.error()));
+    auto& req = *parsed;
+    const std::string provider_name = req.provider.empty() ? default_provider_ : req.provider;
+    auto pit = providers_.find(provider_name);
+    if (pit == providers_.end()) {
+        std::string names;
+        for (const auto& [n, p] : providers_)
+            names += (names.empty() ? "" : ", ") + n;
+        return respond(error_answer(400, "BadRequestException",
+                                    "provider '" + provider_name.substr(0, 40) +
+                                        "' is not configured; available: " + names));
+    }
+    llm::provider& provider = *pit->second;
+    if (req.completion.model.empty())
+        req.completion.model = std::string(provider.default_model());
+    auto channel = events::channel_path::parse(cfg_.chat.chat_namespace + "/" + req.user_id);
+    if (!channel)
+        return respond(error_answer(400, "BadRequestException", channel.error().message));
+
+    std::shared_ptr<chat_stream> stream;
+    {
+        std::lock_guard lock(mutex_);
+        // Forget finished streams past their retention.
+        const auto now = std::chrono::steady_clock::now();
+        for (auto it = streams_.begin(); it != streams_.end();) {
+            if (it->second->ended() && now - it->second->ended_at() > cfg_.chat.retention)
+                it = streams_.erase(it);
+            else
+                ++it;
+        }
+        if (active_ >= cfg_.chat.max_streams)
+            return respond(error_answer(429, "LimitExceededException",
+                                        "the server has " + std::to_string(active_) +
+                                            " streams running; the limit is " +
+                                            std::to_string(cfg_.chat.max_streams)));
+        auto& per_user = active_per_user_[req.user_id];
+        if (per_user >= cfg_.chat.max_streams_per_user)
+            return respond(error_answer(429, "LimitExceededException",
+                                        "user '" + req.user_id + "' has " +
+                                            std::to_string(per_user) +
+                                            " streams running; the limit is " +
+                                            std::to_string(cfg_.chat.max_streams_per_user)));
+        ++per_user;
+        ++active_;
+        auto id = "s-" + core::random_secret_hex(8);
+        stream = std::make_shared<chat_stream>(*this, id, req.user_id, std::move(*channel),
+                                               provider_name, req.completion.model, req.wait,
+                                               std::move(respond));
+        streams_.emplace(std::move(id), stream);
+    }
+    log::debug("chat stream for user={} provider={} model={}", req.user_id, provider_name,
+               req.completion.model);
+    stream->attach(provider.start(std::move(req.completion), stream));
+}
+
+void chat_service::finished(const chat_stream& s) {
+    std::lock_guard lock(mutex_);
+    --active_;
+    auto it = active_per_user_.find(s.user());
+    if (it != active_per_user_.end() && --it->second == 0)
+        active_per_user_.erase(it);
+}
+
+http_answer chat_service::status(std::string_view stream_id) {
+    std::shared_ptr<chat_stream> s;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = streams_.find(std::string(stream_id));
+        if (it != streams_.end())
+            s = it->second;
+    }
+    if (!s)
+        return error_answer(404, "NotFoundException",
+                            "no stream '" + std::string(stream_id.substr(0, 40)) +
+                                "' (finished streams are kept for --chat-retention-s)");
+    return {200, json::serialize(s->status_json()), {}};
+}
+
+http_answer chat_service::cancel(std::string_view stream_id) {
+    std::shared_ptr<chat_stream> s;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = streams_.find(std::string(stream_id));
+        if (it != streams_.end())
+            s = it->second;
+    }
+    if (!s)
+        return error_answer(404, "NotFoundException",
+                            "no stream '" + std::string(stream_id.substr(0, 40)) + "'");
+    s->cancel();
+    return {202, json::serialize(s->status_json()), {}};
+}
+
+std::size_t chat_service::active_streams() const {
+    std::lock_guard lock(mutex_);
+    return active_;
+}
+
+}  // namespace eventcast::chat

@@ -1,0 +1,69 @@
+// The chat service: POST /chat becomes a provider stream, and the stream becomes AppSync Events
+// on /<chat namespace>/<userId> (DESIGN.md §3): start, delta..., then end or error, with a
+// gapless seq, optional delta coalescing, cancellation, status and concurrency limits.
+#pragma once
+
+#include "api/event_api.hpp"
+#include "core/config.hpp"
+#include "llm/provider.hpp"
+#include "llm/transport.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace eventcast::chat {
+
+/// An HTTP answer for the net layer: status, JSON body, and x-amzn-ErrorType when an error.
+struct http_answer {
+    unsigned status = 200;
+    std::string body;
+    std::string error_type;
+};
+
+class chat_stream;
+
+/// Thread-safe. Provider callbacks arrive on the llm thread; HTTP calls on the net threads.
+class chat_service {
+public:
+    using responder = std::function<void(http_answer)>;
+
+    /// `providers` by name; `default_provider` must be one of them.
+    chat_service(const core::config& cfg, api::event_api& api, llm::transport& transport,
+                 std::map<std::string, std::unique_ptr<llm::provider>> providers,
+                 std::string default_provider);
+    ~chat_service();
+
+    /// Validates a POST /chat body and starts the stream. `respond` is called exactly once, from
+    /// any thread: at once on bad input or a limit, when the provider accepts (or refuses), or
+    /// at the end when the body asks for "wait": true.
+    void start(std::string_view body, responder respond);
+
+    /// GET /chat/<streamId>: status and the text so far.
+    http_answer status(std::string_view stream_id);
+    /// POST /chat/<streamId>/cancel.
+    http_answer cancel(std::string_view stream_id);
+
+    std::size_t active_streams() const;
+    const std::string& default_provider() const noexcept { return default_provider_; }
+
+private:
+    friend class chat_stream;
+    void finished(const chat_stream& s);  // called by a stream once it ends
+
+    const core::config& cfg_;
+    api::event_api& api_;
+    llm::transport& transport_;
+    std::map<std::string, std::unique_ptr<llm::provider>> providers_;
+    std::string default_provider_;
+
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::shared_ptr<chat_stream>> streams_;  // by streamId
+    std::unordered_map<std::string, std::size_t> active_per_user_;
+    std::size_t active_ = 0;
+};
+
+}  // namespace eventcast::chat

@@ -1,0 +1,289 @@
+// libcurl multi on one thread. Commands from other threads (start, cancel, timers) go through a
+// mutex-protected queue and curl_multi_wakeup; everything touching curl handles runs on the
+// llm thread. C callbacks are noexcept and never let an exception reach libcurl.
+#include "llm/transport.hpp"
+
+#include "core/log.hpp"
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_map>
+
+namespace eventcast::llm {
+
+namespace {
+
+struct curl_easy_deleter {
+    void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
+};
+using curl_easy_ptr = std::unique_ptr<CURL, curl_easy_deleter>;
+struct slist_deleter {
+    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+using slist_ptr = std::unique_ptr<curl_slist, slist_deleter>;
+
+struct transfer {
+    transport::transfer_id id = 0;
+    curl_easy_ptr easy;
+    slist_ptr headers;
+    std::string body;
+    std::shared_ptr<http_handler> handler;
+    long status = 0;
+    bool aborted_by_handler = false;
+    bool in_final_headers = false;
+};
+
+size_t on_write(char* data, size_t size, size_t count, void* user) noexcept {
+    auto* t = static_cast<transfer*>(user);
+    const size_t n = size * count;
+    try {
+        if (t->status == 0)
+            curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &t->status);
+        if (!t->handler->on_body(t->status, std::string_view(data, n))) {
+            t->aborted_by_handler = true;
+            return 0;  // CURLE_WRITE_ERROR
+        }
+        return n;
+    } catch (...) {
+        t->aborted_by_handler = true;
+        return 0;
+    }
+}
+
+size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
+    auto* t = static_cast<transfer*>(user);
+    const size_t n = size * count;
+    try {
+        std::string_view line(data, n);
+        if (line.substr(0, 5) == "HTTP/") {
+            // A new response starts (after 100 Continue, a redirect...): only the last counts.
+            t->in_final_headers = true;
+            return n;
+        }
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos)
+            return n;
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+            value.remove_prefix(1);
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+            value.remove_suffix(1);
+        t->handler->on_header(line.substr(0, colon), value);
+    } catch (...) {
+    }
+    return n;
+}
+
+}  // namespace
+
+struct transport::impl {
+    CURLM* multi = nullptr;
+    std::thread thread;
+    mutable std::mutex mutex;
+    std::vector<std::function<void()>> commands;  // guarded by mutex
+    bool stopping = false;                        // guarded by mutex
+    std::atomic<transfer_id> next_id{0};
+    std::atomic<std::size_t> active{0};
+
+    // llm thread only:
+    std::unordered_map<transfer_id, std::unique_ptr<transfer>> transfers;
+    std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers;
+
+    impl() {
+        multi = curl_multi_init();
+        if (!multi)
+            throw std::runtime_error("curl_multi_init failed");
+        thread = std::thread([this] { loop(); });
+    }
+
+    ~impl() {
+        stop();
+        curl_multi_cleanup(multi);
+    }
+
+    void stop() {
+        {
+            std::lock_guard lock(mutex);
+            stopping = true;
+        }
+        curl_multi_wakeup(multi);
+        if (thread.joinable())
+            thread.join();
+    }
+
+    void submit(std::function<void()> fn) {
+        {
+            std::lock_guard lock(mutex);
+            commands.push_back(std::move(fn));
+        }
+        curl_multi_wakeup(multi);
+    }
+
+    void add(transfer_id id, http_call call, std::shared_ptr<http_handler> handler) {
+        auto t = std::make_unique<transfer>();
+        t->id = id;
+        t->handler = std::move(handler);
+        t->easy.reset(curl_easy_init());
+        t->body = std::move(call.body);
+        CURL* e = t->easy.get();
+        if (!e) {
+            transfer_result r;
+            r.error = "curl_easy_init failed";
+            t->handler->on_complete(r);
+            return;
+        }
+        curl_slist* list = nullptr;
+        for (const auto& h : call.headers)
+            list = curl_slist_append(list, h.c_str());
+        // libcurl 7.88 adds Expect: 100-continue above 1 MiB; one round trip saved.
+        list = curl_slist_append(list, "Expect:");
+        t->headers.reset(list);
+        curl_easy_setopt(e, CURLOPT_URL, call.url.c_str());
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, call.method.c_str());
+        if (call.method == "POST" || !t->body.empty()) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data());
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->body.size()));
+        }
+        if (call.method == "GET")
+            curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers.get());
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+        curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(call.connect_timeout.count()));
+        // Stall detection: less than 1 byte/s for idle_timeout seconds aborts.
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                         std::max(1L, static_cast<long>(call.idle_timeout.count() / 1000)));
+        curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_multi_add_handle(multi, e);
+        transfers.emplace(id, std::move(t));
+        active.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void finish(transfer_id id, const transfer_result& r) {
+        auto it = transfers.find(id);
+        if (it == transfers.end())
+            return;
+        auto t = std::move(it->second);
+        transfers.erase(it);
+        curl_multi_remove_handle(multi, t->easy.get());
+        active.fetch_sub(1, std::memory_order_relaxed);
+        try {
+            t->handler->on_complete(r);
+        } catch (const std::exception& e) {
+            log::error("llm handler threw: {}", e.what());
+        }
+    }
+
+    void cancel(transfer_id id) {
+        transfer_result r;
+        r.cancelled = true;
+        auto it = transfers.find(id);
+        if (it != transfers.end())
+            r.status = it->second->status;
+        finish(id, r);
+    }
+
+    void loop() {
+        while (true) {
+            std::vector<std::function<void()>> todo;
+            {
+                std::lock_guard lock(mutex);
+                if (stopping)
+                    break;
+                todo.swap(commands);
+            }
+            for (auto& fn : todo)
+                run_safely(fn);
+            const auto now = std::chrono::steady_clock::now();
+            while (!timers.empty() && timers.begin()->first <= now) {
+                auto fn = std::move(timers.begin()->second);
+                timers.erase(timers.begin());
+                run_safely(fn);
+            }
+            int running = 0;
+            curl_multi_perform(multi, &running);
+            int left = 0;
+            while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+                if (msg->msg != CURLMSG_DONE)
+                    continue;
+                transfer* t = nullptr;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+                transfer_result r;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status);
+                const CURLcode code = msg->data.result;
+                if (code == CURLE_OPERATION_TIMEDOUT) {
+                    r.timed_out = true;
+                    r.error = "timed out (no data from the provider)";
+                } else if (code != CURLE_OK && !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
+                    r.error = curl_easy_strerror(code);
+                }
+                finish(t->id, r);
+            }
+            int timeout_ms = 1000;
+            if (!timers.empty()) {
+                const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    timers.begin()->first - std::chrono::steady_clock::now());
+                timeout_ms = static_cast<int>(std::clamp<long long>(until.count(), 0, 1000));
+            }
+            long curl_timeout = -1;
+            curl_multi_timeout(multi, &curl_timeout);
+            if (curl_timeout >= 0)
+                timeout_ms = std::min(timeout_ms, static_cast<int>(curl_timeout));
+            curl_multi_poll(multi, nullptr, 0, timeout_ms, nullptr);
+        }
+        // Shutting down: cancel whatever still runs so every handler completes.
+        std::vector<transfer_id> ids;
+        for (auto& [id, t] : transfers)
+            ids.push_back(id);
+        for (auto id : ids)
+            cancel(id);
+    }
+
+    static void run_safely(std::function<void()>& fn) {
+        try {
+            fn();
+        } catch (const std::exception& e) {
+            log::error("llm task threw: {}", e.what());
+        }
+    }
+};
+
+transport::transport() : impl_(std::make_unique<impl>()) {}
+transport::~transport() = default;
+
+transport::transfer_id transport::start(http_call call, std::shared_ptr<http_handler> handler) {
+    const auto id = ++impl_->next_id;
+    impl_->submit([this, id, call = std::move(call), handler = std::move(handler)]() mutable {
+        impl_->add(id, std::move(call), std::move(handler));
+    });
+    return id;
+}
+
+void transport::cancel(transfer_id id) {
+    impl_->submit([this, id] { impl_->cancel(id); });
+}
+
+void transport::schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
+    const auto when = std::chrono::steady_clock::now() + delay;
+    impl_->submit([this, when, fn = std::move(fn)]() mutable {
+        impl_->timers.emplace(when, std::move(fn));
+    });
+}
+
+void transport::stop() { impl_->stop(); }
+
+std::size_t transport::active() const { return impl_->active.load(std::memory_order_relaxed); }
+
+}  // namespace eventcast::llm
