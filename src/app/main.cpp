@@ -1,6 +1,7 @@
 // eventcast: command line entry. `eventcast serve` reads config, wires the components and runs
 // until SIGTERM/SIGINT.
 #include "api/event_api.hpp"
+#include "app/chat_client.hpp"
 #include "chat/chat_service.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
@@ -26,6 +27,7 @@ namespace {
 
 constexpr const char* usage =
     "usage: eventcast serve [options]   run the server (eventcast serve --help for options)\n"
+    "       eventcast chat \"prompt\"      ask the server's model, print the answer as it streams\n"
     "       eventcast --version\n";
 
 int serve(int argc, const char* const* argv) {
@@ -149,6 +151,8 @@ int main(int argc, char** argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (argc >= 2 && std::strcmp(argv[1], "serve") == 0)
         return serve(argc - 1, argv + 1);
+    if (argc >= 2 && std::strcmp(argv[1], "chat") == 0)
+        return eventcast::app::run_chat_client(argc - 1, argv + 1);
     if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) {
         std::cout << "eventcast " << EVENTCAST_VERSION << "\n";
         return 0;
