@@ -297,6 +297,13 @@ public:
             c->cancel();
     }
 
+    /// Server shutdown: drop the completion (it may hold this stream as its sink: a cycle).
+    void abandon() {
+        std::lock_guard lock(mutex_);
+        completion_.reset();
+        respond_ = nullptr;
+    }
+
     json::object status_json() const {
         std::lock_guard lock(mutex_);
         json::object o{{"streamId", id_},     {"userId", user_},     {"channel", "/" + channel_.str()},
@@ -403,7 +410,11 @@ chat_service::chat_service(const core::config& cfg, api::event_api& api, llm::tr
       providers_(std::move(providers)),
       default_provider_(std::move(default_provider)) {}
 
-chat_service::~chat_service() = default;
+chat_service::~chat_service() {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, stream] : streams_)
+        stream->abandon();
+}
 
 void chat_service::start(std::string_view body, responder respond) {
     auto parsed = parse_request(body, cfg_.chat);
