@@ -179,8 +179,8 @@ std::optional<event_stream_message> event_stream_decoder::decode_message(std::st
             case header_type::bool_true:
             case header_type::bool_false:
                 break;
-            case header_type::byte:
-                header.integer = static_cast<std::int8_t>(raw);
+            case header_type::byte:  // type 2 is a signed byte: sign-extend it
+                header.integer = static_cast<std::int64_t>(static_cast<std::int8_t>(raw));
                 break;
             case header_type::int16:
                 header.integer = static_cast<std::int16_t>(raw);

@@ -196,8 +196,8 @@ api_error parse_error_body(unsigned http_status, std::string_view body) {
     return out;
 }
 
-void chat_stream_parser::take(std::vector<sse_event> events, std::vector<stream_item>& out) {
-    for (sse_event& event : events) {
+void chat_stream_parser::take(const std::vector<sse_event>& events, std::vector<stream_item>& out) {
+    for (const sse_event& event : events) {
         if (saw_done_ || error_)
             return;
         if (!event.error.empty()) {  // old llama.cpp: `error: {...}` instead of `data:`

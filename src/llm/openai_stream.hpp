@@ -84,7 +84,7 @@ public:
     bool saw_error() const noexcept { return saw_error_; }
 
 private:
-    void take(std::vector<sse_event> events, std::vector<stream_item>& out);
+    void take(const std::vector<sse_event>& events, std::vector<stream_item>& out);
 
     sse_parser sse_;
     std::optional<wire_error> error_;
