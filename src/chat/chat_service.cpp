@@ -216,6 +216,11 @@ public:
         std::lock_guard lock(mutex_);
         if (state_ != state::streaming || text.empty())
             return;
+        const auto now = std::chrono::steady_clock::now();
+        if (text_.empty())
+            svc_.api_.stats().provider_first_chunk.observe(now - created_);
+        if (pending_.empty())
+            pending_since_ = now;
         text_ += text;
         pending_ += text;
         if (svc_.cfg_.chat.coalesce.count() == 0)
@@ -267,6 +272,7 @@ public:
                 return;
             log::warn("chat [{}] {} failed: {} {}", id_, provider_, e.type, e.message);
             error_ = e;
+            core::stats::add(svc_.api_.stats().chat_streams_failed);
             if (state_ == state::starting) {
                 end_locked("failed");
                 answer(provider_refusal(e, provider_));
@@ -332,6 +338,7 @@ private:
         publish(json::object{{"type", "delta"}, {"streamId", id_}, {"seq", seq_++},
                              {"data", pending_}});
         pending_.clear();
+        svc_.api_.stats().chunk_publish.observe(std::chrono::steady_clock::now() - pending_since_);
     }
 
     void publish(const json::object& event) {
@@ -399,6 +406,8 @@ private:
     llm::token_usage usage_;
     std::optional<llm::provider_error> error_;
     std::chrono::steady_clock::time_point ended_at_;
+    const std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point pending_since_;  // arrival of pending_'s first byte
 };
 
 chat_service::chat_service(const core::config& cfg, api::event_api& api, llm::transport& transport,
@@ -463,6 +472,7 @@ void chat_service::start(std::string_view body, responder respond) {
                                             std::to_string(cfg_.chat.max_streams_per_user)));
         ++per_user;
         ++active_;
+        core::stats::add(api_.stats().chat_streams_total);
         auto id = "s-" + core::random_secret_hex(8);
         stream = std::make_shared<chat_stream>(*this, id, req.user_id, std::move(*channel),
                                                provider_name, req.completion.model, req.wait,

@@ -2,6 +2,9 @@
 // once it exists). Relaxed atomics: each is an independent count, not a synchronization point.
 #pragma once
 
+#include "core/histogram.hpp"
+
+#include <array>
 #include <atomic>
 #include <cstdint>
 
@@ -18,6 +21,15 @@ struct stats {
     std::atomic<std::uint64_t> slow_consumer_closes{0};
     std::atomic<std::uint64_t> protocol_errors{0};      // error replies of any kind
     std::atomic<std::uint64_t> auth_failures{0};
+    std::atomic<std::uint64_t> ws_frames_written{0};    // socket writes, for frames per write
+    /// Error replies by errorType index (events::error_kind), WebSocket and HTTP together.
+    std::array<std::atomic<std::uint64_t>, 8> errors_by_kind{};
+
+    // chat
+    std::atomic<std::uint64_t> chat_streams_total{0};
+    std::atomic<std::uint64_t> chat_streams_failed{0};
+    histogram provider_first_chunk;  // POST /chat accepted by us -> first text from the provider
+    histogram chunk_publish;         // provider bytes parsed -> delta handed to subscribers
 
     static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
         c.fetch_add(n, std::memory_order_relaxed);

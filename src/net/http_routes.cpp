@@ -48,7 +48,11 @@ http_response json_response(unsigned status, std::string body, const http_reques
 }
 
 http_response protocol_error_response(const events::protocol_error& e, const http_request& req,
-                                      const core::config& cfg) {
+                                      const core::config& cfg, core::stats* stats = nullptr) {
+    if (stats) {
+        core::stats::add(stats->protocol_errors);
+        core::stats::add(stats->errors_by_kind[static_cast<std::size_t>(e.kind)]);
+    }
     return http_error(e.http_status(), e.http_error_type(), e.message, req.version(),
                       req.keep_alive(), cfg, req[http::field::origin]);
 }
@@ -56,7 +60,7 @@ http_response protocol_error_response(const events::protocol_error& e, const htt
 http_response publish(const http_request& req, server_context& ctx) {
     auto creds = request_credentials(req);
     if (auto r = ctx.api.authorize(creds, "publish"); !r)
-        return protocol_error_response(r.error(), req, ctx.cfg);
+        return protocol_error_response(r.error(), req, ctx.cfg, &ctx.api.stats());
     const auto content_type = req[http::field::content_type];
     if (!content_type.empty() && content_type.substr(0, 16) != "application/json")
         return http_error(415, "BadRequestException",
@@ -65,9 +69,9 @@ http_response publish(const http_request& req, server_context& ctx) {
                           req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
     auto body = events::parse_http_publish(req.body(), ctx.cfg.lim);
     if (!body)
-        return protocol_error_response(body.error(), req, ctx.cfg);
+        return protocol_error_response(body.error(), req, ctx.cfg, &ctx.api.stats());
     if (auto r = ctx.api.check_namespace(body->channel.namespace_name()); !r)
-        return protocol_error_response(r.error(), req, ctx.cfg);
+        return protocol_error_response(r.error(), req, ctx.cfg, &ctx.api.stats());
     auto outcome = ctx.api.publish(body->channel, body->events);
     std::string out = R"({"failed":[],"successful":[)";
     for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
@@ -78,6 +82,60 @@ http_response publish(const http_request& req, server_context& ctx) {
     }
     out += "]}";
     return json_response(200, std::move(out), req, ctx.cfg);
+}
+
+// Prometheus text format (version 0.0.4). Counters end in _total; no label has user input.
+std::string render_metrics(server_context& ctx) {
+    const auto& st = ctx.api.stats();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type +
+               "\n" + name + " " + std::to_string(value) + "\n";
+    };
+    metric("eventcast_connections", "gauge", "Open WebSocket connections.",
+           st.connections_open.load());
+    metric("eventcast_connections_total", "counter", "WebSocket connections accepted.",
+           st.connections_total.load());
+    metric("eventcast_subscriptions", "gauge", "Live subscriptions.",
+           ctx.api.broker().subscription_count());
+    metric("eventcast_http_requests_total", "counter", "HTTP requests answered (not upgrades).",
+           st.http_requests.load());
+    metric("eventcast_ws_messages_in_total", "counter", "WebSocket messages received.",
+           st.ws_messages_in.load());
+    metric("eventcast_events_in_total", "counter", "Events accepted for publish.",
+           st.events_in.load());
+    metric("eventcast_frames_out_total", "counter", "Data frames queued to subscribers.",
+           st.frames_out.load());
+    metric("eventcast_bytes_out_total", "counter", "WebSocket payload bytes written.",
+           st.bytes_out.load());
+    metric("eventcast_ws_writes_total", "counter", "WebSocket socket writes.",
+           st.ws_frames_written.load());
+    metric("eventcast_slow_consumer_closes_total", "counter",
+           "Connections closed because their outbox passed --max-outbox-bytes.",
+           st.slow_consumer_closes.load());
+    metric("eventcast_auth_failures_total", "counter", "Refused credentials.",
+           st.auth_failures.load());
+    out += "# HELP eventcast_errors_total Error replies by errorType.\n"
+           "# TYPE eventcast_errors_total counter\n";
+    using k = events::error_kind;
+    for (auto kind : {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions,
+                      k::duplicate_id, k::unknown_operation, k::unsupported}) {
+        events::protocol_error e{kind, {}};
+        out += std::string("eventcast_errors_total{errorType=\"") + e.ws_error_type() + "\"} " +
+               std::to_string(st.errors_by_kind[static_cast<std::size_t>(kind)].load()) + "\n";
+    }
+    metric("eventcast_chat_streams_active", "gauge", "Chat streams running.",
+           ctx.chat ? ctx.chat->active_streams() : 0);
+    metric("eventcast_chat_streams_total", "counter", "Chat streams started.",
+           st.chat_streams_total.load());
+    metric("eventcast_chat_streams_failed_total", "counter",
+           "Chat streams that ended with a provider error.", st.chat_streams_failed.load());
+    st.provider_first_chunk.render(out, "eventcast_provider_first_chunk_seconds",
+                                   "Time from starting a provider request to its first text.");
+    st.chunk_publish.render(out, "eventcast_chunk_publish_seconds",
+                            "Time from provider text parsed to its delta handed to subscribers "
+                            "(includes the --chat-coalesce-ms window).");
+    return out;
 }
 
 http_response preflight(const http_request& req, const core::config& cfg) {
@@ -201,6 +259,16 @@ http_response route(const http_request& req, server_context& ctx) {
                           "/event/realtime is the WebSocket endpoint; send a WebSocket upgrade "
                           "with subprotocol aws-appsync-event-ws",
                           req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
+    if (verb == http::verb::get && path == "/metrics") {
+        http_response res{http::status::ok, req.version()};
+        res.set(http::field::server, "eventcast");
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.set(http::field::cache_control, "no-store");
+        res.keep_alive(req.keep_alive());
+        res.body() = render_metrics(ctx);
+        res.prepare_payload();
+        return res;
+    }
     if (verb == http::verb::get && (path == "/healthz" || path == "/readyz")) {
         if (path == "/readyz" && ctx.stopping.load())
             return json_response(503, R"({"status":"stopping"})", req, ctx.cfg);
@@ -215,7 +283,7 @@ http_response route(const http_request& req, server_context& ctx) {
     return http_error(404, "NotFoundException",
                       "no route for " + std::string(req.method_string()) + " " +
                           std::string(path.substr(0, 100)) +
-                          "; routes: POST /event, GET /event/realtime (WebSocket), POST /chat, GET /healthz",
+                          "; routes: POST /event, GET /event/realtime (WebSocket), POST /chat, GET /healthz, GET /metrics",
                       req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
 }
 

@@ -238,6 +238,7 @@ private:
 
     void reply_error(const events::message_error& e) {
         core::stats::add(ctx_.api.stats().protocol_errors);
+        core::stats::add(ctx_.api.stats().errors_by_kind[static_cast<std::size_t>(e.error.kind)]);
         send_control(events::error_reply(e));
     }
 
@@ -300,6 +301,7 @@ private:
             return;  // the pending read fails too and ends the session
         }
         core::stats::add(ctx_.api.stats().bytes_out, n);
+        core::stats::add(ctx_.api.stats().ws_frames_written);
         outbox_bytes_ -= outbox_.front().size();
         outbox_.pop_front();
         write_next();

@@ -271,3 +271,29 @@ TEST(ServerTest, PrintsAGeneratedKeyWhenNoneIsConfigured) {
 
 }  // namespace
 }  // namespace eventcast::testing
+
+namespace eventcast::testing {
+namespace {
+
+TEST(MetricsTest, ExposesPrometheusCountersThatMove) {
+    server_process srv;
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("s", "default/m");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+    c.publish("p", "default/m", {"1", "2"});
+    ASSERT_TRUE(c.expect_type("publish_success"));
+    c.send(R"({"type":"bogus"})");
+    ASSERT_TRUE(c.expect_type("error"));
+    auto m = http_request(srv.port(), http::verb::get, "/metrics", "", {});
+    ASSERT_EQ(m.status, 200u);
+    EXPECT_NE(std::string(m.headers["Content-Type"]).find("text/plain"), std::string::npos);
+    for (const char* line : {"eventcast_connections 1\n", "eventcast_subscriptions 1\n",
+                             "eventcast_events_in_total 2\n", "eventcast_frames_out_total 2\n",
+                             "eventcast_errors_total{errorType=\"UnsupportedOperation\"} 1\n",
+                             "# TYPE eventcast_provider_first_chunk_seconds histogram\n",
+                             "eventcast_chat_streams_active 0\n"})
+        EXPECT_NE(m.body.find(line), std::string::npos) << line << "\n" << m.body;
+}
+
+}  // namespace
+}  // namespace eventcast::testing
