@@ -2,6 +2,7 @@
 // error names the rule, the position and what is allowed.
 #include "events/channel.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace eventcast::events {
@@ -13,11 +14,17 @@ bool alnum(char c) noexcept {
 }
 
 std::string printable(std::string_view s) {
-    // Echo user text in messages safely: cap length, replace control bytes.
+    // Echo user text in messages safely: cap length, replace control bytes. The cap backs off to
+    // a character boundary: the message goes out in a WebSocket text frame, which must stay
+    // valid UTF-8 (browsers fail the connection otherwise).
+    constexpr std::size_t cap = 60;
+    std::size_t cut = std::min(s.size(), cap);
+    while (cut > 0 && cut < s.size() && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+        --cut;
     std::string out;
-    for (char c : s.substr(0, 60))
+    for (char c : s.substr(0, cut))
         out.push_back(static_cast<unsigned char>(c) < 0x20 ? '?' : c);
-    if (s.size() > 60)
+    if (s.size() > cut)
         out += "...";
     return out;
 }

@@ -6,6 +6,8 @@
 
 #include <boost/url/parse_query.hpp>
 
+#include <string>
+
 namespace eventcast::events {
 
 namespace {
@@ -54,12 +56,19 @@ upgrade_auth parse_upgrade(const std::vector<std::string_view>& protocol_values,
         }
     }
     if (!have_creds && !query.empty()) {
-        auto params = boost::urls::parse_query(query);
+        // A NUL-terminated copy: Boost.URL 1.81's parse_query measures its input with strlen
+        // (boostorg/url#946), which would read past the end of a view into a larger buffer.
+        const std::string query_text(query);
+        auto params = boost::urls::parse_query(query_text);
         if (params) {
             for (auto p : *params) {
-                if (p.key == "header" && p.has_value) {
+                // Clients that build the query with a URL encoder (Go's url.Values,
+                // URLSearchParams) escape base64's '=' '+' '/', so decode %XX first. '+' stays
+                // '+': it is a base64 character here, not a form-encoded space.
+                if (p.key.decode() == "header" && p.has_value) {
                     have_creds = true;
-                    if (auto err = decode_into(p.value, "the header query parameter", out.creds))
+                    if (auto err = decode_into(p.value.decode(), "the header query parameter",
+                                               out.creds))
                         out.error = std::move(err);
                     break;
                 }

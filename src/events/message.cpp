@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -237,7 +238,12 @@ boost::system::result<client_message, message_error> parse_client_message(
 
     const bool known = type == "subscribe" || type == "unsubscribe" || type == "publish";
     if (!known) {
-        std::string shown(type.substr(0, 40));
+        // Capped at a character boundary: the reply is a text frame and must stay valid UTF-8.
+        std::size_t cut = std::min<std::size_t>(type.size(), 40);
+        while (cut > 0 && cut < type.size() &&
+               (static_cast<unsigned char>(type[cut]) & 0xC0) == 0x80)
+            --cut;
+        std::string shown(type.substr(0, cut));
         for (auto& c : shown)
             if (static_cast<unsigned char>(c) < 0x20)
                 c = '?';

@@ -38,7 +38,36 @@ public:
 };
 
 broker::broker() : root_(std::make_unique<node>()) {}
-broker::~broker() = default;
+
+broker::~broker() {
+    // Live subscriptions are owned by the broker between subscribe() and unsubscribe(), so they
+    // go with it; the trie's nodes free themselves.
+    std::vector<node*> pending{root_.get()};
+    while (!pending.empty()) {
+        node* n = pending.back();
+        pending.pop_back();
+        for (subscription* s : n->exact)
+            delete s;
+        for (subscription* s : n->wild)
+            delete s;
+        for (auto& [name, child] : n->children)
+            pending.push_back(child.get());
+    }
+}
+
+std::size_t broker::node_count() const {
+    std::shared_lock lock(mutex_);
+    std::size_t count = 0;
+    std::vector<const node*> pending{root_.get()};
+    while (!pending.empty()) {
+        const node* n = pending.back();
+        pending.pop_back();
+        count += n->children.size();
+        for (const auto& [name, child] : n->children)
+            pending.push_back(child.get());
+    }
+    return count;
+}
 
 subscription_handle broker::subscribe(const events::channel_pattern& pattern,
                                       std::weak_ptr<subscriber> target, shared_bytes prefix) {

@@ -41,6 +41,7 @@ using subscription_handle = subscription*;
 class broker {
 public:
     broker();
+    /// Frees the subscriptions still live; their handles must not be used afterwards.
     ~broker();
     broker(const broker&) = delete;
     broker& operator=(const broker&) = delete;
@@ -57,6 +58,10 @@ public:
     std::size_t publish(const events::channel_path& path, const shared_batch& batch);
 
     std::size_t subscription_count() const noexcept { return subscriptions_.load(); }
+
+    /// Nodes in the subscription trie besides the root. Empty nodes are pruned, so this is 0
+    /// whenever nothing is subscribed. O(nodes) under the read lock: for tests and diagnostics.
+    std::size_t node_count() const;
 
 private:
     friend class subscription;

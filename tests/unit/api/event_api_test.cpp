@@ -1,0 +1,155 @@
+// Tests src/api/event_api.cpp: authorization, namespace checks and publish (identifiers back,
+// bodies out to subscribers), with a real broker and no sockets.
+#include "api/event_api.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace eventcast::api {
+namespace {
+
+class recording_subscriber : public pubsub::subscriber {
+public:
+    void deliver(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch) override {
+        std::lock_guard lock(mutex_);
+        for (const auto& body : batch->bodies)
+            frames.push_back(*prefix + body);
+    }
+    std::mutex mutex_;
+    std::vector<std::string> frames;
+};
+
+core::config make_config() {
+    core::config cfg;
+    cfg.api_keys = {{"good-key", std::nullopt},
+                    {"expired-key", std::chrono::system_clock::now() - std::chrono::hours(1)}};
+    cfg.namespaces = {"default", "chat"};
+    return cfg;
+}
+
+events::credentials with_key(const std::string& key) {
+    events::credentials c;
+    c.add("X-Api-Key", key);
+    return c;
+}
+
+events::channel_path path(std::string_view text) { return *events::channel_path::parse(text); }
+
+class EventApiTest : public ::testing::Test {
+protected:
+    core::config cfg_ = make_config();
+    pubsub::broker broker_;
+    core::stats stats_;
+    event_api api_{cfg_, broker_, stats_};
+};
+
+TEST_F(EventApiTest, ExposesItsParts) {
+    EXPECT_EQ(&api_.config(), &cfg_);
+    EXPECT_EQ(&api_.broker(), &broker_);
+    EXPECT_EQ(&api_.stats(), &stats_);
+}
+
+TEST_F(EventApiTest, AuthorizeConnectAcceptsAConfiguredKey) {
+    EXPECT_TRUE(api_.authorize_connect(with_key("good-key")).has_value());
+    EXPECT_EQ(stats_.auth_failures.load(), 0u);
+}
+
+TEST_F(EventApiTest, AuthorizeConnectRefusesBadMissingAndExpiredKeys) {
+    for (const auto& creds : {with_key("bad-key"), events::credentials{}, with_key("expired-key")}) {
+        auto r = api_.authorize_connect(creds);
+        ASSERT_FALSE(r.has_value());
+        EXPECT_STREQ(r.error().ws_error_type(), "UnauthorizedException");
+        EXPECT_EQ(r.error().message, "You are not authorized to make this call.");
+    }
+    EXPECT_EQ(stats_.auth_failures.load(), 3u);
+}
+
+TEST_F(EventApiTest, AuthorizeAcceptsAGoodAuthorizationObject) {
+    EXPECT_TRUE(api_.authorize(with_key("good-key"), "publish").has_value());
+    EXPECT_EQ(stats_.auth_failures.load(), 0u);
+}
+
+TEST_F(EventApiTest, AuthorizeRefusesAMissingAuthorizationObjectAndNamesTheOperation) {
+    auto r = api_.authorize(std::nullopt, "subscribe");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, events::error_kind::unauthorized);
+    EXPECT_EQ(r.error().message.rfind("subscribe needs an 'authorization' object", 0), 0u)
+        << r.error().message;
+    EXPECT_EQ(stats_.auth_failures.load(), 1u);
+}
+
+TEST_F(EventApiTest, AuthorizeRefusesAWrongKey) {
+    auto r = api_.authorize(with_key("nope"), "publish");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, events::error_kind::unauthorized);
+    EXPECT_EQ(stats_.auth_failures.load(), 1u);
+}
+
+TEST_F(EventApiTest, CheckNamespaceAcceptsConfiguredNamespaces) {
+    EXPECT_TRUE(api_.check_namespace("default").has_value());
+    EXPECT_TRUE(api_.check_namespace("chat").has_value());
+}
+
+TEST_F(EventApiTest, CheckNamespaceRefusesOthersAsUnauthorized) {
+    for (std::string_view ns : {"bad", "Default", "BedrockChat", ""}) {
+        auto r = api_.check_namespace(ns);
+        ASSERT_FALSE(r.has_value()) << ns;
+        EXPECT_EQ(r.error().kind, events::error_kind::unauthorized);
+        EXPECT_EQ(r.error().message, "namespace '" + std::string(ns) + "' is not defined on this server");
+    }
+}
+
+TEST_F(EventApiTest, PublishReturnsOneUuidPerEventInOrder) {
+    const std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+    const auto outcome = api_.publish(path("default/a"), {"1", "2", "3"});
+    ASSERT_EQ(outcome.identifiers.size(), 3u);
+    std::set<std::string> distinct;
+    for (const auto& id : outcome.identifiers) {
+        EXPECT_TRUE(std::regex_match(id, uuid)) << id;
+        distinct.insert(id);
+    }
+    EXPECT_EQ(distinct.size(), 3u);
+    EXPECT_EQ(stats_.events_in.load(), 3u);
+}
+
+TEST_F(EventApiTest, PublishedBodiesReachSubscribersAsDataFrames) {
+    auto exact = std::make_shared<recording_subscriber>();
+    auto wild = std::make_shared<recording_subscriber>();
+    auto other = std::make_shared<recording_subscriber>();
+    auto p1 = std::make_shared<const std::string>(events::data_prefix("e1"));
+    auto p2 = std::make_shared<const std::string>(events::data_prefix("w1"));
+    auto p3 = std::make_shared<const std::string>(events::data_prefix("o1"));
+    auto h1 = broker_.subscribe(*events::channel_pattern::parse("/default/room"), exact, p1);
+    auto h2 = broker_.subscribe(*events::channel_pattern::parse("default/*"), wild, p2);
+    auto h3 = broker_.subscribe(*events::channel_pattern::parse("chat/room"), other, p3);
+
+    const std::vector<std::string> events{R"({"msg":"hi \"you\""})", "42"};
+    const auto outcome = api_.publish(path("/default/room"), events);
+    EXPECT_EQ(outcome.identifiers.size(), 2u);
+    EXPECT_EQ(exact->frames,
+              (std::vector<std::string>{R"({"type":"data","id":"e1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
+                                        R"({"type":"data","id":"e1","event":"42"})"}));
+    EXPECT_EQ(wild->frames,
+              (std::vector<std::string>{R"({"type":"data","id":"w1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
+                                        R"({"type":"data","id":"w1","event":"42"})"}));
+    EXPECT_TRUE(other->frames.empty());
+    EXPECT_EQ(stats_.events_in.load(), 2u);
+    EXPECT_EQ(stats_.frames_out.load(), 4u) << "2 subscriptions reached x 2 events";
+    for (auto h : {h1, h2, h3})
+        broker_.unsubscribe(h);
+}
+
+TEST_F(EventApiTest, PublishWithNoSubscribersStillReturnsIdentifiers) {
+    const auto outcome = api_.publish(path("chat/empty"), {"null"});
+    EXPECT_EQ(outcome.identifiers.size(), 1u);
+    EXPECT_EQ(stats_.frames_out.load(), 0u);
+}
+
+}  // namespace
+}  // namespace eventcast::api

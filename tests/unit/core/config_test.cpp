@@ -1,0 +1,444 @@
+// Tests src/core/config.cpp: defaults, flags, EVENTCAST_* environment and the TOML config file,
+// with precedence flag > environment > config file > default, and every-problem reporting.
+#include "core/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <utility>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+namespace eventcast::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every variable load_config reads; cleared around each test so the caller's shell cannot leak in.
+constexpr const char* env_names[] = {
+    "EVENTCAST_HOST", "EVENTCAST_PORT", "EVENTCAST_API_KEY", "EVENTCAST_NAMESPACE",
+    "EVENTCAST_TLS_CERT", "EVENTCAST_TLS_KEY", "EVENTCAST_TLS_SELF_SIGNED_OUT",
+    "EVENTCAST_PORT_FILE", "EVENTCAST_THREADS", "EVENTCAST_LOG_LEVEL", "EVENTCAST_LOG_JSON",
+    "EVENTCAST_CORS_ORIGIN", "EVENTCAST_MAX_EVENT_BYTES", "EVENTCAST_MAX_EVENTS_PER_PUBLISH",
+    "EVENTCAST_MAX_SUBSCRIPTIONS", "EVENTCAST_MAX_HEADER_BYTES", "EVENTCAST_MAX_FRAME_BYTES",
+    "EVENTCAST_MAX_BODY_BYTES", "EVENTCAST_MAX_OUTBOX_BYTES", "EVENTCAST_CONNECTION_LIFETIME_MS",
+    "EVENTCAST_KEEPALIVE_MS", "EVENTCAST_CONNECTION_TIMEOUT_MS", "EVENTCAST_HANDSHAKE_TIMEOUT_MS",
+};
+
+class ConfigTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (const char* name : env_names) {
+            if (const char* v = std::getenv(name))
+                saved_.emplace_back(name, v);
+            ::unsetenv(name);
+        }
+        dir_ = fs::temp_directory_path() /
+               ("eventcast-config-test-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::create_directories(dir_);
+    }
+    void TearDown() override {
+        for (const char* name : env_names)
+            ::unsetenv(name);
+        for (const auto& [name, value] : saved_)
+            ::setenv(name.c_str(), value.c_str(), 1);
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+
+    static void set_env(const char* name, const char* value) { ::setenv(name, value, 1); }
+
+    // Writes a config file in this test's temp dir and returns its path.
+    std::string write_file(const std::string& name, const std::string& text) {
+        const auto path = dir_ / name;
+        std::ofstream(path) << text;
+        return path.string();
+    }
+
+    // load_config as main calls it: argv[0] is "serve".
+    static boost::system::result<config, std::vector<std::string>> load(
+        std::vector<std::string> args) {
+        args.insert(args.begin(), "serve");
+        std::vector<const char*> argv;
+        for (const auto& a : args)
+            argv.push_back(a.c_str());
+        return load_config(static_cast<int>(argv.size()), argv.data());
+    }
+
+    static config loaded(std::vector<std::string> args) {
+        auto r = load(std::move(args));
+        std::string problems;
+        if (!r)
+            for (const auto& p : r.error())
+                problems += p + "\n";
+        EXPECT_TRUE(r.has_value()) << problems;
+        return r ? *r : config{};
+    }
+
+    static std::vector<std::string> problems(std::vector<std::string> args) {
+        auto r = load(std::move(args));
+        EXPECT_FALSE(r.has_value()) << "expected load_config to fail";
+        return r ? std::vector<std::string>{} : r.error();
+    }
+
+    static std::vector<std::string> key_values(const config& cfg) {
+        std::vector<std::string> out;
+        for (const auto& k : cfg.api_keys)
+            out.push_back(k.value);
+        return out;
+    }
+
+    fs::path dir_;
+    std::vector<std::pair<std::string, std::string>> saved_;
+};
+
+bool any_contains(const std::vector<std::string>& lines, std::string_view needle) {
+    for (const auto& l : lines)
+        if (l.find(needle) != std::string::npos)
+            return true;
+    return false;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+    std::string out;
+    for (const auto& l : lines)
+        out += l + "\n";
+    return out;
+}
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::system_clock;
+
+// Tests that set --namespace keep BedrockChat among them: it is the default --chat-namespace,
+// which must be one of the namespaces.
+
+// ---- defaults and flags -------------------------------------------------------------------------
+
+TEST_F(ConfigTest, DefaultsAreSafeAndMatchAws) {
+    const auto cfg = loaded({});
+    EXPECT_EQ(cfg.host, "127.0.0.1");
+    EXPECT_EQ(cfg.port, 8080);
+    EXPECT_TRUE(cfg.api_keys.empty());
+    EXPECT_FALSE(cfg.api_key_generated);
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"default", "BedrockChat"}));
+    EXPECT_TRUE(cfg.tls_cert_file.empty());
+    EXPECT_TRUE(cfg.tls_key_file.empty());
+    EXPECT_GE(cfg.threads, 1u) << "0 becomes one per core";
+    EXPECT_EQ(cfg.log_level, "info");
+    EXPECT_FALSE(cfg.log_json);
+    EXPECT_EQ(cfg.cors_origins, (std::vector<std::string>{"*"}));
+    EXPECT_EQ(cfg.lim.max_event_bytes, 240u * 1024);
+    EXPECT_EQ(cfg.lim.max_events_per_publish, 5u);
+    EXPECT_EQ(cfg.lim.max_subscriptions, 200u);
+    EXPECT_EQ(cfg.lim.max_id_chars, 128u);
+    EXPECT_EQ(cfg.lim.connection_lifetime, milliseconds(24 * 60 * 60 * 1000));
+    EXPECT_EQ(cfg.lim.keepalive_interval, milliseconds(60000));
+    EXPECT_EQ(cfg.lim.connection_timeout, milliseconds(300000));
+    EXPECT_EQ(cfg.lim.handshake_timeout, milliseconds(15000));
+}
+
+TEST_F(ConfigTest, FlagsSetEveryKnob) {
+    const auto cfg = loaded({"--host", "0.0.0.0", "--port", "9000", "--threads", "3",
+                             "--log-level", "debug", "--log-json", "--tls-cert", "c.pem",
+                             "--tls-key", "k.pem", "--port-file", "p.txt", "--cors-origin",
+                             "https://a.example", "--max-event-bytes", "1000",
+                             "--max-events-per-publish", "7", "--max-subscriptions", "10",
+                             "--max-frame-bytes", "5000", "--max-body-bytes", "6000",
+                             "--max-outbox-bytes", "7000", "--max-header-bytes", "8000",
+                             "--connection-lifetime-ms", "1000", "--keepalive-ms", "2000",
+                             "--connection-timeout-ms", "3000", "--handshake-timeout-ms", "4000"});
+    EXPECT_EQ(cfg.host, "0.0.0.0");
+    EXPECT_EQ(cfg.port, 9000);
+    EXPECT_EQ(cfg.threads, 3u);
+    EXPECT_EQ(cfg.log_level, "debug");
+    EXPECT_TRUE(cfg.log_json);
+    EXPECT_EQ(cfg.tls_cert_file, "c.pem");
+    EXPECT_EQ(cfg.tls_key_file, "k.pem");
+    EXPECT_EQ(cfg.port_file, "p.txt");
+    EXPECT_EQ(cfg.cors_origins, (std::vector<std::string>{"https://a.example"}));
+    EXPECT_EQ(cfg.lim.max_event_bytes, 1000u);
+    EXPECT_EQ(cfg.lim.max_events_per_publish, 7u);
+    EXPECT_EQ(cfg.lim.max_subscriptions, 10u);
+    EXPECT_EQ(cfg.lim.max_frame_bytes, 5000u);
+    EXPECT_EQ(cfg.lim.max_body_bytes, 6000u);
+    EXPECT_EQ(cfg.lim.max_outbox_bytes, 7000u);
+    EXPECT_EQ(cfg.lim.max_header_bytes, 8000u);
+    EXPECT_EQ(cfg.lim.connection_lifetime, milliseconds(1000));
+    EXPECT_EQ(cfg.lim.keepalive_interval, milliseconds(2000));
+    EXPECT_EQ(cfg.lim.connection_timeout, milliseconds(3000));
+    EXPECT_EQ(cfg.lim.handshake_timeout, milliseconds(4000));
+}
+
+TEST_F(ConfigTest, FlagsAcceptTheEqualsForm) {
+    const auto cfg = loaded({"--port=9100", "--namespace=chat", "--namespace=BedrockChat"});
+    EXPECT_EQ(cfg.port, 9100);
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"chat", "BedrockChat"}));
+}
+
+TEST_F(ConfigTest, PortZeroMeansAnyFreePort) { EXPECT_EQ(loaded({"--port", "0"}).port, 0); }
+
+TEST_F(ConfigTest, ApiKeyIsRepeatable) {
+    const auto cfg = loaded({"--api-key", "k1", "--api-key", "k2@1700000000", "--api-key", "k3"});
+    EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"k1", "k2", "k3"}));
+    EXPECT_FALSE(cfg.api_keys[0].expires.has_value());
+    ASSERT_TRUE(cfg.api_keys[1].expires.has_value());
+    EXPECT_EQ(*cfg.api_keys[1].expires, system_clock::time_point(seconds(1700000000)));
+}
+
+TEST_F(ConfigTest, ApiKeyAcceptsACommaSeparatedList) {
+    EXPECT_EQ(key_values(loaded({"--api-key", "a,b"})), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(ConfigTest, NamespaceIsRepeatableAndReplacesTheDefaults) {
+    const auto cfg = loaded({"--namespace", "chat", "--namespace", "game-1", "--namespace",
+                             "BedrockChat"});
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"chat", "game-1", "BedrockChat"}));
+}
+
+TEST_F(ConfigTest, CorsOriginIsRepeatable) {
+    const auto cfg = loaded({"--cors-origin", "https://a", "--cors-origin", "https://b"});
+    EXPECT_EQ(cfg.cors_origins, (std::vector<std::string>{"https://a", "https://b"}));
+}
+
+TEST_F(ConfigTest, HelpIsReportedAsOneHelpLine) {
+    const auto lines = problems({"--help"});
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].rfind("help:", 0), 0u);
+    EXPECT_NE(lines[0].find("--api-key"), std::string::npos);
+    EXPECT_NE(lines[0].find("EVENTCAST_PORT"), std::string::npos) << "help names the variables";
+}
+
+// ---- environment --------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, EnvironmentSetsKnobs) {
+    set_env("EVENTCAST_PORT", "9001");
+    set_env("EVENTCAST_HOST", "0.0.0.0");
+    set_env("EVENTCAST_API_KEY", "e1,e2@1700000000");
+    set_env("EVENTCAST_NAMESPACE", "envns,BedrockChat");
+    set_env("EVENTCAST_MAX_EVENTS_PER_PUBLISH", "9");
+    set_env("EVENTCAST_KEEPALIVE_MS", "1234");
+    set_env("EVENTCAST_LOG_JSON", "true");
+    const auto cfg = loaded({});
+    EXPECT_EQ(cfg.port, 9001);
+    EXPECT_EQ(cfg.host, "0.0.0.0");
+    EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"e1", "e2"}));
+    EXPECT_TRUE(cfg.api_keys[1].expires.has_value());
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"envns", "BedrockChat"}));
+    EXPECT_EQ(cfg.lim.max_events_per_publish, 9u);
+    EXPECT_EQ(cfg.lim.keepalive_interval, milliseconds(1234));
+    EXPECT_TRUE(cfg.log_json);
+}
+
+TEST_F(ConfigTest, FlagBeatsEnvironment) {
+    set_env("EVENTCAST_PORT", "9001");
+    set_env("EVENTCAST_API_KEY", "from-env");
+    const auto cfg = loaded({"--port", "9002", "--api-key", "from-flag"});
+    EXPECT_EQ(cfg.port, 9002);
+    EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"from-flag"}));
+}
+
+TEST_F(ConfigTest, BadEnvironmentValueIsReported) {
+    set_env("EVENTCAST_PORT", "eighty");
+    const auto lines = problems({});
+    EXPECT_TRUE(any_contains(lines, "port")) << joined(lines);
+}
+
+// ---- config file --------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, ConfigFileSetsKnobsByLongOptionName) {
+    const auto file = write_file("eventcast.toml",
+                                 "# eventcast config\n"
+                                 "host = \"0.0.0.0\"\n"
+                                 "port = 9003\n"
+                                 "api-key = [\"f1\", \"f2@2026-12-31T00:00:00Z\"]\n"
+                                 "namespace = [\"filens\", \"BedrockChat\"]\n"
+                                 "max-events-per-publish = 3\n"
+                                 "log-json = true\n");
+    const auto cfg = loaded({"--config", file});
+    EXPECT_EQ(cfg.host, "0.0.0.0");
+    EXPECT_EQ(cfg.port, 9003);
+    EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"f1", "f2"}));
+    ASSERT_TRUE(cfg.api_keys[1].expires.has_value());
+    EXPECT_EQ(*cfg.api_keys[1].expires, system_clock::time_point(seconds(1798675200)));
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"filens", "BedrockChat"}));
+    EXPECT_EQ(cfg.lim.max_events_per_publish, 3u);
+    EXPECT_TRUE(cfg.log_json);
+}
+
+TEST_F(ConfigTest, EnvironmentBeatsConfigFile) {
+    const auto file = write_file("eventcast.toml",
+                                 "port = 9003\nnamespace = [\"filens\", \"BedrockChat\"]\n"
+                                 "api-key = [\"file-key\"]\n"
+                                 "host = \"10.0.0.1\"\n");
+    set_env("EVENTCAST_PORT", "9001");
+    set_env("EVENTCAST_NAMESPACE", "envns,BedrockChat");
+    set_env("EVENTCAST_API_KEY", "env-key");
+    const auto cfg = loaded({"--config", file});
+    EXPECT_EQ(cfg.port, 9001);
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"envns", "BedrockChat"}));
+    EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"env-key"}));
+    EXPECT_EQ(cfg.host, "10.0.0.1") << "what the environment does not set still comes from the file";
+}
+
+TEST_F(ConfigTest, FlagBeatsEnvironmentAndConfigFile) {
+    const auto file =
+        write_file("eventcast.toml", "port = 9003\nnamespace = [\"filens\", \"BedrockChat\"]\n");
+    set_env("EVENTCAST_PORT", "9001");
+    set_env("EVENTCAST_NAMESPACE", "envns,BedrockChat");
+    const auto cfg = loaded({"--config", file, "--port", "9002", "--namespace", "flagns,BedrockChat"});
+    EXPECT_EQ(cfg.port, 9002);
+    EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"flagns", "BedrockChat"}));
+}
+
+TEST_F(ConfigTest, FlagBeatsConfigFile) {
+    const auto file = write_file("eventcast.toml", "port = 9003\n");
+    EXPECT_EQ(loaded({"--config", file, "--port", "9004"}).port, 9004);
+    EXPECT_EQ(loaded({"--port", "9004", "--config", file}).port, 9004);
+}
+
+TEST_F(ConfigTest, MissingConfigFileIsReported) {
+    const auto lines = problems({"--config", (dir_ / "absent.toml").string()});
+    EXPECT_FALSE(lines.empty());
+    EXPECT_TRUE(any_contains(lines, "absent.toml")) << joined(lines);
+}
+
+TEST_F(ConfigTest, BadValueInConfigFileIsReported) {
+    const auto file = write_file("eventcast.toml", "port = 70000\n");
+    const auto lines = problems({"--config", file});
+    EXPECT_TRUE(any_contains(lines, "port")) << joined(lines);
+}
+
+// ---- bad values ---------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, RejectsPortOutOfRange) {
+    const auto lines = problems({"--port", "70000"});
+    EXPECT_TRUE(any_contains(lines, "port")) << joined(lines);
+    EXPECT_FALSE(load({"--port", "-1"}).has_value());
+    EXPECT_FALSE(load({"--port", "http"}).has_value());
+}
+
+TEST_F(ConfigTest, RejectsUnknownLogLevel) {
+    const auto lines = problems({"--log-level", "loud"});
+    EXPECT_TRUE(any_contains(lines, "log-level")) << joined(lines);
+}
+
+TEST_F(ConfigTest, RejectsZeroLimits) {
+    for (const char* flag : {"--max-event-bytes", "--max-events-per-publish",
+                             "--max-subscriptions", "--keepalive-ms", "--max-outbox-bytes"}) {
+        const auto lines = problems({flag, "0"});
+        EXPECT_FALSE(lines.empty()) << flag;
+    }
+}
+
+TEST_F(ConfigTest, RejectsUnknownOption) {
+    const auto lines = problems({"--prot", "1"});
+    EXPECT_TRUE(any_contains(lines, "--prot")) << joined(lines);
+}
+
+TEST_F(ConfigTest, RejectsInvalidNamespaceNames) {
+    for (const char* ns : {"bad_ns", "-a", "a-", "a/b", "*"}) {
+        const auto lines = problems({std::string("--namespace=") + ns, "--namespace=BedrockChat"});
+        ASSERT_EQ(lines.size(), 1u) << ns << "\n" << joined(lines);
+        EXPECT_NE(lines[0].find(std::string("'") + ns + "' is not a namespace name"),
+                  std::string::npos)
+            << lines[0];
+    }
+    EXPECT_FALSE(load({"--namespace", std::string(51, 'a'), "--namespace", "BedrockChat"}).has_value());
+    EXPECT_TRUE(load({"--namespace", std::string(50, 'a'), "--namespace", "BedrockChat"}).has_value());
+}
+
+TEST_F(ConfigTest, RejectsTlsCertWithoutKey) {
+    const auto lines = problems({"--tls-cert", "c.pem"});
+    ASSERT_EQ(lines.size(), 1u) << joined(lines);
+    EXPECT_NE(lines[0].find("--tls-cert and --tls-key go together"), std::string::npos);
+    EXPECT_EQ(problems({"--tls-key", "k.pem"}).size(), 1u);
+}
+
+TEST_F(ConfigTest, RejectsEventLimitAboveFrameLimit) {
+    const auto lines = problems({"--max-event-bytes", "100", "--max-frame-bytes", "50"});
+    ASSERT_EQ(lines.size(), 1u) << joined(lines);
+    EXPECT_NE(lines[0].find("--max-event-bytes must not exceed --max-frame-bytes"),
+              std::string::npos);
+}
+
+TEST_F(ConfigTest, ReportsEveryProblemAtOnce) {
+    const auto lines = problems({"--api-key", "@1", "--api-key", "k@soon", "--namespace", "bad_ns",
+                                 "--namespace", "BedrockChat", "--tls-cert", "c.pem", "--max-event-bytes",
+                                 "100", "--max-frame-bytes", "50"});
+    ASSERT_EQ(lines.size(), 5u) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "--api-key: api key is empty")) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "--api-key: api key expiry 'soon'")) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "'bad_ns' is not a namespace name")) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "--tls-cert and --tls-key")) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "--max-event-bytes must not exceed")) << joined(lines);
+}
+
+// ---- parse_api_key ------------------------------------------------------------------------------
+
+TEST(ParseApiKeyTest, KeyWithoutExpiryNeverExpires) {
+    auto k = parse_api_key("da2-abc");
+    ASSERT_TRUE(k.has_value());
+    EXPECT_EQ(k->value, "da2-abc");
+    EXPECT_FALSE(k->expires.has_value());
+}
+
+TEST(ParseApiKeyTest, ExpiryInEpochSeconds) {
+    auto k = parse_api_key("key@1700000000");
+    ASSERT_TRUE(k.has_value());
+    EXPECT_EQ(k->value, "key");
+    ASSERT_TRUE(k->expires.has_value());
+    EXPECT_EQ(*k->expires, system_clock::time_point(seconds(1700000000)));
+}
+
+TEST(ParseApiKeyTest, ExpiryInRfc3339Utc) {
+    for (const char* text : {"key@2026-12-31T00:00:00Z", "key@2026-12-31T00:00:00z"}) {
+        auto k = parse_api_key(text);
+        ASSERT_TRUE(k.has_value()) << text << ": " << k.error();
+        EXPECT_EQ(k->value, "key");
+        ASSERT_TRUE(k->expires.has_value());
+        EXPECT_EQ(*k->expires, system_clock::time_point(seconds(1798675200))) << text;
+    }
+    auto k = parse_api_key("key@2024-02-29T12:34:56Z");
+    ASSERT_TRUE(k.has_value());
+    EXPECT_EQ(*k->expires, system_clock::time_point(seconds(1709210096)));
+}
+
+TEST(ParseApiKeyTest, TheLastAtSeparatesTheExpiry) {
+    auto k = parse_api_key("a@b@1700000000");
+    ASSERT_TRUE(k.has_value());
+    EXPECT_EQ(k->value, "a@b");
+    EXPECT_TRUE(k->expires.has_value());
+}
+
+TEST(ParseApiKeyTest, RejectsEmptyKey) {
+    for (const char* text : {"", "@1700000000"}) {
+        auto k = parse_api_key(text);
+        ASSERT_FALSE(k.has_value()) << text;
+        EXPECT_NE(k.error().find("api key is empty"), std::string::npos) << k.error();
+    }
+}
+
+TEST(ParseApiKeyTest, RejectsBadExpiryAndNamesIt) {
+    for (const char* expiry : {"", "soon", "2026-12-31", "2026-12-31T00:00:00",
+                               "2026-12-31T00:00:00Zjunk", "2026-13-01T00:00:00Z", "12x",
+                               "2026-12-31 00:00:00Z"}) {
+        auto k = parse_api_key(std::string("key@") + expiry);
+        ASSERT_FALSE(k.has_value()) << expiry;
+        EXPECT_NE(k.error().find(std::string("api key expiry '") + expiry + "'"), std::string::npos)
+            << k.error();
+        EXPECT_NE(k.error().find("2026-12-31T00:00:00Z"), std::string::npos) << "shows the format";
+    }
+}
+
+}  // namespace
+}  // namespace eventcast::core
