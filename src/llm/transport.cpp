@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -37,11 +38,15 @@ struct transfer {
     long status = 0;
     bool aborted_by_handler = false;
     bool in_final_headers = false;
+    // Stall detection (http_call::idle_timeout): the last time a byte came from the provider.
+    std::chrono::milliseconds idle_timeout{0};
+    std::chrono::steady_clock::time_point last_byte;
 };
 
 size_t on_write(char* data, size_t size, size_t count, void* user) noexcept {
     auto* t = static_cast<transfer*>(user);
     const size_t n = size * count;
+    t->last_byte = std::chrono::steady_clock::now();
     try {
         if (t->status == 0)
             curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &t->status);
@@ -59,6 +64,7 @@ size_t on_write(char* data, size_t size, size_t count, void* user) noexcept {
 size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
     auto* t = static_cast<transfer*>(user);
     const size_t n = size * count;
+    t->last_byte = std::chrono::steady_clock::now();
     try {
         std::string_view line(data, n);
         if (line.substr(0, 5) == "HTTP/") {
@@ -160,10 +166,11 @@ struct transport::impl {
         curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(call.connect_timeout.count()));
-        // Stall detection: less than 1 byte/s for idle_timeout seconds aborts.
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                         std::max(1L, static_cast<long>(call.idle_timeout.count() / 1000)));
+        // Stall detection is ours (expire_idle), not CURLOPT_LOW_SPEED_*: curl averages the
+        // speed over a window of about 5 s and counts whole seconds, so a 1.5 s idle timeout
+        // fired only about 7 s after the last byte.
+        t->idle_timeout = call.idle_timeout;
+        t->last_byte = std::chrono::steady_clock::now();
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_multi_add_handle(multi, e);
@@ -184,6 +191,32 @@ struct transport::impl {
         } catch (const std::exception& e) {
             log::error("llm handler threw: {}", e.what());
         }
+    }
+
+    // Ends, as timed out, every transfer that got no byte for its idle_timeout; returns the
+    // earliest idle deadline of those still running (time_point::max() if none).
+    std::chrono::steady_clock::time_point expire_idle() {
+        const auto now = std::chrono::steady_clock::now();
+        auto next = std::chrono::steady_clock::time_point::max();
+        std::vector<transfer_id> idle;
+        for (auto& [id, t] : transfers) {
+            if (t->idle_timeout.count() <= 0)
+                continue;
+            const auto deadline = t->last_byte + t->idle_timeout;
+            if (deadline <= now)
+                idle.push_back(id);
+            else
+                next = std::min(next, deadline);
+        }
+        for (auto id : idle) {
+            transfer_result r;
+            r.timed_out = true;
+            r.status = transfers.at(id)->status;
+            r.error = "timed out (no data from the provider for " +
+                      std::to_string(transfers.at(id)->idle_timeout.count()) + " ms)";
+            finish(id, r);
+        }
+        return next;
     }
 
     void cancel(transfer_id id) {
@@ -231,10 +264,14 @@ struct transport::impl {
                 }
                 finish(t->id, r);
             }
+            auto wake_at = expire_idle();
+            if (!timers.empty())
+                wake_at = std::min(wake_at, timers.begin()->first);
             int timeout_ms = 1000;
-            if (!timers.empty()) {
-                const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    timers.begin()->first - std::chrono::steady_clock::now());
+            if (wake_at != std::chrono::steady_clock::time_point::max()) {
+                // Round up: waking a millisecond early would only loop once more.
+                const auto until = std::chrono::ceil<std::chrono::milliseconds>(
+                    wake_at - std::chrono::steady_clock::now());
                 timeout_ms = static_cast<int>(std::clamp<long long>(until.count(), 0, 1000));
             }
             long curl_timeout = -1;

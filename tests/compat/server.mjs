@@ -23,12 +23,14 @@ export function eventcastBin() {
 export const API_KEY = 'da2-compattestkey0123456789abcdef';
 
 /**
- * Spawns `eventcast serve` and waits until it listens.
+ * Spawns `eventcast serve` and waits until it listens. `extraArgs` are appended to the command
+ * line; `env` adds (string) or removes (null) variables of the server's environment.
  * @returns {Promise<{port:number, certPath:string, ca:Buffer, apiKey:string,
  *                    httpsUrl:string, wssUrl:string, wsUrl:string, host:string,
  *                    output:()=>string, stop:()=>Promise<void>}>}
  */
-export async function startServer({ apiKey = API_KEY, extraArgs = [], startTimeoutMs = 10000 } = {}) {
+export async function startServer({ apiKey = API_KEY, extraArgs = [], startTimeoutMs = 10000,
+                                    env: extraEnv = {} } = {}) {
     const bin = eventcastBin();
     if (!existsSync(bin))
         throw new Error(`eventcast binary not found at ${bin}; build it or set EVENTCAST_BIN`);
@@ -43,8 +45,13 @@ export async function startServer({ apiKey = API_KEY, extraArgs = [], startTimeo
     ];
     // The server reads EVENTCAST_<OPTION> variables; keep a caller's environment from changing
     // what is under test (EVENTCAST_BIN is ours, not the server's, and is harmless).
+    // `env` (an option) is applied last: a string sets a variable, null or undefined removes it.
     const env = Object.fromEntries(
         Object.entries(process.env).filter(([k]) => !k.startsWith('EVENTCAST_')));
+    for (const [k, v] of Object.entries(extraEnv)) {
+        if (v === null || v === undefined) delete env[k];
+        else env[k] = String(v);
+    }
     const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const keep = (chunk) => {
