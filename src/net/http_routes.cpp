@@ -3,10 +3,15 @@
 #include "net/http_routes.hpp"
 
 #include "chat/chat_service.hpp"
+#include "net/static_assets.hpp"
+
+#include <boost/json.hpp>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
+
+#include <optional>
 
 namespace eventcast::net {
 
@@ -136,6 +141,53 @@ std::string render_metrics(server_context& ctx) {
                             "Time from provider text parsed to its delta handed to subscribers "
                             "(includes the --chat-coalesce-ms window).");
     return out;
+}
+
+bool loopback_host(const std::string& host) {
+    return host == "127.0.0.1" || host == "::1" || host == "localhost" ||
+           host.rfind("127.", 0) == 0;
+}
+
+// GET /, the web app's files, and /web-config.json: what the page needs to know about this
+// server. The API key is offered only when the server listens on loopback, where anyone who can
+// load the page could read the key from the terminal anyway.
+std::optional<http_response> web_route(const http_request& req, std::string_view path,
+                                       server_context& ctx) {
+    if (req.method() != http::verb::get && req.method() != http::verb::head)
+        return std::nullopt;
+    http_response res{http::status::ok, req.version()};
+    res.set(http::field::server, "eventcast");
+    res.keep_alive(req.keep_alive());
+    if (path == "/web-config.json") {
+        boost::json::object o{{"chatNamespace", ctx.cfg.chat.chat_namespace},
+                              {"namespaces", boost::json::value_from(ctx.cfg.namespaces)},
+                              {"chatProvider", ctx.chat ? ctx.chat->default_provider() : ""}};
+        if (loopback_host(ctx.cfg.host) && !ctx.cfg.api_keys.empty())
+            o["apiKey"] = ctx.cfg.api_keys.front().value;
+        else
+            o["apiKey"] = nullptr;
+        res.set(http::field::content_type, "application/json");
+        res.set(http::field::cache_control, "no-store");
+        res.body() = boost::json::serialize(o);
+        res.prepare_payload();
+        return res;
+    }
+    const std::string_view file = path == "/" ? std::string_view("/index.html") : path;
+    for (const auto& a : static_assets()) {
+        if (a.path != file)
+            continue;
+        res.set(http::field::content_type, a.content_type);
+        res.set(http::field::cache_control, "no-cache");
+        res.set("x-content-type-options", "nosniff");
+        res.set("content-security-policy",
+                "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:");
+        res.body() = std::string(a.body);
+        res.prepare_payload();
+        if (req.method() == http::verb::head)
+            res.body().clear();
+        return res;
+    }
+    return std::nullopt;
 }
 
 http_response preflight(const http_request& req, const core::config& cfg) {
@@ -280,6 +332,8 @@ http_response route(const http_request& req, server_context& ctx) {
                            std::to_string(st.slow_consumer_closes.load()) + "}";
         return json_response(200, std::move(body), req, ctx.cfg);
     }
+    if (auto web = web_route(req, path, ctx))
+        return std::move(*web);
     return http_error(404, "NotFoundException",
                       "no route for " + std::string(req.method_string()) + " " +
                           std::string(path.substr(0, 100)) +
