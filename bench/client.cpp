@@ -1,0 +1,456 @@
+// eventcast-bench client core: worker threads, the WebSocket client connection, one-shot HTTP.
+#include "client.hpp"
+
+#include "wire.hpp"
+
+#include <netinet/in.h>
+#include <sys/resource.h>
+
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+
+namespace eventcast::bench {
+
+namespace {
+
+// A frame larger than the shared buffer makes it grow; it starts at 256 KiB, enough for a few
+// hundred coalesced data frames per read.
+constexpr std::size_t initial_read_buffer = 256 * 1024;
+// The upgrade answer must fit in this; an answer without "\r\n\r\n" by then is broken.
+constexpr std::size_t max_response_head = 16 * 1024;
+// Reads per readiness before yielding to other connections of the worker.
+constexpr int reads_per_turn = 16;
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+using bind_address_no_port = asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>;
+
+}  // namespace
+
+// ---- worker -------------------------------------------------------------------------------
+
+worker::worker(std::size_t index) : index_(index), read_buffer_(initial_read_buffer) {}
+
+worker::~worker() { stop(); }
+
+void worker::start() {
+    guard_.emplace(ioc_.get_executor());
+    thread_ = std::thread([this] { ioc_.run(); });
+}
+
+void worker::stop() {
+    guard_.reset();
+    ioc_.stop();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void worker::queue_connect(ws_conn* conn) {
+    if (connecting_ < max_connecting) {
+        ++connecting_;
+        conn->begin_connect();
+        return;
+    }
+    pending_.push_back(conn);
+}
+
+void worker::connect_finished() {
+    if (connecting_ > 0)
+        --connecting_;
+    while (connecting_ < max_connecting && !pending_.empty()) {
+        ws_conn* next = pending_.front();
+        pending_.pop_front();
+        ++connecting_;
+        next->begin_connect();
+    }
+}
+
+// ---- ws_conn ------------------------------------------------------------------------------
+
+ws_conn::ws_conn(worker& owner, const ws_target& target, ws_listener& listener, std::size_t index)
+    : worker_(owner),
+      target_(target),
+      listener_(listener),
+      index_(index),
+      socket_(owner.ioc()),
+      mask_state_(static_cast<std::uint32_t>(index * 2654435761u) | 1u) {}
+
+void ws_conn::start() {
+    asio::post(worker_.ioc(), [this] { worker_.queue_connect(this); });
+}
+
+std::uint32_t ws_conn::next_mask() {
+    // xorshift32: masks need not be secret here, only present (RFC 6455 §5.3).
+    std::uint32_t x = mask_state_;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    mask_state_ = x;
+    return x;
+}
+
+void ws_conn::begin_connect() {
+    state_ = state::connecting;
+    boost::system::error_code ec;
+    socket_.open(tcp::v4(), ec);
+    if (!ec && source_) {
+        socket_.set_option(bind_address_no_port(true), ec);
+        if (!ec)
+            socket_.bind(tcp::endpoint(*source_, 0), ec);
+    }
+    if (ec)
+        return fail("socket: " + ec.message());
+    socket_.async_connect(target_.server,
+                          [this](const boost::system::error_code& e) { on_connect(e); });
+}
+
+void ws_conn::on_connect(const boost::system::error_code& ec) {
+    if (state_ == state::closed)
+        return;
+    if (ec)
+        return fail("connect: " + ec.message());
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    socket_.non_blocking(true, ignored);
+    state_ = state::handshaking;
+    out_ += upgrade_request(target_.host_header, target_.path, target_.api_key);
+    flush();
+    arm_read();
+}
+
+void ws_conn::arm_read() {
+    if (state_ == state::closed || reading_)
+        return;
+    reading_ = true;
+    socket_.async_wait(tcp::socket::wait_read,
+                       [this](const boost::system::error_code& ec) { on_readable(ec); });
+}
+
+void ws_conn::on_readable(const boost::system::error_code& ec) {
+    reading_ = false;
+    if (state_ == state::closed)
+        return;
+    if (ec)
+        return fail("wait: " + ec.message());
+    std::vector<char>& buf = worker_.read_buffer();
+    std::size_t have = carry_.size();
+    if (have > buf.size())
+        buf.resize(have * 2);
+    std::memcpy(buf.data(), carry_.data(), have);
+    carry_.clear();
+    for (int turn = 0; turn < reads_per_turn; ++turn) {
+        boost::system::error_code rec;
+        const std::size_t n = socket_.read_some(asio::buffer(buf.data() + have, buf.size() - have), rec);
+        if (rec == asio::error::would_block || rec == asio::error::try_again) {
+            carry_.assign(buf.data(), have);
+            listener_.on_read_done(*this);
+            return arm_read();  // drained to EAGAIN: the next edge wakes us
+        }
+        if (rec) {
+            listener_.on_read_done(*this);
+            return fail(rec == asio::error::eof ? "closed by server (EOF)" : "read: " + rec.message());
+        }
+        have += n;
+        const std::int64_t now = now_ns();
+        std::size_t need = 0;
+        const std::size_t used = consume(buf.data(), have, now, need);
+        if (state_ == state::closed) {
+            listener_.on_read_done(*this);
+            return;
+        }
+        if (used > 0 && used < have)
+            std::memmove(buf.data(), buf.data() + used, have - used);
+        have -= used;
+        if (need > buf.size())
+            buf.resize(need);
+    }
+    // Still readable after our share of reads: let the other connections of this worker run.
+    carry_.assign(buf.data(), have);
+    listener_.on_read_done(*this);
+    reading_ = true;
+    asio::post(worker_.ioc(), [this] { on_readable({}); });
+}
+
+std::size_t ws_conn::consume(char* data, std::size_t size, std::int64_t now, std::size_t& need) {
+    std::size_t pos = 0;
+    if (state_ == state::handshaking) {
+        const std::string_view text(data, size);
+        const std::size_t end = text.find("\r\n\r\n");
+        if (end == std::string_view::npos) {
+            if (size > max_response_head)
+                fail("upgrade answer has no end of headers within 16 KiB");
+            return 0;
+        }
+        const std::string_view head = text.substr(0, end + 2);
+        if (head.substr(0, 12) != "HTTP/1.1 101") {
+            const std::size_t line_end = head.find("\r\n");
+            fail("upgrade refused: " + std::string(head.substr(0, line_end)));
+            return size;
+        }
+        const std::string_view protocol = header_value(head, "sec-websocket-protocol");
+        if (protocol.find("aws-appsync-event-ws") == std::string_view::npos) {
+            fail("upgrade answer selected subprotocol '" + std::string(protocol) +
+                 "', not aws-appsync-event-ws");
+            return size;
+        }
+        state_ = state::open;
+        if (!counted_connect_) {
+            counted_connect_ = true;
+            worker_.connect_finished();
+        }
+        listener_.on_open(*this);
+        if (state_ == state::closed)
+            return size;
+        pos = end + 4;
+    }
+    while (pos < size && state_ == state::open) {
+        auto* bytes = reinterpret_cast<unsigned char*>(data + pos);
+        const frame_header h = parse_frame_header(bytes, size - pos);
+        if (h.state == frame_header::status::need_more) {
+            need = 64;
+            break;
+        }
+        if (h.state == frame_header::status::bad) {
+            fail("bad frame header from server");
+            return size;
+        }
+        const std::uint64_t total = h.header_len + h.payload_len;
+        if (total > size - pos) {
+            need = static_cast<std::size_t>(total);
+            break;
+        }
+        char* payload = data + pos + h.header_len;
+        const auto len = static_cast<std::size_t>(h.payload_len);
+        if (h.masked)
+            apply_mask(payload, len, h.mask);
+        handle_frame(h.fin, static_cast<std::uint8_t>(h.op), payload, len, now);
+        pos += static_cast<std::size_t>(total);
+    }
+    return pos;
+}
+
+void ws_conn::handle_frame(bool fin, std::uint8_t op, char* payload, std::size_t size,
+                           std::int64_t now) {
+    switch (static_cast<opcode>(op)) {
+    case opcode::text:
+    case opcode::binary:
+        if (!fin) {
+            fragment_op_ = op;
+            fragments_.assign(payload, size);
+            return;
+        }
+        if (static_cast<opcode>(op) == opcode::binary)
+            return fail("unexpected binary message from server");
+        listener_.on_text(*this, std::string_view(payload, size), now);
+        return;
+    case opcode::continuation:
+        fragments_.append(payload, size);
+        if (!fin)
+            return;
+        if (static_cast<opcode>(fragment_op_) == opcode::text)
+            listener_.on_text(*this, fragments_, now);
+        fragments_.clear();
+        return;
+    case opcode::ping:
+        append_client_frame(out_, opcode::pong, std::string_view(payload, size), next_mask());
+        flush();
+        return;
+    case opcode::pong:
+        return;
+    case opcode::close: {
+        unsigned code = size >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                        static_cast<unsigned char>(payload[1])
+                                  : 1005;
+        std::string why = "closed by server with code " + std::to_string(code);
+        if (size > 2)
+            why += " (" + std::string(payload + 2, size - 2) + ")";
+        return fail(why);
+    }
+    }
+}
+
+void ws_conn::append_text(std::string_view payload) {
+    if (out_pos_ > 0 && out_pos_ == out_.size()) {
+        out_.clear();
+        out_pos_ = 0;
+    } else if (out_pos_ > 64 * 1024 && out_pos_ > out_.size() / 2) {
+        out_.erase(0, out_pos_);
+        out_pos_ = 0;
+    }
+    append_client_frame(out_, opcode::text, payload, next_mask());
+}
+
+void ws_conn::flush() {
+    if (write_waiting_ || state_ == state::closed || state_ == state::idle ||
+        state_ == state::connecting)
+        return;
+    while (out_pos_ < out_.size()) {
+        boost::system::error_code ec;
+        const std::size_t n =
+            socket_.write_some(asio::buffer(out_.data() + out_pos_, out_.size() - out_pos_), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            write_waiting_ = true;
+            socket_.async_wait(tcp::socket::wait_write, [this](const boost::system::error_code& e) {
+                write_waiting_ = false;
+                if (state_ == state::closed)
+                    return;
+                if (e)
+                    return fail("wait for write: " + e.message());
+                flush();
+            });
+            return;
+        }
+        if (ec)
+            return fail("write: " + ec.message());
+        out_pos_ += n;
+    }
+    out_.clear();
+    out_pos_ = 0;
+}
+
+void ws_conn::fail(std::string_view why) {
+    if (state_ == state::closed)
+        return;
+    const bool was_connecting = !counted_connect_;
+    state_ = state::closed;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    if (was_connecting) {
+        counted_connect_ = true;
+        worker_.connect_finished();
+    }
+    listener_.on_closed(*this, why);
+}
+
+void ws_conn::shutdown() {
+    if (state_ == state::closed)
+        return;
+    state_ = state::closed;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+}
+
+// ---- one-shot HTTP ------------------------------------------------------------------------
+
+namespace {
+
+struct http_call : std::enable_shared_from_this<http_call> {
+    http_call(asio::io_context& ioc, std::string req, std::function<void(unsigned, std::string)> cb)
+        : socket(ioc), request(std::move(req)), done(std::move(cb)) {}
+
+    void start(const tcp::endpoint& server) {
+        socket.async_connect(server, [self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec)
+                return self->finish(0);
+            boost::system::error_code ignored;
+            self->socket.set_option(tcp::no_delay(true), ignored);
+            asio::async_write(self->socket, asio::buffer(self->request),
+                              [self](const boost::system::error_code& wec, std::size_t) {
+                                  if (wec)
+                                      return self->finish(0);
+                                  self->read_more();
+                              });
+        });
+    }
+
+    void read_more() {
+        socket.async_read_some(asio::buffer(chunk), [self = shared_from_this()](
+                                                        const boost::system::error_code& ec,
+                                                        std::size_t n) {
+            self->response.append(self->chunk.data(), n);
+            if (ec)
+                return self->parse();  // Connection: close, so EOF ends the answer
+            if (self->complete())
+                return self->parse();
+            self->read_more();
+        });
+    }
+
+    // With Content-Length the answer may end before the server closes.
+    bool complete() const {
+        const std::size_t end = response.find("\r\n\r\n");
+        if (end == std::string::npos)
+            return false;
+        const std::string_view head(response.data(), end + 2);
+        const std::string_view len = header_value(head, "content-length");
+        if (len.empty())
+            return false;
+        std::size_t n = 0;
+        std::from_chars(len.data(), len.data() + len.size(), n);
+        return response.size() >= end + 4 + n;
+    }
+
+    void parse() {
+        unsigned status = 0;
+        if (response.size() > 12 && response.compare(0, 5, "HTTP/") == 0)
+            std::from_chars(response.data() + 9, response.data() + 12, status);
+        const std::size_t end = response.find("\r\n\r\n");
+        std::string body = end == std::string::npos ? std::string() : response.substr(end + 4);
+        finish(status, std::move(body));
+    }
+
+    void finish(unsigned status, std::string body = {}) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        if (done) {
+            auto cb = std::move(done);
+            done = nullptr;
+            cb(status, std::move(body));
+        }
+    }
+
+    tcp::socket socket;
+    std::string request;
+    std::string response;
+    std::array<char, 4096> chunk{};
+    std::function<void(unsigned, std::string)> done;
+};
+
+}  // namespace
+
+void http_request(asio::io_context& ioc, const tcp::endpoint& server, std::string request,
+                  std::function<void(unsigned status, std::string body)> done) {
+    std::make_shared<http_call>(ioc, std::move(request), std::move(done))->start(server);
+}
+
+std::int64_t read_rss_bytes(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) {
+            std::int64_t kb = 0;
+            std::size_t i = 6;
+            while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+                ++i;
+            std::from_chars(line.data() + i, line.data() + line.size(), kb);
+            return kb * 1024;
+        }
+    }
+    return -1;
+}
+
+std::uint64_t raise_fd_limit(std::uint64_t wanted) {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return 0;
+    if (lim.rlim_cur >= wanted)
+        return lim.rlim_cur;
+    rlimit raised = lim;
+    raised.rlim_cur = std::min<rlim_t>(wanted, lim.rlim_max);
+    if (wanted > lim.rlim_max) {
+        raised.rlim_max = wanted;  // root with CAP_SYS_RESOURCE may raise the hard limit too
+        raised.rlim_cur = wanted;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            return wanted;
+        raised.rlim_max = lim.rlim_max;
+        raised.rlim_cur = lim.rlim_max;
+    }
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0)
+        return lim.rlim_cur;
+    return raised.rlim_cur;
+}
+
+}  // namespace eventcast::bench

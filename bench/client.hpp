@@ -1,0 +1,180 @@
+// eventcast-bench client core: one io_context per worker thread, and a minimal client-side
+// AppSync Events WebSocket connection over plain TCP.
+//
+// Receive path: a connection waits for readability (async_wait), then reads with non-blocking
+// read_some into its worker's one shared buffer until EAGAIN, hands every complete text frame to
+// its listener as a string_view into that buffer, and keeps only an incomplete tail (usually
+// nothing) in its own carry buffer. No allocation per message once buffers have grown.
+// Send path: frames are appended (masked) to a per-connection buffer and written with
+// non-blocking write_some; what the kernel does not take waits for writability.
+//
+// Threading: a connection and its listener callbacks run only on its worker's thread. The
+// objects must outlive the worker threads (stop the workers before destroying connections).
+#pragma once
+
+#include "histogram.hpp"
+
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace eventcast::bench {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+/// steady_clock (CLOCK_MONOTONIC) in nanoseconds: comparable across processes on one machine.
+inline std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+class ws_conn;
+
+/// One event loop on one thread, with the read buffer its connections share.
+class worker {
+public:
+    explicit worker(std::size_t index);
+    ~worker();
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    asio::io_context& ioc() { return ioc_; }
+    std::size_t index() const { return index_; }
+    void start();
+    /// Stops the loop and joins the thread; idempotent.
+    void stop();
+
+    /// Shared by every connection of this worker: only one handler runs at a time.
+    std::vector<char>& read_buffer() { return read_buffer_; }
+
+    /// Connection pacing: at most `max_connecting` TCP connects + upgrades in progress.
+    void queue_connect(ws_conn* conn);
+    void connect_finished();
+    std::size_t max_connecting = 64;
+
+    // Per-worker measurement state, touched only on this thread; merged after stop().
+    latency_histogram latency;
+    latency_histogram secondary;  // time to first chunk (chat)
+
+private:
+    std::size_t index_;
+    asio::io_context ioc_{1};
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+    std::thread thread_;
+    std::vector<char> read_buffer_;
+    std::deque<ws_conn*> pending_;
+    std::size_t connecting_ = 0;
+};
+
+/// Where and how to connect.
+struct ws_target {
+    tcp::endpoint server;
+    std::string host_header;  // "127.0.0.1:8080"
+    std::string path = "/event/realtime";
+    std::string api_key;
+};
+
+/// Callbacks of a connection; all on the connection's worker thread.
+class ws_listener {
+public:
+    virtual ~ws_listener() = default;
+    /// The 101 arrived with the aws-appsync-event-ws subprotocol.
+    virtual void on_open(ws_conn& conn) = 0;
+    /// One complete text message. `payload` points into a buffer reused after the call.
+    virtual void on_text(ws_conn& conn, std::string_view payload, std::int64_t recv_ns) = 0;
+    /// After each read's frames were handed over (a place to publish batched counters).
+    virtual void on_read_done(ws_conn& /*conn*/) {}
+    /// The connection failed or was closed; `why` is for humans. Called once.
+    virtual void on_closed(ws_conn& conn, std::string_view why) = 0;
+};
+
+class ws_conn {
+public:
+    ws_conn(worker& owner, const ws_target& target, ws_listener& listener, std::size_t index);
+    ws_conn(const ws_conn&) = delete;
+    ws_conn& operator=(const ws_conn&) = delete;
+
+    /// Binds to this local address before connecting (several 127.0.0.x sources lift the
+    /// ~28k ephemeral-port limit of one source address).
+    void set_source(asio::ip::address source) { source_ = source; }
+    /// Thread-safe: queues the connect on the worker (paced by worker::max_connecting).
+    void start();
+
+    /// Worker thread only. Appends one masked text frame; flush() sends what was appended.
+    void append_text(std::string_view payload);
+    void flush();
+    void send_text(std::string_view payload) {
+        append_text(payload);
+        flush();
+    }
+    /// Closes the socket without a closing handshake; no callback follows.
+    void shutdown();
+
+    bool is_open() const { return state_ == state::open; }
+    bool is_closed() const { return state_ == state::closed; }
+    std::size_t index() const { return index_; }
+    worker& owner() { return worker_; }
+    /// Bytes appended but not yet taken by the kernel.
+    std::size_t pending_bytes() const { return out_.size() - out_pos_; }
+
+    /// Scratch space for building a message before append_text (reused, never shrinks).
+    std::string scratch;
+
+private:
+    friend class worker;
+    enum class state : std::uint8_t { idle, connecting, handshaking, open, closed };
+
+    void begin_connect();
+    void on_connect(const boost::system::error_code& ec);
+    void arm_read();
+    void on_readable(const boost::system::error_code& ec);
+    /// Handles the upgrade answer and every complete frame in [data, data+size); returns the
+    /// bytes consumed. Sets `need` to the bytes a frame needs when it does not fit.
+    std::size_t consume(char* data, std::size_t size, std::int64_t now, std::size_t& need);
+    void handle_frame(bool fin, std::uint8_t op, char* payload, std::size_t size, std::int64_t now);
+    void fail(std::string_view why);
+    std::uint32_t next_mask();
+
+    worker& worker_;
+    const ws_target& target_;
+    ws_listener& listener_;
+    std::size_t index_;
+    tcp::socket socket_;
+    std::optional<asio::ip::address> source_;
+    std::string out_;
+    std::size_t out_pos_ = 0;
+    std::string carry_;
+    std::string fragments_;
+    std::uint32_t mask_state_;
+    std::uint8_t fragment_op_ = 0;
+    state state_ = state::idle;
+    bool write_waiting_ = false;
+    bool reading_ = false;
+    bool counted_connect_ = false;
+};
+
+/// One HTTP/1.1 request on a fresh connection (Connection: close); the callback gets the
+/// status (0 on a transport error) and the body. Runs on `ioc`; allocates per request.
+void http_request(asio::io_context& ioc, const tcp::endpoint& server, std::string request,
+                  std::function<void(unsigned status, std::string body)> done);
+
+/// Resident set size of a process in bytes from /proc/<pid>/status (VmRSS); -1 if unreadable.
+std::int64_t read_rss_bytes(int pid);
+
+/// Raises RLIMIT_NOFILE's soft limit towards `wanted` (up to the hard limit); returns the
+/// resulting soft limit.
+std::uint64_t raise_fd_limit(std::uint64_t wanted);
+
+}  // namespace eventcast::bench

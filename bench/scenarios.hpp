@@ -1,0 +1,68 @@
+// eventcast-bench scenarios: fanout, streams, idle and chat against an AppSync Events server
+// (eventcast or a peer speaking the same subset), each returning one JSON result.
+#pragma once
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace eventcast::bench {
+
+/// What every scenario needs. Times are seconds.
+struct common_options {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::string api_key;
+    std::string label;            // copied into the result ("eventcast", "uws", ...)
+    std::size_t threads = 1;      // worker threads, one io_context each
+    double duration = 10;         // measured window
+    double warmup = 1;            // load runs this long before the window opens
+    double drain_timeout = 10;    // after the window: wait this long for in-flight events
+    double connect_timeout = 60;  // for all connections to be subscribed
+    std::size_t max_connecting = 64;  // per worker: connects + upgrades in progress
+};
+
+struct fanout_options {
+    std::size_t subscribers = 1000;
+    std::size_t event_bytes = 100;
+    std::size_t publishers = 1;
+    std::size_t batch = 5;      // events per publish message (the protocol allows 1..5)
+    std::size_t window = 16;    // publish messages in flight per publisher (until publish_success)
+    std::size_t max_lag = 256;  // events published but not yet delivered, per subscriber
+    double rate = 0;            // events/s over all publishers; 0: as fast as the window allows
+    std::string channel = "/default/fanout";
+};
+
+struct streams_options {
+    std::size_t channels = 5000;
+    double rate = 20;            // events/s per channel
+    std::size_t publishers = 0;  // 0: one per 250 channels, at least 1
+    std::size_t event_bytes = 100;
+};
+
+struct idle_options {
+    std::size_t connections = 10000;
+    int server_pid = 0;     // VmRSS is read from /proc/<pid>/status; 0: not measured
+    std::size_t sources = 0;  // 127.0.0.x source addresses; 0: one per 25,000 connections
+    double settle = 1;      // wait after the last subscribe before reading VmRSS
+};
+
+struct chat_options {
+    std::size_t streams = 100;  // concurrent POST /chat streams, one user (and channel) each
+    std::string chat_namespace = "BedrockChat";
+    std::string user_prefix = "bench-u";
+    std::string prompt = "Explain AppSync Events in one paragraph.";
+};
+
+struct scenario_result {
+    boost::json::object json;
+    bool ok = false;
+};
+
+scenario_result run_fanout(const common_options& common, const fanout_options& opt);
+scenario_result run_streams(const common_options& common, const streams_options& opt);
+scenario_result run_idle(const common_options& common, const idle_options& opt);
+scenario_result run_chat(const common_options& common, const chat_options& opt);
+
+}  // namespace eventcast::bench

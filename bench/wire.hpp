@@ -1,0 +1,297 @@
+// eventcast-bench wire helpers: client-side WebSocket framing (server frames in, masked client
+// frames out), the upgrade request, and the byte-level markers that carry timestamps in events.
+// No allocation except appending to caller-owned strings; nothing here touches a socket.
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace eventcast::bench {
+
+enum class opcode : std::uint8_t {
+    continuation = 0,
+    text = 1,
+    binary = 2,
+    close = 8,
+    ping = 9,
+    pong = 10
+};
+
+struct frame_header {
+    enum class status : std::uint8_t { need_more, ok, bad };
+    status state = status::need_more;
+    bool fin = false;
+    opcode op = opcode::text;
+    bool masked = false;
+    std::uint64_t payload_len = 0;
+    std::size_t header_len = 0;
+    std::uint8_t mask[4] = {0, 0, 0, 0};
+};
+
+/// Parses the frame header at the start of `data` (RFC 6455 §5.2). `need_more` when `size` is
+/// too short; `bad` for reserved bits, an unknown opcode or a control frame over 125 bytes.
+inline frame_header parse_frame_header(const unsigned char* data, std::size_t size) {
+    frame_header h;
+    if (size < 2)
+        return h;
+    const std::uint8_t b0 = data[0];
+    const std::uint8_t b1 = data[1];
+    h.fin = (b0 & 0x80) != 0;
+    const std::uint8_t op = b0 & 0x0f;
+    h.masked = (b1 & 0x80) != 0;
+    if ((b0 & 0x70) != 0 || (op > 2 && op < 8) || op > 10) {
+        h.state = frame_header::status::bad;
+        return h;
+    }
+    h.op = static_cast<opcode>(op);
+    std::size_t pos = 2;
+    std::uint64_t len = b1 & 0x7f;
+    if (len == 126) {
+        if (size < 4)
+            return h;
+        len = (std::uint64_t{data[2]} << 8) | data[3];
+        pos = 4;
+    } else if (len == 127) {
+        if (size < 10)
+            return h;
+        len = 0;
+        for (int i = 0; i < 8; ++i)
+            len = (len << 8) | data[2 + i];
+        pos = 10;
+    }
+    if (op >= 8 && (len > 125 || !h.fin)) {
+        h.state = frame_header::status::bad;
+        return h;
+    }
+    if (h.masked) {
+        if (size < pos + 4)
+            return h;
+        std::memcpy(h.mask, data + pos, 4);
+        pos += 4;
+    }
+    h.payload_len = len;
+    h.header_len = pos;
+    h.state = frame_header::status::ok;
+    return h;
+}
+
+/// XORs `size` bytes at `data` with the 4-byte `mask`, starting at mask offset 0.
+inline void apply_mask(char* data, std::size_t size, const std::uint8_t mask[4]) {
+    std::uint64_t wide = 0;
+    for (int i = 0; i < 8; ++i)
+        wide |= std::uint64_t{mask[i % 4]} << (8 * i);  // little-endian: byte i gets mask[i % 4]
+    std::size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, data + i, 8);
+        word ^= wide;
+        std::memcpy(data + i, &word, 8);
+    }
+    for (; i < size; ++i)
+        data[i] = static_cast<char>(static_cast<std::uint8_t>(data[i]) ^ mask[i % 4]);
+}
+
+/// Appends one masked client frame (FIN set) carrying `payload` to `out`.
+inline void append_client_frame(std::string& out, opcode op, std::string_view payload,
+                                std::uint32_t mask_key) {
+    unsigned char header[14];
+    std::size_t n = 0;
+    header[n++] = static_cast<unsigned char>(0x80 | static_cast<std::uint8_t>(op));
+    const std::uint64_t len = payload.size();
+    if (len < 126) {
+        header[n++] = static_cast<unsigned char>(0x80 | len);
+    } else if (len <= 0xffff) {
+        header[n++] = 0x80 | 126;
+        header[n++] = static_cast<unsigned char>(len >> 8);
+        header[n++] = static_cast<unsigned char>(len);
+    } else {
+        header[n++] = 0x80 | 127;
+        for (int i = 7; i >= 0; --i)
+            header[n++] = static_cast<unsigned char>(len >> (8 * i));
+    }
+    std::uint8_t mask[4];
+    std::memcpy(mask, &mask_key, 4);
+    std::memcpy(header + n, mask, 4);
+    n += 4;
+    const std::size_t at = out.size();
+    out.resize(at + n + payload.size());
+    std::memcpy(out.data() + at, header, n);
+    std::memcpy(out.data() + at + n, payload.data(), payload.size());
+    apply_mask(out.data() + at + n, payload.size(), mask);
+}
+
+/// base64url without padding (RFC 4648 §5), as the AppSync `header-` subprotocol uses it.
+inline std::string base64url(std::string_view in) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
+    for (; i + 3 <= in.size(); i += 3) {
+        const std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (in.size() - i == 1) {
+        const std::uint32_t v = byte(i) << 16;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+    } else if (in.size() - i == 2) {
+        const std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+    }
+    return out;
+}
+
+/// The HTTP upgrade request for /event/realtime with the AppSync subprotocols:
+/// `aws-appsync-event-ws` and `header-<base64url {"host","x-api-key"}>`.
+inline std::string upgrade_request(std::string_view host, std::string_view path,
+                                   std::string_view api_key) {
+    std::string header_json = "{\"host\":\"";
+    header_json += host;
+    header_json += "\",\"x-api-key\":\"";
+    header_json += api_key;
+    header_json += "\"}";
+    std::string req = "GET ";
+    req += path;
+    req += " HTTP/1.1\r\nHost: ";
+    req += host;
+    req +=
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: aws-appsync-event-ws, header-";
+    req += base64url(header_json);
+    req += "\r\n\r\n";
+    return req;
+}
+
+inline bool iequals_prefix(std::string_view text, std::string_view prefix) {
+    if (text.size() < prefix.size())
+        return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        char a = text[i];
+        char b = prefix[i];
+        if (a >= 'A' && a <= 'Z')
+            a = static_cast<char>(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = static_cast<char>(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+/// Value of header `name` (case-insensitive) in an HTTP response head, or "".
+inline std::string_view header_value(std::string_view head, std::string_view name) {
+    std::size_t pos = head.find("\r\n");
+    while (pos != std::string_view::npos && pos + 2 < head.size()) {
+        const std::size_t start = pos + 2;
+        const std::size_t end = head.find("\r\n", start);
+        const std::string_view line =
+            head.substr(start, (end == std::string_view::npos ? head.size() : end) - start);
+        if (iequals_prefix(line, name) && line.size() > name.size() && line[name.size()] == ':') {
+            std::string_view v = line.substr(name.size() + 1);
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+                v.remove_prefix(1);
+            while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+                v.remove_suffix(1);
+            return v;
+        }
+        pos = end;
+    }
+    return {};
+}
+
+// ---- markers ------------------------------------------------------------------------------
+// Every benchmark event carries "~T<send ns>~<L><n>~<L><n>~" (steady_clock, CLOCK_MONOTONIC, so
+// comparable across processes on one machine). '~' needs no JSON escaping and appears nowhere
+// else in our events, so the receive path finds it with memchr instead of parsing JSON.
+
+struct marker {
+    std::int64_t ts = 0;
+    std::int64_t a = 0;  // channel (fanout, streams) or chunk index (chat)
+    std::int64_t b = 0;  // sequence number (fanout, streams) or chunk count (chat)
+};
+
+/// Finds the next marker in [p, end). On success fills `m` and returns the position after it;
+/// returns nullptr when there is none (or a malformed one).
+inline const char* find_marker(const char* p, const char* end, marker& m) {
+    while (p < end) {
+        const void* hit = std::memchr(p, '~', static_cast<std::size_t>(end - p));
+        if (hit == nullptr)
+            return nullptr;
+        p = static_cast<const char*>(hit);
+        if (p + 1 >= end || p[1] != 'T') {
+            ++p;
+            continue;
+        }
+        std::int64_t values[3] = {0, 0, 0};
+        const char* q = p + 2;
+        bool ok = true;
+        for (int i = 0; i < 3 && ok; ++i) {
+            auto [next, ec] = std::from_chars(q, end, values[i]);
+            if (ec != std::errc() || next >= end || *next != '~') {
+                ok = false;
+                break;
+            }
+            q = next + 1;
+            if (i < 2) {
+                if (q >= end) {
+                    ok = false;
+                    break;
+                }
+                ++q;  // the letter naming the next field
+            }
+        }
+        if (!ok) {
+            p += 2;
+            continue;
+        }
+        m.ts = values[0];
+        m.a = values[1];
+        m.b = values[2];
+        return q;
+    }
+    return nullptr;
+}
+
+/// Appends a decimal number.
+inline void append_number(std::string& out, std::int64_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    (void)ec;
+    out.append(buf, end);
+}
+
+/// Appends one benchmark event as a JSON string literal (the form `events` items take):
+/// the event text `{"m":"~T<ts>~C<channel>~S<seq>~","p":"xxx"}` is padded with 'x' to
+/// `event_bytes` bytes (never shorter than its fixed part), then quoted and escaped.
+inline void append_event_literal(std::string& out, std::int64_t ts, std::int64_t channel,
+                                 std::int64_t seq, std::size_t event_bytes) {
+    const std::size_t start = out.size();
+    out += "\"{\\\"m\\\":\\\"~T";
+    append_number(out, ts);
+    out += "~C";
+    append_number(out, channel);
+    out += "~S";
+    append_number(out, seq);
+    out += "~\\\",\\\"p\\\":\\\"";
+    // Unescaped length so far: written minus the opening quote and the 7 backslashes.
+    const std::size_t text_so_far = out.size() - start - 1 - 7;
+    const std::size_t closing = 2;  // "} in the event text
+    const std::size_t pad =
+        event_bytes > text_so_far + closing ? event_bytes - text_so_far - closing : 0;
+    out.append(pad, 'x');
+    out += "\\\"}\"";
+}
+
+}  // namespace eventcast::bench
