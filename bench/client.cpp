@@ -15,13 +15,10 @@ namespace eventcast::bench {
 
 namespace {
 
-// A frame larger than the shared buffer makes it grow; it starts at 256 KiB, enough for a few
-// hundred coalesced data frames per read.
-constexpr std::size_t initial_read_buffer = 256 * 1024;
+// Free space a read gets at least; the buffer grows (and stays grown) past a larger frame.
+constexpr std::size_t min_read_space = 512;
 // The upgrade answer must fit in this; an answer without "\r\n\r\n" by then is broken.
 constexpr std::size_t max_response_head = 16 * 1024;
-// Reads per readiness before yielding to other connections of the worker.
-constexpr int reads_per_turn = 16;
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -32,7 +29,7 @@ using bind_address_no_port = asio::detail::socket_option::boolean<IPPROTO_IP, IP
 
 // ---- worker -------------------------------------------------------------------------------
 
-worker::worker(std::size_t index) : index_(index), read_buffer_(initial_read_buffer) {}
+worker::worker(std::size_t index) : index_(index) {}
 
 worker::~worker() { stop(); }
 
@@ -76,6 +73,7 @@ ws_conn::ws_conn(worker& owner, const ws_target& target, ws_listener& listener, 
       listener_(listener),
       index_(index),
       socket_(owner.ioc()),
+      in_(owner.read_buffer_bytes),
       mask_state_(static_cast<std::uint32_t>(index * 2654435761u) | 1u) {}
 
 void ws_conn::start() {
@@ -124,54 +122,35 @@ void ws_conn::on_connect(const boost::system::error_code& ec) {
 void ws_conn::arm_read() {
     if (state_ == state::closed || reading_)
         return;
+    if (in_.size() - have_ < min_read_space)
+        in_.resize(std::max(in_.size() * 2, have_ + min_read_space));
     reading_ = true;
-    socket_.async_wait(tcp::socket::wait_read,
-                       [this](const boost::system::error_code& ec) { on_readable(ec); });
+    // Asio reads speculatively only after an edge; a short read leaves the next one waiting
+    // for the next edge: one read() per wake-up, no epoll_ctl.
+    socket_.async_read_some(asio::buffer(in_.data() + have_, in_.size() - have_),
+                            [this](const boost::system::error_code& ec, std::size_t n) {
+                                on_read(ec, n);
+                            });
 }
 
-void ws_conn::on_readable(const boost::system::error_code& ec) {
+void ws_conn::on_read(const boost::system::error_code& ec, std::size_t n) {
     reading_ = false;
     if (state_ == state::closed)
         return;
     if (ec)
-        return fail("wait: " + ec.message());
-    std::vector<char>& buf = worker_.read_buffer();
-    std::size_t have = carry_.size();
-    if (have > buf.size())
-        buf.resize(have * 2);
-    std::memcpy(buf.data(), carry_.data(), have);
-    carry_.clear();
-    for (int turn = 0; turn < reads_per_turn; ++turn) {
-        boost::system::error_code rec;
-        const std::size_t n = socket_.read_some(asio::buffer(buf.data() + have, buf.size() - have), rec);
-        if (rec == asio::error::would_block || rec == asio::error::try_again) {
-            carry_.assign(buf.data(), have);
-            listener_.on_read_done(*this);
-            return arm_read();  // drained to EAGAIN: the next edge wakes us
-        }
-        if (rec) {
-            listener_.on_read_done(*this);
-            return fail(rec == asio::error::eof ? "closed by server (EOF)" : "read: " + rec.message());
-        }
-        have += n;
-        const std::int64_t now = now_ns();
-        std::size_t need = 0;
-        const std::size_t used = consume(buf.data(), have, now, need);
-        if (state_ == state::closed) {
-            listener_.on_read_done(*this);
-            return;
-        }
-        if (used > 0 && used < have)
-            std::memmove(buf.data(), buf.data() + used, have - used);
-        have -= used;
-        if (need > buf.size())
-            buf.resize(need);
-    }
-    // Still readable after our share of reads: let the other connections of this worker run.
-    carry_.assign(buf.data(), have);
+        return fail(ec == asio::error::eof ? "closed by server (EOF)" : "read: " + ec.message());
+    have_ += n;
+    std::size_t need = 0;
+    const std::size_t used = consume(in_.data(), have_, now_ns(), need);
     listener_.on_read_done(*this);
-    reading_ = true;
-    asio::post(worker_.ioc(), [this] { on_readable({}); });
+    if (state_ == state::closed)
+        return;
+    if (used > 0 && used < have_)
+        std::memmove(in_.data(), in_.data() + used, have_ - used);
+    have_ -= used;
+    if (need > in_.size())
+        in_.resize(need + min_read_space);
+    arm_read();
 }
 
 std::size_t ws_conn::consume(char* data, std::size_t size, std::int64_t now, std::size_t& need) {

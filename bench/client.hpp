@@ -1,10 +1,10 @@
 // eventcast-bench client core: one io_context per worker thread, and a minimal client-side
 // AppSync Events WebSocket connection over plain TCP.
 //
-// Receive path: a connection waits for readability (async_wait), then reads with non-blocking
-// read_some into its worker's one shared buffer until EAGAIN, hands every complete text frame to
-// its listener as a string_view into that buffer, and keeps only an incomplete tail (usually
-// nothing) in its own carry buffer. No allocation per message once buffers have grown.
+// Receive path: each connection has one receive buffer (16 KiB by default, 1 KiB for idle
+// connections) that async_read_some fills; every complete text frame goes to the listener as a
+// string_view into it, and an incomplete tail moves to the front. One read() per wake-up, many
+// frames per read when the server coalesces; no allocation per message once buffers have grown.
 // Send path: frames are appended (masked) to a per-connection buffer and written with
 // non-blocking write_some; what the kernel does not take waits for writability.
 //
@@ -56,8 +56,9 @@ public:
     /// Stops the loop and joins the thread; idempotent.
     void stop();
 
-    /// Shared by every connection of this worker: only one handler runs at a time.
-    std::vector<char>& read_buffer() { return read_buffer_; }
+    /// Initial receive buffer of each connection started on this worker (grows past a larger
+    /// frame). Idle connections need little; busy ones get many frames per read.
+    std::size_t read_buffer_bytes = 16 * 1024;
 
     /// Connection pacing: at most `max_connecting` TCP connects + upgrades in progress.
     void queue_connect(ws_conn* conn);
@@ -73,7 +74,6 @@ private:
     asio::io_context ioc_{1};
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
     std::thread thread_;
-    std::vector<char> read_buffer_;
     std::deque<ws_conn*> pending_;
     std::size_t connecting_ = 0;
 };
@@ -139,7 +139,7 @@ private:
     void begin_connect();
     void on_connect(const boost::system::error_code& ec);
     void arm_read();
-    void on_readable(const boost::system::error_code& ec);
+    void on_read(const boost::system::error_code& ec, std::size_t n);
     /// Handles the upgrade answer and every complete frame in [data, data+size); returns the
     /// bytes consumed. Sets `need` to the bytes a frame needs when it does not fit.
     std::size_t consume(char* data, std::size_t size, std::int64_t now, std::size_t& need);
@@ -153,9 +153,10 @@ private:
     std::size_t index_;
     tcp::socket socket_;
     std::optional<asio::ip::address> source_;
+    std::vector<char> in_;  // [0, have_) received, not yet consumed (an incomplete frame)
+    std::size_t have_ = 0;
     std::string out_;
     std::size_t out_pos_ = 0;
-    std::string carry_;
     std::string fragments_;
     std::uint32_t mask_state_;
     std::uint8_t fragment_op_ = 0;
