@@ -194,8 +194,9 @@ TEST_F(BadInputTest, OversizeFrameClosesWith1009AndServerKeepsServing) {
         write_failed = true;
     }
     EXPECT_TRUE(c.wait_closed());
-    if (!write_failed || c.close_code() != 0)
+    if (!write_failed || c.close_code() != 0) {
         EXPECT_EQ(c.close_code(), 1009);
+    }
     ws_client next(server_->port(), server_->api_key());
     next.init();
     EXPECT_TRUE(next.expect_type("connection_ack"));
