@@ -60,6 +60,11 @@ public:
     /// frame). Idle connections need little; busy ones get many frames per read.
     std::size_t read_buffer_bytes = 16 * 1024;
 
+    /// Spin on poll() instead of sleeping in run(); set before start().
+    bool busy_poll = false;
+    /// With busy_poll: nanoseconds spent in polls that ran at least one handler.
+    std::int64_t busy_ns() const { return busy_ns_.load(std::memory_order_relaxed); }
+
     /// Connection pacing: at most `max_connecting` TCP connects + upgrades in progress.
     void queue_connect(ws_conn* conn);
     void connect_finished();
@@ -74,6 +79,7 @@ private:
     asio::io_context ioc_{1};
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
     std::thread thread_;
+    std::atomic<std::int64_t> busy_ns_{0};
     std::deque<ws_conn*> pending_;
     std::size_t connecting_ = 0;
 };

@@ -35,6 +35,8 @@ void add_common(CLI::App& app, common_options& c, std::string& url, double defau
     app.add_option("--connect-timeout", c.connect_timeout,
                    "seconds for every connection to be subscribed")
         ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_flag("--busy-poll", c.busy_poll,
+                 "workers spin on poll() instead of sleeping (give the load generator its own core)");
     app.add_option("--max-connecting", c.max_connecting,
                    "connects + upgrades in progress per thread")
         ->capture_default_str()->check(CLI::PositiveNumber);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -127,6 +128,7 @@ public:
         for (std::size_t t = 0; t < threads; ++t) {
             workers_.push_back(std::make_unique<worker>(t));
             workers_.back()->max_connecting = common.max_connecting;
+            workers_.back()->busy_poll = common.busy_poll;
         }
         counters_.resize(threads);
         auth_ = R"({"x-api-key":")" + common.api_key + "\"}";
@@ -244,6 +246,35 @@ protected:
 
     bool in_window(std::int64_t t) const { return t >= window_start_ && t < window_end_; }
 
+    /// Call at the window's start and end (main thread): the load generator's own CPU use, to
+    /// tell when a figure is bounded by the load generator rather than by the server.
+    void mark_window_start() {
+        cpu_at_start_ = process_cpu_ns();
+        busy_at_start_ = busy_total();
+    }
+    void mark_window_end() {
+        cpu_in_window_ = process_cpu_ns() - cpu_at_start_;
+        busy_in_window_ = busy_total() - busy_at_start_;
+    }
+    void add_loadgen_json(json::object& out) const {
+        const double window = common_.duration * 1e9 * static_cast<double>(workers_.size());
+        out["loadgen_cpu_pct"] = round2(100.0 * static_cast<double>(cpu_in_window_) / window);
+        if (common_.busy_poll)
+            out["loadgen_busy_pct"] = round2(100.0 * static_cast<double>(busy_in_window_) / window);
+    }
+
+    static std::int64_t process_cpu_ns() {
+        timespec ts{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+    }
+    std::int64_t busy_total() const {
+        std::int64_t t = 0;
+        for (const auto& w : workers_)
+            t += w->busy_ns();
+        return t;
+    }
+
     const common_options& common_;
     ws_target target_;
     std::string auth_;
@@ -257,6 +288,10 @@ protected:
     std::int64_t window_end_ = 0;
     std::mutex failure_mutex_;
     std::vector<std::string> failure_samples_;
+    std::int64_t cpu_at_start_ = 0;
+    std::int64_t cpu_in_window_ = 0;
+    std::int64_t busy_at_start_ = 0;
+    std::int64_t busy_in_window_ = 0;
 };
 
 std::int64_t seconds_ns(double s) { return static_cast<std::int64_t>(s * 1e9); }
@@ -292,7 +327,10 @@ public:
             publishing_ = true;
             for (auto& w : workers_)
                 asio::post(w->ioc(), [this, wp = w.get()] { tick(*wp); });
+            sleep_until_ns(window_start_);
+            mark_window_start();
             sleep_until_ns(window_end_);
+            mark_window_end();
             publishing_ = false;
             wait_for([&] {
                 return delivered_total_.load() == sent_events_.load() * n &&
@@ -321,6 +359,7 @@ public:
         r.json["delivered"] = totals.delivered;
         r.json["lost"] = lost;
         r.json["frames_without_marker"] = totals.no_marker;
+        add_loadgen_json(r.json);
         finish_json(r.json, "fanout", r.ok);
         return r;
     }
@@ -496,7 +535,10 @@ public:
             publishing_ = true;
             for (auto& w : workers_)
                 asio::post(w->ioc(), [this, wp = w.get()] { tick(*wp); });
+            sleep_until_ns(window_start_);
+            mark_window_start();
             sleep_until_ns(window_end_);
+            mark_window_end();
             wait_for([&] {
                 return received_total_.load() >= total_events_ && acked_.load() >= total_events_;
             }, common_.drain_timeout + 1.0);
@@ -545,6 +587,7 @@ public:
         r.json["duplicates"] = duplicates;
         r.json["misrouted"] = misrouted;
         r.json["frames_without_marker"] = totals.no_marker;
+        add_loadgen_json(r.json);
         finish_json(r.json, "streams", r.ok);
         return r;
     }
@@ -797,9 +840,11 @@ public:
             window_start_ = t0;
             window_end_ = t0 + seconds_ns(common_.duration);
             starting_ = true;
+            mark_window_start();
             for (auto& c : conns_)
                 asio::post(c->owner().ioc(), [this, conn = c.get()] { start_stream(*conn); });
             sleep_until_ns(window_end_);
+            mark_window_end();
             starting_ = false;
             wait_for([&] { return finished_.load() == started_.load(); }, common_.drain_timeout);
         }
@@ -838,6 +883,7 @@ public:
         r.json["time_to_first_delta_us"] = latency_json(first);
         r.json["lost_chunks"] = lost;
         r.json["seq_gaps"] = seq_gaps;
+        add_loadgen_json(r.json);
         finish_json(r.json, "chat", r.ok);
         return r;
     }

@@ -21,6 +21,7 @@ struct common_options {
     double drain_timeout = 10;    // after the window: wait this long for in-flight events
     double connect_timeout = 60;  // for all connections to be subscribed
     std::size_t max_connecting = 64;  // per worker: connects + upgrades in progress
+    bool busy_poll = false;           // workers spin on poll() instead of sleeping
 };
 
 struct fanout_options {
