@@ -73,6 +73,36 @@ export class Broker {
     this.nextIdentifier = 0;
   }
 
+  // Fan-out runs once per event-loop turn: the frames every publish of the turn owes one
+  // subscriber leave in one corked write (uWS can cork only one socket at a time, so corking
+  // subscribers from inside the publisher's message handler would do nothing).
+  queue(subs, encoded) {
+    this.pending ??= [];
+    this.pending.push({ subs: [...subs], encoded });
+    if (this.pending.length === 1) setImmediate(() => this.flush());
+  }
+
+  flush() {
+    const pending = this.pending;
+    this.pending = [];
+    const bySub = new Map();
+    for (const p of pending) {
+      for (const sub of p.subs) {
+        let list = bySub.get(sub);
+        if (!list) bySub.set(sub, (list = []));
+        list.push(p.encoded);
+      }
+    }
+    for (const [sub, lists] of bySub) {
+      const target = sub.conn;
+      if (target.appsync.closed || target.appsync.subs.get(sub.id) !== sub) continue;
+      if (this.buffered(target) > this.maxBuffered) { this.close(target, 1013); continue; }
+      this.cork(target, () => {
+        for (const encoded of lists) for (const e of encoded) this.send(target, sub.prefix + e);
+      });
+    }
+  }
+
   open(conn, key) {
     conn.appsync = { subs: new Map(), closed: false };
     if (key !== this.apiKey) {
@@ -113,7 +143,7 @@ export class Broker {
         if (!channel) return this.send(conn, err('subscribe_error', id, 'InvalidInputError', 'invalid channel'));
         if (st.subs.has(id)) return this.send(conn, err('subscribe_error', id, 'DuplicatedOperationError', 'duplicate id'));
         if (st.subs.size >= MAX_SUBSCRIPTIONS) return this.send(conn, err('subscribe_error', id, 'MaxSubscriptionsReachedError', 'too many subscriptions'));
-        const sub = { conn, channel, prefix: `{"type":"data","id":${JSON.stringify(id)},"event":` };
+        const sub = { conn, id, channel, prefix: `{"type":"data","id":${JSON.stringify(id)},"event":` };
         st.subs.set(id, sub);
         let set = this.channels.get(channel);
         if (!set) this.channels.set(channel, (set = new Set()));
@@ -142,16 +172,7 @@ export class Broker {
         // Encode each event once; a frame differs per subscription only in its prefix.
         const encoded = events.map((e) => JSON.stringify(e) + '}');
         const subs = this.channels.get(channel);
-        if (subs) {
-          for (const sub of subs) {
-            const target = sub.conn;
-            if (target.appsync.closed) continue;
-            if (this.buffered(target) > this.maxBuffered) { this.close(target, 1013); continue; }
-            this.cork(target, () => {
-              for (const e of encoded) this.send(target, sub.prefix + e);
-            });
-          }
-        }
+        if (subs && subs.size) this.queue(subs, encoded);
         const successful = events.map((_, index) => ({ identifier: `e${++this.nextIdentifier}`, index }));
         this.send(conn, JSON.stringify({ type: 'publish_success', id, successful, failed: [] }));
         return;
