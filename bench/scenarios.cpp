@@ -942,9 +942,10 @@ private:
         if (!s.active)
             return;
         s.active = false;
-        if (completed)
-            ++s.completed;
         finished_.fetch_add(1);
+        if (!completed)
+            return;  // a failed stream is not retried: a failing server would be hammered
+        ++s.completed;
         start_stream(conn);
     }
 
