@@ -8,6 +8,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -23,7 +28,8 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
       ctx_{api, chat, cfg, tls.context, registry_, {}},
       acceptor_(ioc_),
       signals_(ioc_, SIGINT, SIGTERM),
-      last_resort_(ioc_) {
+      last_resort_(ioc_),
+      ticker_(ioc_) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(cfg.host, ec);
     if (ec)
@@ -49,15 +55,34 @@ void server::do_accept() {
             log::warn("net accept failed: {}", ec.message());
         } else {
             socket.set_option(asio::ip::tcp::no_delay(true), ec);
+            // Find dead peers of idle connections (no per-connection timer does it for us).
+            socket.set_option(asio::socket_base::keep_alive(true), ec);
+            const int idle_s = 60, interval_s = 10, count = 6;
+            ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+            ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval_s,
+                         sizeof interval_s);
+            ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
             start_connection(std::move(socket), ctx_);
         }
         do_accept();
     });
 }
 
+void server::arm_ticker() {
+    const auto period = std::min(cfg_.lim.keepalive_interval, cfg_.lim.connection_lifetime);
+    ticker_.expires_after(period);
+    ticker_.async_wait([this](boost::system::error_code ec) {
+        if (ec || ctx_.stopping)
+            return;
+        registry_.tick_all(std::chrono::steady_clock::now());
+        arm_ticker();
+    });
+}
+
 void server::begin_shutdown() {
     if (ctx_.stopping.exchange(true))
         return;
+    ticker_.cancel();
     log::info("shutting down: closing {} connections", registry_.size());
     boost::system::error_code ec;
     acceptor_.close(ec);
@@ -96,6 +121,7 @@ int server::run() {
         }
     });
     do_accept();
+    arm_ticker();
     std::vector<std::thread> threads;
     threads.reserve(cfg_.threads - 1);
     for (unsigned i = 1; i < cfg_.threads; ++i)

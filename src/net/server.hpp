@@ -32,6 +32,7 @@ public:
 private:
     void do_accept();
     void begin_shutdown();
+    void arm_ticker();
     void wait_drained(std::chrono::steady_clock::time_point deadline);
 
     const core::config& cfg_;
@@ -41,6 +42,7 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer last_resort_;
+    boost::asio::steady_timer ticker_;  // keep-alives and lifetimes of every session
 };
 
 }  // namespace eventcast::net

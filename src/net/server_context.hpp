@@ -11,10 +11,12 @@ class chat_service;
 #include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace eventcast::net {
 
@@ -24,6 +26,10 @@ public:
     virtual ~closable() = default;
     /// Starts closing: WebSocket sessions send close 1001 (going away), HTTP sessions close.
     virtual void shutdown() = 0;
+    /// Called by the server's ticker (every keep-alive interval or lifetime, whichever is
+    /// shorter): WebSocket sessions send `ka` when due and close past their lifetime. One
+    /// server-wide timer instead of two per connection keeps idle connections small.
+    virtual void tick(std::chrono::steady_clock::time_point now) { (void)now; }
 };
 
 /// Thread-safe set of live connections.
@@ -41,15 +47,13 @@ public:
     }
     /// Calls shutdown() on every live session, outside the lock.
     void shutdown_all() {
-        std::vector<std::shared_ptr<closable>> live;
-        {
-            std::lock_guard lock(mutex_);
-            for (auto& [id, w] : sessions_)
-                if (auto s = w.lock())
-                    live.push_back(std::move(s));
-        }
-        for (auto& s : live)
+        for (auto& s : live())
             s->shutdown();
+    }
+    /// Calls tick(now) on every live session, outside the lock.
+    void tick_all(std::chrono::steady_clock::time_point now) {
+        for (auto& s : live())
+            s->tick(now);
     }
     std::size_t size() const {
         std::lock_guard lock(mutex_);
@@ -57,6 +61,16 @@ public:
     }
 
 private:
+    std::vector<std::shared_ptr<closable>> live() {
+        std::vector<std::shared_ptr<closable>> out;
+        std::lock_guard lock(mutex_);
+        out.reserve(sessions_.size());
+        for (auto& [id, w] : sessions_)
+            if (auto s = w.lock())
+                out.push_back(std::move(s));
+        return out;
+    }
+
     mutable std::mutex mutex_;
     std::uint64_t next_id_ = 0;
     std::unordered_map<std::uint64_t, std::weak_ptr<closable>> sessions_;

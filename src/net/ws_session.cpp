@@ -20,7 +20,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include <array>
-#include <deque>
+#include <vector>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -42,6 +42,36 @@ struct out_frame {
     }
 };
 
+// FIFO of frames that allocates nothing until the first frame: an idle connection's outbox
+// costs two pointers, where std::deque allocates over 500 bytes up front.
+class frame_queue {
+public:
+    bool empty() const noexcept { return head_ == items_.size(); }
+    out_frame& front() noexcept { return items_[head_]; }
+    void push_back(out_frame f) { items_.push_back(std::move(f)); }
+    void pop_front() {
+        items_[head_++] = out_frame{};
+        if (head_ == items_.size()) {
+            items_.clear();
+            head_ = 0;
+            if (items_.capacity() > 64)
+                items_.shrink_to_fit();  // a burst is over; give its memory back
+        } else if (head_ > 32 && head_ * 2 > items_.size()) {
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+    }
+    void clear() {
+        items_.clear();
+        items_.shrink_to_fit();
+        head_ = 0;
+    }
+
+private:
+    std::vector<out_frame> items_;
+    std::size_t head_ = 0;
+};
+
 struct live_subscription {
     pubsub::subscription_handle handle;
     pubsub::shared_bytes prefix;
@@ -57,8 +87,7 @@ public:
           ctx_(ctx),
           lim_(ctx.cfg.lim),
           auth_(std::move(auth)),
-          ka_timer_(ws_.get_executor()),
-          life_timer_(ws_.get_executor()) {}
+          deadline_(std::chrono::steady_clock::now() + ctx.cfg.lim.connection_lifetime) {}
 
     ~ws_session() override {
         ctx_.registry.remove(registry_id_);
@@ -71,10 +100,11 @@ public:
         beast::get_lowest_layer(ws_).expires_never();
         websocket::stream_base::timeout opt{};
         opt.handshake_timeout = lim_.handshake_timeout;
-        // Amplify never pings; a peer that sends nothing for connectionTimeoutMs gets pinged at
-        // half of it and dropped at the end, which frees dead TCP peers.
-        opt.idle_timeout = lim_.connection_timeout;
-        opt.keep_alive_pings = true;
+        // No per-connection idle timer: the server's ticker sends `ka` on every connection, so
+        // a dead peer shows up as a failed write; TCP keep-alive (set at accept) covers a
+        // silent one. A pending timer per connection would cost memory on every idle client.
+        opt.idle_timeout = websocket::stream_base::none();
+        opt.keep_alive_pings = false;
         ws_.set_option(opt);
         ws_.read_message_max(lim_.max_frame_bytes);
         ws_.auto_fragment(false);
@@ -125,23 +155,23 @@ private:
         }
         auth_ = {};  // credentials are not needed past connect; do not keep secrets around
         log::debug("net [w{}] connected", registry_id_);
-        arm_keepalive();
-        life_timer_.expires_after(lim_.connection_lifetime);
-        life_timer_.async_wait([self = this->shared_from_this()](beast::error_code e) {
-            if (!e)
-                self->close_with(websocket::close_code::normal, "connection lifetime reached",
-                                 true);
-        });
+        last_ka_ = std::chrono::steady_clock::now();
         do_read();
     }
 
-    void arm_keepalive() {
-        ka_timer_.expires_after(lim_.keepalive_interval);
-        ka_timer_.async_wait([self = this->shared_from_this()](beast::error_code e) {
-            if (e || self->closing_)
+    // The server's ticker, from any thread.
+    void tick(std::chrono::steady_clock::time_point now) override {
+        asio::post(ws_.get_executor(), [self = this->shared_from_this(), now] {
+            if (!self->accepted_ || self->closing_)
                 return;
-            self->send_control(events::ka());
-            self->arm_keepalive();
+            if (now >= self->deadline_)
+                return self->close_with(websocket::close_code::normal,
+                                        "connection lifetime reached", true);
+            // A little early rather than late: the ticker's period is the interval itself.
+            if (now - self->last_ka_ >= self->lim_.keepalive_interval * 9 / 10) {
+                self->last_ka_ = now;
+                self->send_control(events::ka());
+            }
         });
     }
 
@@ -167,6 +197,10 @@ private:
             }
         }
         buffer_.consume(buffer_.size());
+        // Idle connections should not keep a read buffer sized for the largest message they
+        // ever sent; a busy one pays an allocation per message instead, which is cheap.
+        if (buffer_.capacity() > 0)
+            buffer_.shrink_to_fit();
         do_read();
     }
 
@@ -314,8 +348,6 @@ private:
             return;
         closing_ = true;
         close_reason_ = websocket::close_reason(code, reason);
-        ka_timer_.cancel();
-        life_timer_.cancel();
         if (drop && !outbox_.empty()) {
             // Keep the frame on the wire (writing_), drop the rest.
             const bool keep_front = writing_;
@@ -351,8 +383,6 @@ private:
         if (ec == websocket::error::message_too_big)
             core::stats::add(ctx_.api.stats().protocol_errors);
         closing_ = true;
-        ka_timer_.cancel();
-        life_timer_.cancel();
         for (auto& [id, sub] : subs_)
             ctx_.api.broker().unsubscribe(sub.handle);
         subs_.clear();
@@ -365,12 +395,12 @@ private:
     events::upgrade_auth auth_;
     http_request req_;
     beast::flat_buffer buffer_;
-    asio::steady_timer ka_timer_;
-    asio::steady_timer life_timer_;
+    const std::chrono::steady_clock::time_point deadline_;  // connection lifetime ends
+    std::chrono::steady_clock::time_point last_ka_;
     std::uint64_t registry_id_ = 0;
     bool accepted_ = false;
 
-    std::deque<out_frame> outbox_;  // front() is on the wire while writing_
+    frame_queue outbox_;  // front() is on the wire while writing_
     std::size_t outbox_bytes_ = 0;
     bool writing_ = false;
     bool closing_ = false;
