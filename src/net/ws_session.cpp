@@ -1,28 +1,38 @@
-// The WebSocket session: the AppSync Events protocol on one connection.
+// The WebSocket session: the AppSync Events protocol on one connection, over our own RFC 6455
+// framing on the TCP or TLS stream.
+//
+// Why not Beast's websocket::stream: it writes one message per async_write, so a subscriber
+// with 50 frames queued cost 50 sendmsg calls, and fan-out spent most of its time in syscalls
+// (docs/BENCHMARKS.md). Here every frame queued while a write is in flight goes out in the next
+// write as one gather (writev) of headers, shared prefixes and shared bodies: no copy of an event,
+// one syscall per batch. The server side of RFC 6455 is small: unmasked frames out; masked
+// frames in, fragmentation, ping/pong, close, UTF-8 checks on text (Beast's checker).
 //
 // Lifetime: owned only by the handlers it has in flight (each holds shared_from_this()); the
 // broker holds weak_ptrs. Threading: every member is touched only on the strand that is the
-// stream's executor; deliver() and shutdown() hop onto it.
+// stream's executor; deliver(), shutdown() and tick() hop onto it.
 //
-// Outbox: one write in flight; the rest queue as (prefix, shared batch, index) triples, so a data
-// frame costs no copy of the event. Past max_outbox_bytes the client is a slow consumer: its
-// queue is dropped and it is closed with 1013, so it never slows anyone else.
+// Outbox: frames queue as (prefix, shared batch, index) triples. Past max_outbox_bytes the client
+// is a slow consumer: its queue is dropped and it is closed with 1013, so it never slows anyone.
 #include "net/ws_session.hpp"
 
 #include "core/log.hpp"
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/detail/hybi13.hpp>
+#include <boost/beast/websocket/detail/utf8_checker.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <array>
-#include <vector>
+#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace eventcast::net {
 
@@ -33,38 +43,43 @@ namespace http = beast::http;
 
 namespace {
 
+enum class frame_kind : std::uint8_t { text, raw, pong, close };
+
 struct out_frame {
-    pubsub::shared_bytes head;   // a whole control message, or a data frame's prefix
-    pubsub::shared_batch batch;  // null for control messages
+    pubsub::shared_bytes head;   // control text, raw bytes, pong/close payload, or data prefix
+    pubsub::shared_batch batch;  // data frames: the shared bodies; null otherwise
     std::uint32_t index = 0;     // which body of batch
-    std::size_t size() const noexcept {
+    frame_kind kind = frame_kind::text;
+    std::size_t payload_size() const noexcept {
         return head->size() + (batch ? batch->bodies[index].size() : 0);
     }
 };
 
 // FIFO of frames that allocates nothing until the first frame: an idle connection's outbox
-// costs two pointers, where std::deque allocates over 500 bytes up front.
+// costs a few words, where std::deque allocates over 500 bytes up front.
 class frame_queue {
 public:
     bool empty() const noexcept { return head_ == items_.size(); }
-    out_frame& front() noexcept { return items_[head_]; }
+    std::size_t size() const noexcept { return items_.size() - head_; }
+    out_frame& at(std::size_t i) noexcept { return items_[head_ + i]; }
     void push_back(out_frame f) { items_.push_back(std::move(f)); }
-    void pop_front() {
-        items_[head_++] = out_frame{};
+    void pop_front(std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i)
+            items_[head_ + i] = out_frame{};
+        head_ += n;
         if (head_ == items_.size()) {
             items_.clear();
             head_ = 0;
-            if (items_.capacity() > 64)
+            if (items_.capacity() > 256)
                 items_.shrink_to_fit();  // a burst is over; give its memory back
-        } else if (head_ > 32 && head_ * 2 > items_.size()) {
+        } else if (head_ > 64 && head_ * 2 > items_.size()) {
             items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
             head_ = 0;
         }
     }
-    void clear() {
-        items_.clear();
-        items_.shrink_to_fit();
-        head_ = 0;
+    // Drops everything after the first `keep` frames.
+    void truncate(std::size_t keep) {
+        items_.resize(head_ + keep);
     }
 
 private:
@@ -77,13 +92,26 @@ struct live_subscription {
     pubsub::shared_bytes prefix;
 };
 
+constexpr std::size_t max_frames_per_write = 128;     // iovecs: headers + up to 2 buffers each
+constexpr std::size_t max_bytes_per_write = 256 * 1024;
+constexpr std::size_t initial_read_buffer = 512;
+
+// Closes the connection's TCP socket; for TLS also without a close_notify (the WebSocket close
+// handshake already ended the conversation).
+template <class Stream>
+void close_socket(Stream& s) {
+    beast::error_code ec;
+    beast::get_lowest_layer(s).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(s).close();
+}
+
 template <class Stream>
 class ws_session final : public pubsub::subscriber,
                          public closable,
                          public std::enable_shared_from_this<ws_session<Stream>> {
 public:
     ws_session(Stream&& stream, events::upgrade_auth&& auth, server_context& ctx)
-        : ws_(std::move(stream)),
+        : stream_(std::move(stream)),
           ctx_(ctx),
           lim_(ctx.cfg.lim),
           auth_(std::move(auth)),
@@ -97,71 +125,46 @@ public:
 
     void run(http_request&& req) {
         registry_id_ = ctx_.registry.add(this->weak_from_this());
-        beast::get_lowest_layer(ws_).expires_never();
-        websocket::stream_base::timeout opt{};
-        opt.handshake_timeout = lim_.handshake_timeout;
-        // No per-connection idle timer: the server's ticker sends `ka` on every connection, so
-        // a dead peer shows up as a failed write; TCP keep-alive (set at accept) covers a
-        // silent one. A pending timer per connection would cost memory on every idle client.
-        opt.idle_timeout = websocket::stream_base::none();
-        opt.keep_alive_pings = false;
-        ws_.set_option(opt);
-        ws_.read_message_max(lim_.max_frame_bytes);
-        ws_.auto_fragment(false);
-        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-            res.set(http::field::server, "eventcast");
-            res.set(http::field::sec_websocket_protocol, events::appsync_subprotocol);
-        }));
-        req_ = std::move(req);
-        ws_.async_accept(req_, beast::bind_front_handler(&ws_session::on_accept,
-                                                         this->shared_from_this()));
+        beast::get_lowest_layer(stream_).expires_never();
+        const auto key = req[http::field::sec_websocket_key];
+        if (key.empty() || key.size() > 64 || req[http::field::sec_websocket_version] != "13") {
+            // Not a handshake we can answer; RFC 6455 §4.4 asks for the versions we speak.
+            send_raw("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+            closing_ = true;
+            close_after_write_ = true;
+            return;
+        }
+        websocket::detail::sec_ws_accept_type accept;
+        websocket::detail::make_sec_ws_accept(accept, key);
+        std::string res = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nServer: eventcast\r\nSec-WebSocket-Accept: ";
+        res.append(accept.data(), accept.size());
+        if (auth_.offered_subprotocols) {
+            res += "\r\nSec-WebSocket-Protocol: ";
+            res += events::appsync_subprotocol;
+        }
+        res += "\r\n\r\n";
+        send_raw(std::move(res));
+        on_accept();
     }
 
     // Any thread; called by the broker under its read lock, so only hop onto the strand.
     void deliver(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch) override {
-        asio::dispatch(ws_.get_executor(), [self = this->shared_from_this(), prefix, batch] {
+        asio::dispatch(stream_.get_executor(), [self = this->shared_from_this(), prefix, batch] {
             self->on_deliver(prefix, batch);
         });
     }
 
     void shutdown() override {
-        asio::post(ws_.get_executor(), [self = this->shared_from_this()] {
+        asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
             self->close_with(websocket::close_code::going_away, "server shutting down", true);
         });
     }
 
-private:
-    void on_accept(beast::error_code ec) {
-        req_ = {};
-        if (ec) {
-            log::debug("net [w{}] upgrade failed: {}", registry_id_, ec.message());
-            return;
-        }
-        accepted_ = true;
-        auto& st = ctx_.api.stats();
-        st.connections_open.fetch_add(1, std::memory_order_relaxed);
-        core::stats::add(st.connections_total);
-        ws_.text(true);
-        if (auth_.error) {
-            core::stats::add(st.auth_failures);
-            log::info("net [w{}] connect refused: {}", registry_id_, auth_.error->message);
-            send_control(events::connection_error(*auth_.error));
-            return close_with(websocket::close_code::normal, "connection refused", false);
-        }
-        if (auto r = ctx_.api.authorize_connect(auth_.creds); !r) {
-            log::info("net [w{}] connect refused: unauthorized", registry_id_);
-            send_control(events::connection_error(r.error()));
-            return close_with(websocket::close_code::normal, "unauthorized", false);
-        }
-        auth_ = {};  // credentials are not needed past connect; do not keep secrets around
-        log::debug("net [w{}] connected", registry_id_);
-        last_ka_ = std::chrono::steady_clock::now();
-        do_read();
-    }
-
     // The server's ticker, from any thread.
     void tick(std::chrono::steady_clock::time_point now) override {
-        asio::post(ws_.get_executor(), [self = this->shared_from_this(), now] {
+        asio::post(stream_.get_executor(), [self = this->shared_from_this(), now] {
             if (!self->accepted_ || self->closing_)
                 return;
             if (now >= self->deadline_)
@@ -175,33 +178,198 @@ private:
         });
     }
 
-    void do_read() {
-        ws_.async_read(buffer_, beast::bind_front_handler(&ws_session::on_read,
-                                                          this->shared_from_this()));
+private:
+    void on_accept() {
+        accepted_ = true;
+        auto& st = ctx_.api.stats();
+        st.connections_open.fetch_add(1, std::memory_order_relaxed);
+        core::stats::add(st.connections_total);
+        last_ka_ = std::chrono::steady_clock::now();
+        if (auth_.error) {
+            core::stats::add(st.auth_failures);
+            log::info("net [w{}] connect refused: {}", registry_id_, auth_.error->message);
+            send_control(events::connection_error(*auth_.error));
+            close_with(websocket::close_code::normal, "connection refused", false);
+        } else if (auto r = ctx_.api.authorize_connect(auth_.creds); !r) {
+            log::info("net [w{}] connect refused: unauthorized", registry_id_);
+            send_control(events::connection_error(r.error()));
+            close_with(websocket::close_code::normal, "unauthorized", false);
+        } else {
+            log::debug("net [w{}] connected", registry_id_);
+        }
+        auth_ = {};  // credentials are not needed past connect; do not keep secrets around
+        do_read();
     }
 
-    void on_read(beast::error_code ec, std::size_t) {
+    // ---- reading ----------------------------------------------------------------------------
+
+    void do_read() {
+        if (rbuf_.size() - rlen_ < 256)
+            rbuf_.resize(std::max<std::size_t>(initial_read_buffer, rbuf_.size() * 2));
+        stream_.async_read_some(
+            asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
+            beast::bind_front_handler(&ws_session::on_read, this->shared_from_this()));
+    }
+
+    void on_read(beast::error_code ec, std::size_t n) {
         if (ec)
             return on_end(ec);
-        core::stats::add(ctx_.api.stats().ws_messages_in);
-        if (!closing_) {
-            if (!ws_.got_text()) {
-                reply_error({events::protocol_error{events::error_kind::unsupported,
-                                                    "binary frames are not supported; send each "
-                                                    "message as a JSON text frame"},
-                             {},
-                             {}});
-            } else {
-                const auto data = buffer_.cdata();
-                handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
-            }
+        rlen_ += n;
+        if (!parse_frames())
+            return;  // the connection is failing; no more reads
+        if (rlen_ == 0 && rbuf_.size() > initial_read_buffer && message_.empty()) {
+            // Idle connections should not keep a buffer sized for their largest message.
+            std::vector<char>().swap(rbuf_);
         }
-        buffer_.consume(buffer_.size());
-        // Idle connections should not keep a read buffer sized for the largest message they
-        // ever sent; a busy one pays an allocation per message instead, which is cheap.
-        if (buffer_.capacity() > 0)
-            buffer_.shrink_to_fit();
         do_read();
+    }
+
+    // Consumes every complete frame in rbuf_. Returns false when the connection must fail.
+    bool parse_frames() {
+        std::size_t pos = 0;
+        bool ok = true;
+        while (ok) {
+            const auto* p = reinterpret_cast<const unsigned char*>(rbuf_.data()) + pos;
+            const std::size_t avail = rlen_ - pos;
+            if (avail < 2)
+                break;
+            const bool fin = (p[0] & 0x80) != 0;
+            const unsigned opcode = p[0] & 0x0F;
+            const bool masked = (p[1] & 0x80) != 0;
+            std::uint64_t len = p[1] & 0x7F;
+            std::size_t hdr = 2;
+            if (len == 126) {
+                if (avail < 4)
+                    break;
+                len = (std::uint64_t{p[2]} << 8) | p[3];
+                hdr = 4;
+            } else if (len == 127) {
+                if (avail < 10)
+                    break;
+                len = 0;
+                for (int i = 0; i < 8; ++i)
+                    len = (len << 8) | p[2 + i];
+                hdr = 10;
+            }
+            if ((p[0] & 0x70) != 0)
+                return fail_protocol(websocket::close_code::protocol_error,
+                                     "reserved bits set (no extension was negotiated)");
+            if (!masked)
+                return fail_protocol(websocket::close_code::protocol_error,
+                                     "client frames must be masked");
+            const bool control = opcode >= 8;
+            if (control && (!fin || len > 125))
+                return fail_protocol(websocket::close_code::protocol_error,
+                                     "control frames must be final and at most 125 bytes");
+            if (!control && len + message_.size() > lim_.max_frame_bytes)
+                return fail_protocol(websocket::close_code::too_big, "message too big");
+            const std::size_t total = hdr + 4 + static_cast<std::size_t>(len);
+            if (avail < total) {
+                if (rbuf_.size() < total) {
+                    // Make room for the whole frame, moving what we have to the front first.
+                    std::memmove(rbuf_.data(), rbuf_.data() + pos, avail);
+                    rlen_ = avail;
+                    pos = 0;
+                    rbuf_.resize(total);
+                }
+                break;
+            }
+            unsigned char mask[4];
+            std::memcpy(mask, p + hdr, 4);
+            char* payload = rbuf_.data() + pos + hdr + 4;
+            for (std::size_t i = 0; i < len; ++i)
+                payload[i] = static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask[i & 3]);
+            ok = on_frame(fin, opcode, std::string_view(payload, static_cast<std::size_t>(len)));
+            pos += total;
+        }
+        if (pos > 0) {
+            std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
+            rlen_ -= pos;
+        }
+        return ok;
+    }
+
+    bool on_frame(bool fin, unsigned opcode, std::string_view payload) {
+        switch (opcode) {
+            case 0x0:  // continuation
+                if (!in_message_)
+                    return fail_protocol(websocket::close_code::protocol_error,
+                                         "continuation frame without a message to continue");
+                message_.append(payload);
+                if (fin) {
+                    in_message_ = false;
+                    std::string msg;
+                    msg.swap(message_);
+                    return on_message_complete(message_binary_, msg);
+                }
+                return true;
+            case 0x1:
+            case 0x2:
+                if (in_message_)
+                    return fail_protocol(websocket::close_code::protocol_error,
+                                         "new message before the previous one finished");
+                if (fin)
+                    return on_message_complete(opcode == 0x2, payload);
+                in_message_ = true;
+                message_binary_ = opcode == 0x2;
+                message_.assign(payload);
+                return true;
+            case 0x8:
+                return on_close_frame(payload);
+            case 0x9:
+                if (!closing_)
+                    enqueue({std::make_shared<const std::string>(payload), nullptr, 0,
+                             frame_kind::pong});
+                return true;
+            case 0xA:
+                return true;
+            default:
+                return fail_protocol(websocket::close_code::protocol_error, "unknown opcode");
+        }
+    }
+
+    bool on_message_complete(bool binary, std::string_view data) {
+        core::stats::add(ctx_.api.stats().ws_messages_in);
+        if (!binary && !websocket::detail::check_utf8(data.data(), data.size()))
+            return fail_protocol(websocket::close_code::bad_payload, "text is not valid UTF-8");
+        if (closing_)
+            return true;
+        if (binary) {
+            reply_error({events::protocol_error{events::error_kind::unsupported,
+                                                "binary frames are not supported; send each "
+                                                "message as a JSON text frame"},
+                         {},
+                         {}});
+            return true;
+        }
+        handle(data);
+        return true;
+    }
+
+    bool on_close_frame(std::string_view payload) {
+        if (close_sent_) {
+            // The reply to our close: the handshake is complete.
+            if (close_timer_)
+                close_timer_->cancel();
+            close_socket(stream_);
+            return false;
+        }
+        // The client closes: echo its code (RFC 6455 §5.5.1), then close the socket.
+        std::uint16_t code = websocket::close_code::normal;
+        if (payload.size() >= 2)
+            code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                              static_cast<unsigned char>(payload[1]));
+        close_with(static_cast<websocket::close_code>(code), "", true);
+        close_after_write_ = true;
+        return false;
+    }
+
+    bool fail_protocol(websocket::close_code code, const char* why) {
+        log::debug("net [w{}] failing the connection: {}", registry_id_, why);
+        core::stats::add(ctx_.api.stats().protocol_errors);
+        close_with(code, why, true);
+        close_after_write_ = true;  // the peer broke the protocol; do not wait for its close
+        return false;
     }
 
     void handle(std::string_view text) {
@@ -282,18 +450,26 @@ private:
         if (closing_ || !live_prefixes_.count(prefix.get()))
             return;
         for (std::uint32_t i = 0; i < batch->bodies.size(); ++i)
-            if (!enqueue({prefix, batch, i}))
+            if (!enqueue({prefix, batch, i, frame_kind::text}))
                 return;
     }
 
     void send_control(std::string msg) {
-        enqueue({std::make_shared<const std::string>(std::move(msg)), nullptr, 0});
+        enqueue({std::make_shared<const std::string>(std::move(msg)), nullptr, 0,
+                 frame_kind::text});
+    }
+
+    void send_raw(std::string bytes) {
+        outbox_.push_back({std::make_shared<const std::string>(std::move(bytes)), nullptr, 0,
+                           frame_kind::raw});
+        if (!writing_)
+            write_next();
     }
 
     bool enqueue(out_frame f) {
         if (closing_)
             return false;
-        const auto size = f.size();
+        const auto size = f.payload_size() + 10;
         if (outbox_bytes_ + size > lim_.max_outbox_bytes) {
             core::stats::add(ctx_.api.stats().slow_consumer_closes);
             log::warn("net [w{}] closing slow subscriber: outbox {} bytes + {} > limit {}",
@@ -308,104 +484,164 @@ private:
         return true;
     }
 
+    // ---- writing ----------------------------------------------------------------------------
+
+    static std::size_t put_header(unsigned char* h, frame_kind kind, std::size_t len) {
+        unsigned opcode = 0x1;
+        if (kind == frame_kind::pong)
+            opcode = 0xA;
+        else if (kind == frame_kind::close)
+            opcode = 0x8;
+        h[0] = static_cast<unsigned char>(0x80 | opcode);
+        if (len < 126) {
+            h[1] = static_cast<unsigned char>(len);
+            return 2;
+        }
+        if (len < 65536) {
+            h[1] = 126;
+            h[2] = static_cast<unsigned char>(len >> 8);
+            h[3] = static_cast<unsigned char>(len);
+            return 4;
+        }
+        h[1] = 127;
+        for (int i = 0; i < 8; ++i)
+            h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(len) >> (56 - 8 * i));
+        return 10;
+    }
+
+    // One gather write of every queued frame (up to a batch limit): header, prefix, body.
     void write_next() {
         if (outbox_.empty()) {
-            if (close_pending_)
-                do_close();
+            if (close_after_write_)
+                close_socket(stream_);
             return;
         }
         writing_ = true;
-        const auto& f = outbox_.front();
-        auto done = beast::bind_front_handler(&ws_session::on_write, this->shared_from_this());
-        if (f.batch) {
-            const auto& body = f.batch->bodies[f.index];
-            std::array<asio::const_buffer, 2> bufs{asio::buffer(*f.head), asio::buffer(body)};
-            ws_.async_write(bufs, std::move(done));
-        } else {
-            ws_.async_write(asio::buffer(*f.head), std::move(done));
+        bufs_.clear();
+        const std::size_t n = std::min(outbox_.size(), max_frames_per_write);
+        headers_.resize(n * 10);
+        std::size_t bytes = 0;
+        in_flight_ = 0;
+        for (std::size_t i = 0; i < n && bytes < max_bytes_per_write; ++i) {
+            const auto& f = outbox_.at(i);
+            ++in_flight_;
+            if (f.kind == frame_kind::raw) {
+                bufs_.emplace_back(f.head->data(), f.head->size());
+                bytes += f.head->size();
+                continue;
+            }
+            auto* h = headers_.data() + i * 10;
+            const auto len = f.payload_size();
+            bufs_.emplace_back(h, put_header(h, f.kind, len));
+            bufs_.emplace_back(f.head->data(), f.head->size());
+            if (f.batch) {
+                const auto& body = f.batch->bodies[f.index];
+                bufs_.emplace_back(body.data(), body.size());
+            }
+            bytes += len + 10;
+            if (f.kind == frame_kind::close)
+                break;  // nothing may follow a close frame
         }
+        asio::async_write(stream_, bufs_,
+                          beast::bind_front_handler(&ws_session::on_write,
+                                                    this->shared_from_this()));
     }
 
     void on_write(beast::error_code ec, std::size_t n) {
         writing_ = false;
         if (ec) {
             log::debug("net [w{}] write failed: {}", registry_id_, ec.message());
-            outbox_.clear();
+            outbox_.truncate(0);
             outbox_bytes_ = 0;
-            return;  // the pending read fails too and ends the session
+            close_socket(stream_);  // the pending read fails too and ends the session
+            return;
         }
-        core::stats::add(ctx_.api.stats().bytes_out, n);
-        core::stats::add(ctx_.api.stats().ws_frames_written);
-        outbox_bytes_ -= outbox_.front().size();
-        outbox_.pop_front();
+        auto& st = ctx_.api.stats();
+        core::stats::add(st.bytes_out, n);
+        core::stats::add(st.ws_frames_written);
+        for (std::size_t i = 0; i < in_flight_; ++i) {
+            const auto& f = outbox_.at(i);
+            if (f.kind == frame_kind::close)
+                close_sent_ = true;
+            if (f.kind != frame_kind::raw)
+                outbox_bytes_ -= std::min(outbox_bytes_, f.payload_size() + 10);
+        }
+        outbox_.pop_front(in_flight_);
+        in_flight_ = 0;
+        if (close_sent_ && !close_after_write_ && !close_timer_) {
+            // Wait for the client's close reply, but not forever. Allocated only now, so
+            // open connections carry no timer.
+            close_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
+            close_timer_->expires_after(lim_.handshake_timeout);
+            close_timer_->async_wait([self = this->shared_from_this()](beast::error_code e) {
+                if (!e)
+                    close_socket(self->stream_);
+            });
+        }
         write_next();
     }
 
     // Stops queueing, then sends a close frame: right away when `drop` (pending frames are
     // discarded), else once the outbox has drained (so connection_error reaches the client).
     void close_with(websocket::close_code code, const char* reason, bool drop) {
-        if (closing_ || !accepted_)
+        if (closing_)
             return;
         closing_ = true;
-        close_reason_ = websocket::close_reason(code, reason);
-        if (drop && !outbox_.empty()) {
-            // Keep the frame on the wire (writing_), drop the rest.
-            const bool keep_front = writing_;
-            auto front = keep_front ? std::move(outbox_.front()) : out_frame{};
-            outbox_.clear();
+        if (drop) {
+            outbox_.truncate(writing_ ? in_flight_ : 0);  // frames on the wire stay
             outbox_bytes_ = 0;
-            if (keep_front) {
-                outbox_bytes_ = front.size();
-                outbox_.push_back(std::move(front));
-            }
         }
-        close_pending_ = true;
+        std::string payload;
+        const auto c = static_cast<std::uint16_t>(code);
+        payload.push_back(static_cast<char>(c >> 8));
+        payload.push_back(static_cast<char>(c & 0xFF));
+        payload.append(reason, std::min<std::size_t>(std::strlen(reason), 120));
+        outbox_.push_back({std::make_shared<const std::string>(std::move(payload)), nullptr, 0,
+                           frame_kind::close});
         if (!writing_)
             write_next();
     }
 
-    void do_close() {
-        close_pending_ = false;
-        writing_ = true;  // a close counts as the one write in flight
-        ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code ec) {
-            self->writing_ = false;
-            if (ec)
-                log::debug("net [w{}] close failed: {}", self->registry_id_, ec.message());
-        });
-    }
-
     void on_end(beast::error_code ec) {
-        if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
-            ec != asio::error::eof && ec != beast::error::timeout)
+        if (ec != asio::error::operation_aborted && ec != asio::error::eof &&
+            ec != beast::error::timeout && ec != asio::error::bad_descriptor)
             log::debug("net [w{}] read ended: {}", registry_id_, ec.message());
-        else
-            log::debug("net [w{}] closed", registry_id_);
-        if (ec == websocket::error::message_too_big)
-            core::stats::add(ctx_.api.stats().protocol_errors);
         closing_ = true;
         for (auto& [id, sub] : subs_)
             ctx_.api.broker().unsubscribe(sub.handle);
         subs_.clear();
         live_prefixes_.clear();
+        beast::error_code ignored;
+        beast::get_lowest_layer(stream_).socket().close(ignored);
     }
 
-    websocket::stream<Stream> ws_;
+    Stream stream_;
     server_context& ctx_;
     const core::limits& lim_;
     events::upgrade_auth auth_;
-    http_request req_;
-    beast::flat_buffer buffer_;
     const std::chrono::steady_clock::time_point deadline_;  // connection lifetime ends
     std::chrono::steady_clock::time_point last_ka_;
     std::uint64_t registry_id_ = 0;
     bool accepted_ = false;
 
-    frame_queue outbox_;  // front() is on the wire while writing_
+    // reading
+    std::vector<char> rbuf_;   // received bytes; [0, rlen_) not yet parsed
+    std::size_t rlen_ = 0;
+    std::string message_;      // a fragmented message being assembled
+    bool in_message_ = false;
+    bool message_binary_ = false;
+
+    // writing
+    frame_queue outbox_;  // the first in_flight_ frames are on the wire while writing_
     std::size_t outbox_bytes_ = 0;
+    std::size_t in_flight_ = 0;
+    std::vector<asio::const_buffer> bufs_;
+    std::vector<unsigned char> headers_;
     bool writing_ = false;
-    bool closing_ = false;
-    bool close_pending_ = false;
-    websocket::close_reason close_reason_;
+    bool closing_ = false;            // no more frames are queued
+    bool close_sent_ = false;         // our close frame is on the wire
+    bool close_after_write_ = false;  // close the socket once the outbox is written
+    std::unique_ptr<asio::steady_timer> close_timer_;  // bounds the wait for the close reply
 
     std::unordered_map<std::string, live_subscription> subs_;  // by subscription id
     std::unordered_set<const std::string*> live_prefixes_;    // prefixes of subs_, for deliver
