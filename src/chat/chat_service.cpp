@@ -492,14 +492,14 @@ void chat_service::finished(const chat_stream& s) {
         active_per_user_.erase(it);
 }
 
+std::shared_ptr<chat_stream> chat_service::find(std::string_view stream_id) const {
+    std::lock_guard lock(mutex_);
+    auto it = streams_.find(std::string(stream_id));
+    return it == streams_.end() ? nullptr : it->second;
+}
+
 http_answer chat_service::status(std::string_view stream_id) {
-    std::shared_ptr<chat_stream> s;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = streams_.find(std::string(stream_id));
-        if (it != streams_.end())
-            s = it->second;
-    }
+    auto s = find(stream_id);
     if (!s)
         return error_answer(404, "NotFoundException",
                             "no stream '" + std::string(stream_id.substr(0, 40)) +
@@ -508,13 +508,7 @@ http_answer chat_service::status(std::string_view stream_id) {
 }
 
 http_answer chat_service::cancel(std::string_view stream_id) {
-    std::shared_ptr<chat_stream> s;
-    {
-        std::lock_guard lock(mutex_);
-        auto it = streams_.find(std::string(stream_id));
-        if (it != streams_.end())
-            s = it->second;
-    }
+    auto s = find(stream_id);
     if (!s)
         return error_answer(404, "NotFoundException",
                             "no stream '" + std::string(stream_id.substr(0, 40)) + "'");

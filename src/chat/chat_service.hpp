@@ -53,6 +53,7 @@ public:
 private:
     friend class chat_stream;
     void finished(const chat_stream& s);  // called by a stream once it ends
+    std::shared_ptr<chat_stream> find(std::string_view stream_id) const;
 
     const core::config& cfg_;
     api::event_api& api_;
