@@ -3,13 +3,12 @@
 
 #include "wire.hpp"
 
-#include <netinet/in.h>
-#include <sys/resource.h>
-
 #include <array>
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <netinet/in.h>
+#include <sys/resource.h>
 
 namespace eventcast::bench {
 
@@ -23,7 +22,8 @@ constexpr std::size_t max_response_head = 16 * 1024;
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
-using bind_address_no_port = asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>;
+using bind_address_no_port =
+    asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>;
 
 }  // namespace
 
@@ -31,7 +31,9 @@ using bind_address_no_port = asio::detail::socket_option::boolean<IPPROTO_IP, IP
 
 worker::worker(std::size_t index) : index_(index) {}
 
-worker::~worker() { stop(); }
+worker::~worker() {
+    stop();
+}
 
 void worker::start() {
     guard_.emplace(ioc_.get_executor());
@@ -138,10 +140,9 @@ void ws_conn::arm_read() {
     reading_ = true;
     // Asio reads speculatively only after an edge; a short read leaves the next one waiting
     // for the next edge: one read() per wake-up, no epoll_ctl.
-    socket_.async_read_some(asio::buffer(in_.data() + have_, in_.size() - have_),
-                            [this](const boost::system::error_code& ec, std::size_t n) {
-                                on_read(ec, n);
-                            });
+    socket_.async_read_some(
+        asio::buffer(in_.data() + have_, in_.size() - have_),
+        [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
 }
 
 void ws_conn::on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -225,40 +226,39 @@ std::size_t ws_conn::consume(char* data, std::size_t size, std::int64_t now, std
 void ws_conn::handle_frame(bool fin, std::uint8_t op, char* payload, std::size_t size,
                            std::int64_t now) {
     switch (static_cast<opcode>(op)) {
-    case opcode::text:
-    case opcode::binary:
-        if (!fin) {
-            fragment_op_ = op;
-            fragments_.assign(payload, size);
+        case opcode::text:
+        case opcode::binary:
+            if (!fin) {
+                fragment_op_ = op;
+                fragments_.assign(payload, size);
+                return;
+            }
+            if (static_cast<opcode>(op) == opcode::binary)
+                return fail("unexpected binary message from server");
+            listener_.on_text(*this, std::string_view(payload, size), now);
             return;
+        case opcode::continuation:
+            fragments_.append(payload, size);
+            if (!fin)
+                return;
+            if (static_cast<opcode>(fragment_op_) == opcode::text)
+                listener_.on_text(*this, fragments_, now);
+            fragments_.clear();
+            return;
+        case opcode::ping:
+            append_client_frame(out_, opcode::pong, std::string_view(payload, size), next_mask());
+            flush();
+            return;
+        case opcode::pong: return;
+        case opcode::close: {
+            unsigned code = size >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                            static_cast<unsigned char>(payload[1])
+                                      : 1005;
+            std::string why = "closed by server with code " + std::to_string(code);
+            if (size > 2)
+                why += " (" + std::string(payload + 2, size - 2) + ")";
+            return fail(why);
         }
-        if (static_cast<opcode>(op) == opcode::binary)
-            return fail("unexpected binary message from server");
-        listener_.on_text(*this, std::string_view(payload, size), now);
-        return;
-    case opcode::continuation:
-        fragments_.append(payload, size);
-        if (!fin)
-            return;
-        if (static_cast<opcode>(fragment_op_) == opcode::text)
-            listener_.on_text(*this, fragments_, now);
-        fragments_.clear();
-        return;
-    case opcode::ping:
-        append_client_frame(out_, opcode::pong, std::string_view(payload, size), next_mask());
-        flush();
-        return;
-    case opcode::pong:
-        return;
-    case opcode::close: {
-        unsigned code = size >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
-                                        static_cast<unsigned char>(payload[1])
-                                  : 1005;
-        std::string why = "closed by server with code " + std::to_string(code);
-        if (size > 2)
-            why += " (" + std::string(payload + 2, size - 2) + ")";
-        return fail(why);
-    }
     }
 }
 
@@ -332,31 +332,32 @@ struct http_call : std::enable_shared_from_this<http_call> {
         : socket(ioc), request(std::move(req)), done(std::move(cb)) {}
 
     void start(const tcp::endpoint& server) {
-        socket.async_connect(server, [self = shared_from_this()](const boost::system::error_code& ec) {
-            if (ec)
-                return self->finish(0);
-            boost::system::error_code ignored;
-            self->socket.set_option(tcp::no_delay(true), ignored);
-            asio::async_write(self->socket, asio::buffer(self->request),
-                              [self](const boost::system::error_code& wec, std::size_t) {
-                                  if (wec)
-                                      return self->finish(0);
-                                  self->read_more();
-                              });
-        });
+        socket.async_connect(
+            server, [self = shared_from_this()](const boost::system::error_code& ec) {
+                if (ec)
+                    return self->finish(0);
+                boost::system::error_code ignored;
+                self->socket.set_option(tcp::no_delay(true), ignored);
+                asio::async_write(self->socket, asio::buffer(self->request),
+                                  [self](const boost::system::error_code& wec, std::size_t) {
+                                      if (wec)
+                                          return self->finish(0);
+                                      self->read_more();
+                                  });
+            });
     }
 
     void read_more() {
-        socket.async_read_some(asio::buffer(chunk), [self = shared_from_this()](
-                                                        const boost::system::error_code& ec,
-                                                        std::size_t n) {
-            self->response.append(self->chunk.data(), n);
-            if (ec)
-                return self->parse();  // Connection: close, so EOF ends the answer
-            if (self->complete())
-                return self->parse();
-            self->read_more();
-        });
+        socket.async_read_some(
+            asio::buffer(chunk),
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                self->response.append(self->chunk.data(), n);
+                if (ec)
+                    return self->parse();  // Connection: close, so EOF ends the answer
+                if (self->complete())
+                    return self->parse();
+                self->read_more();
+            });
     }
 
     // With Content-Length the answer may end before the server closes.

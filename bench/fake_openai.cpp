@@ -30,16 +30,16 @@ public:
 
 private:
     void read_more() {
-        socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
-                                                          const boost::system::error_code& ec,
-                                                          std::size_t n) {
-            if (ec)
-                return;
-            self->request_.append(self->chunk_.data(), n);
-            if (self->request_.size() > max_request_bytes)
-                return self->answer_plain("413 Payload Too Large");
-            self->on_request_bytes();
-        });
+        socket_.async_read_some(
+            asio::buffer(chunk_),
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                if (ec)
+                    return;
+                self->request_.append(self->chunk_.data(), n);
+                if (self->request_.size() > max_request_bytes)
+                    return self->answer_plain("413 Payload Too Large");
+                self->on_request_bytes();
+            });
     }
 
     void on_request_bytes() {
@@ -54,7 +54,8 @@ private:
             return read_more();
         const bool post = head.rfind("POST ", 0) == 0;
         const std::size_t path_end = head.find(' ', 5);
-        const std::string_view path = head.substr(5, path_end == std::string_view::npos ? 0 : path_end - 5);
+        const std::string_view path =
+            head.substr(5, path_end == std::string_view::npos ? 0 : path_end - 5);
         if (!post || path.find("/chat/completions") == std::string_view::npos)
             return answer_plain("404 Not Found");
         queue(
@@ -64,7 +65,8 @@ private:
     }
 
     void answer_plain(const char* status) {
-        queue(std::string("HTTP/1.1 ") + status + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        queue(std::string("HTTP/1.1 ") + status +
+              "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         closing_ = true;
     }
 
@@ -122,16 +124,17 @@ private:
             return;
         }
         writing_ = true;
-        asio::async_write(socket_, asio::buffer(outbox_.front()),
-                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                              self->writing_ = false;
-                              if (ec) {
-                                  self->timer_.cancel();
-                                  return;
-                              }
-                              self->outbox_.pop_front();
-                              self->write_next();
-                          });
+        asio::async_write(
+            socket_, asio::buffer(outbox_.front()),
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                self->writing_ = false;
+                if (ec) {
+                    self->timer_.cancel();
+                    return;
+                }
+                self->outbox_.pop_front();
+                self->write_next();
+            });
     }
 
     tcp::socket socket_;
@@ -146,16 +149,17 @@ private:
 };
 
 void accept_loop(tcp::acceptor& acceptor, const fake_openai_options& opt) {
-    acceptor.async_accept([&acceptor, &opt](const boost::system::error_code& ec, tcp::socket socket) {
-        if (ec == asio::error::operation_aborted)
-            return;
-        if (!ec) {
-            boost::system::error_code ignored;
-            socket.set_option(tcp::no_delay(true), ignored);
-            std::make_shared<sse_session>(std::move(socket), opt)->start();
-        }
-        accept_loop(acceptor, opt);
-    });
+    acceptor.async_accept(
+        [&acceptor, &opt](const boost::system::error_code& ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted)
+                return;
+            if (!ec) {
+                boost::system::error_code ignored;
+                socket.set_option(tcp::no_delay(true), ignored);
+                std::make_shared<sse_session>(std::move(socket), opt)->start();
+            }
+            accept_loop(acceptor, opt);
+        });
 }
 
 }  // namespace
@@ -179,7 +183,8 @@ int run_fake_openai(const fake_openai_options& opt) {
     accept_loop(acceptor, opt);
     asio::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int) { ioc.stop(); });
-    asio::steady_timer limit(ioc, std::chrono::milliseconds(static_cast<std::int64_t>(opt.max_seconds * 1000)));
+    asio::steady_timer limit(
+        ioc, std::chrono::milliseconds(static_cast<std::int64_t>(opt.max_seconds * 1000)));
     limit.async_wait([&](const boost::system::error_code& ec) {
         if (!ec)
             ioc.stop();

@@ -12,12 +12,12 @@ namespace eventcast::bench {
 struct fake_openai_options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
-    std::string port_file;        // written (temp + rename) once listening
-    std::size_t chunks = 40;      // content chunks per answer
-    double interval_ms = 50;      // between chunks (20 chunks/s)
-    double first_delay_ms = 0;    // before the first chunk
-    std::size_t chunk_bytes = 24; // content bytes per chunk (marker + padding)
-    double max_seconds = 900;     // exits by itself after this long
+    std::string port_file;         // written (temp + rename) once listening
+    std::size_t chunks = 40;       // content chunks per answer
+    double interval_ms = 50;       // between chunks (20 chunks/s)
+    double first_delay_ms = 0;     // before the first chunk
+    std::size_t chunk_bytes = 24;  // content bytes per chunk (marker + padding)
+    double max_seconds = 900;      // exits by itself after this long
 };
 
 /// Serves until SIGINT/SIGTERM or max_seconds; returns the process exit code.

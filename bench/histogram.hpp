@@ -15,7 +15,8 @@ class latency_histogram {
 public:
     static constexpr int sub_bits = 6;
     static constexpr std::int64_t sub_count = std::int64_t{1} << sub_bits;
-    static constexpr std::size_t bucket_count = static_cast<std::size_t>((64 - sub_bits + 1) * sub_count);
+    static constexpr std::size_t bucket_count =
+        static_cast<std::size_t>((64 - sub_bits + 1) * sub_count);
 
     /// Records one value in nanoseconds; negative values (clock skew between processes cannot
     /// happen with CLOCK_MONOTONIC, but a bug might) count as 0 and are tallied in negatives().
@@ -51,8 +52,8 @@ public:
     std::int64_t quantile(double q) const {
         if (count_ == 0)
             return 0;
-        const auto rank = static_cast<std::uint64_t>(
-            std::max(1.0, std::ceil(q * static_cast<double>(count_))));
+        const auto rank =
+            static_cast<std::uint64_t>(std::max(1.0, std::ceil(q * static_cast<double>(count_))));
         std::uint64_t seen = 0;
         for (std::size_t i = 0; i < bucket_count; ++i) {
             seen += counts_[i];
@@ -69,7 +70,8 @@ public:
         const int exponent = 63 - std::countl_zero(u);  // >= sub_bits
         const int shift = exponent - sub_bits;
         const auto mantissa = (u >> shift) & static_cast<std::uint64_t>(sub_count - 1);
-        return static_cast<std::size_t>((shift + 1) * sub_count + static_cast<std::int64_t>(mantissa));
+        return static_cast<std::size_t>((shift + 1) * sub_count +
+                                        static_cast<std::int64_t>(mantissa));
     }
 
     static std::int64_t lower_of(std::size_t index) {

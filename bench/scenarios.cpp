@@ -45,7 +45,8 @@ kind classify(std::string_view m) {
         return kind::other;
     const std::string_view t = m.substr(at + 8);
     auto is = [&](std::string_view word) {
-        return t.size() > word.size() && t.compare(0, word.size(), word) == 0 && t[word.size()] == '"';
+        return t.size() > word.size() && t.compare(0, word.size(), word) == 0 &&
+               t[word.size()] == '"';
     };
     if (is("data"))
         return kind::data;
@@ -71,16 +72,21 @@ json::value num(double v) {
     return v;
 }
 
-json::value us(std::int64_t ns) { return num(std::round(static_cast<double>(ns) / 10.0) / 100.0); }
-
-json::object latency_json(const latency_histogram& h) {
-    return json::object{{"p50", us(h.quantile(0.50))},   {"p90", us(h.quantile(0.90))},
-                        {"p99", us(h.quantile(0.99))},   {"p999", us(h.quantile(0.999))},
-                        {"max", us(h.max())},            {"mean", us(static_cast<std::int64_t>(h.mean()))},
-                        {"samples", h.count()}};
+json::value us(std::int64_t ns) {
+    return num(std::round(static_cast<double>(ns) / 10.0) / 100.0);
 }
 
-json::value round2(double v) { return num(std::round(v * 100.0) / 100.0); }
+json::object latency_json(const latency_histogram& h) {
+    return json::object{
+        {"p50", us(h.quantile(0.50))}, {"p90", us(h.quantile(0.90))},
+        {"p99", us(h.quantile(0.99))}, {"p999", us(h.quantile(0.999))},
+        {"max", us(h.max())},          {"mean", us(static_cast<std::int64_t>(h.mean()))},
+        {"samples", h.count()}};
+}
+
+json::value round2(double v) {
+    return num(std::round(v * 100.0) / 100.0);
+}
 
 std::string subscribe_message(std::string_view id, std::string_view channel, std::string_view key) {
     std::string m = R"({"type":"subscribe","id":")";
@@ -109,10 +115,10 @@ void end_publish(std::string& out, std::string_view key) {
 }
 
 struct alignas(64) worker_counters {
-    std::uint64_t delivered = 0;   // data frames received
-    std::uint64_t unflushed = 0;   // delivered, not yet added to the shared total
-    std::uint64_t in_window = 0;   // data frames received inside the measured window
-    std::uint64_t no_marker = 0;   // data frames without a timestamp marker
+    std::uint64_t delivered = 0;  // data frames received
+    std::uint64_t unflushed = 0;  // delivered, not yet added to the shared total
+    std::uint64_t in_window = 0;  // data frames received inside the measured window
+    std::uint64_t no_marker = 0;  // data frames without a timestamp marker
     std::uint64_t published_in_window = 0;
 };
 
@@ -294,13 +300,16 @@ protected:
     std::int64_t busy_in_window_ = 0;
 };
 
-std::int64_t seconds_ns(double s) { return static_cast<std::int64_t>(s * 1e9); }
+std::int64_t seconds_ns(double s) {
+    return static_cast<std::int64_t>(s * 1e9);
+}
 
 // ---- fanout -------------------------------------------------------------------------------
 
 class fanout_run final : public run_base {
 public:
-    fanout_run(const common_options& common, const fanout_options& opt) : run_base(common), opt_(opt) {
+    fanout_run(const common_options& common, const fanout_options& opt)
+        : run_base(common), opt_(opt) {
         opt_.batch = std::clamp<std::size_t>(opt_.batch, 1, 5);
         opt_.window = std::max<std::size_t>(1, opt_.window);
         opt_.publishers = std::max<std::size_t>(1, opt_.publishers);
@@ -318,7 +327,8 @@ public:
         }
         for (auto& c : conns_)
             c->start();
-        const bool up = wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
+        const bool up =
+            wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
             publish_start_ = t0;
@@ -332,10 +342,12 @@ public:
             sleep_until_ns(window_end_);
             mark_window_end();
             publishing_ = false;
-            wait_for([&] {
-                return delivered_total_.load() == sent_events_.load() * n &&
-                       acked_messages_.load() == sent_messages_.load();
-            }, common_.drain_timeout);
+            wait_for(
+                [&] {
+                    return delivered_total_.load() == sent_events_.load() * n &&
+                           acked_messages_.load() == sent_messages_.load();
+                },
+                common_.drain_timeout);
         }
         stop_workers();
 
@@ -344,13 +356,20 @@ public:
         const std::uint64_t expected = sent_events_.load() * n;
         const std::uint64_t lost = expected > totals.delivered ? expected - totals.delivered : 0;
         r.ok = up && failures_.load() == 0 && lost == 0 && totals.no_marker == 0 && h.count() > 0;
-        r.json["params"] = json::object{
-            {"subscribers", n},           {"event_bytes", opt_.event_bytes}, {"publishers", opt_.publishers},
-            {"batch", opt_.batch},        {"window", opt_.window},           {"max_lag", opt_.max_lag},
-            {"rate", num(opt_.rate)},          {"duration_s", num(common_.duration)},  {"warmup_s", num(common_.warmup)},
-            {"threads", workers_.size()}, {"channel", opt_.channel}};
+        r.json["params"] = json::object{{"subscribers", n},
+                                        {"event_bytes", opt_.event_bytes},
+                                        {"publishers", opt_.publishers},
+                                        {"batch", opt_.batch},
+                                        {"window", opt_.window},
+                                        {"max_lag", opt_.max_lag},
+                                        {"rate", num(opt_.rate)},
+                                        {"duration_s", num(common_.duration)},
+                                        {"warmup_s", num(common_.warmup)},
+                                        {"threads", workers_.size()},
+                                        {"channel", opt_.channel}};
         r.json["connected"] = up;
-        r.json["delivered_per_s"] = round2(static_cast<double>(totals.in_window) / common_.duration);
+        r.json["delivered_per_s"] =
+            round2(static_cast<double>(totals.in_window) / common_.duration);
         r.json["published_per_s"] =
             round2(static_cast<double>(totals.published_in_window) / common_.duration);
         r.json["latency_us"] = latency_json(h);
@@ -395,25 +414,21 @@ private:
             return;
         }
         switch (k) {
-        case kind::publish_success: {
-            publisher& p = publishers_[conn.index() - opt_.subscribers];
-            if (p.inflight > 0)
-                --p.inflight;
-            acked_messages_.fetch_add(1, std::memory_order_relaxed);
-            pump(p);
-            return;
-        }
-        case kind::subscribe_success:
-            ready_.fetch_add(1);
-            return;
-        case kind::connection_ack:
-            if (is_publisher(conn))
-                ready_.fetch_add(1);
-            return;
-        case kind::failure:
-            return on_failure_message(conn, payload);
-        default:
-            return;
+            case kind::publish_success: {
+                publisher& p = publishers_[conn.index() - opt_.subscribers];
+                if (p.inflight > 0)
+                    --p.inflight;
+                acked_messages_.fetch_add(1, std::memory_order_relaxed);
+                pump(p);
+                return;
+            }
+            case kind::subscribe_success: ready_.fetch_add(1); return;
+            case kind::connection_ack:
+                if (is_publisher(conn))
+                    ready_.fetch_add(1);
+                return;
+            case kind::failure: return on_failure_message(conn, payload);
+            default: return;
         }
     }
 
@@ -455,16 +470,18 @@ private:
         while (p.inflight < opt_.window) {
             const std::int64_t now = now_ns();
             std::size_t count = opt_.batch;
-            const auto sent = static_cast<std::int64_t>(sent_events_.load(std::memory_order_relaxed));
+            const auto sent =
+                static_cast<std::int64_t>(sent_events_.load(std::memory_order_relaxed));
             if (opt_.rate > 0) {
-                const auto allowed =
-                    static_cast<std::int64_t>(opt_.rate * static_cast<double>(now - publish_start_) / 1e9);
+                const auto allowed = static_cast<std::int64_t>(
+                    opt_.rate * static_cast<double>(now - publish_start_) / 1e9);
                 if (allowed - sent <= 0)
                     break;
                 count = std::min<std::size_t>(count, static_cast<std::size_t>(allowed - sent));
             }
             const auto outstanding =
-                sent * subs - static_cast<std::int64_t>(delivered_total_.load(std::memory_order_relaxed));
+                sent * subs -
+                static_cast<std::int64_t>(delivered_total_.load(std::memory_order_relaxed));
             if (outstanding > static_cast<std::int64_t>(opt_.max_lag) * subs) {
                 blocked_ = true;
                 break;
@@ -476,7 +493,8 @@ private:
             for (std::size_t e = 0; e < count; ++e) {
                 if (e > 0)
                     m += ',';
-                append_event_literal(m, now, 0, static_cast<std::int64_t>(seq + e), opt_.event_bytes);
+                append_event_literal(m, now, 0, static_cast<std::int64_t>(seq + e),
+                                     opt_.event_bytes);
             }
             end_publish(m, common_.api_key);
             p.conn->append_text(m);
@@ -505,7 +523,8 @@ private:
 
 class streams_run final : public run_base {
 public:
-    streams_run(const common_options& common, const streams_options& opt) : run_base(common), opt_(opt) {
+    streams_run(const common_options& common, const streams_options& opt)
+        : run_base(common), opt_(opt) {
         opt_.channels = std::max<std::size_t>(1, opt_.channels);
         if (opt_.publishers == 0)
             opt_.publishers = std::max<std::size_t>(1, (opt_.channels + 249) / 250);
@@ -524,9 +543,11 @@ public:
         }
         for (auto& c : conns_)
             c->start();
-        const bool up = wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
+        const bool up =
+            wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
         const double total_rate = opt_.rate * static_cast<double>(m);
-        total_events_ = static_cast<std::uint64_t>(total_rate * (common_.warmup + common_.duration));
+        total_events_ =
+            static_cast<std::uint64_t>(total_rate * (common_.warmup + common_.duration));
         if (up) {
             const std::int64_t t0 = now_ns();
             publish_start_ = t0;
@@ -539,9 +560,12 @@ public:
             mark_window_start();
             sleep_until_ns(window_end_);
             mark_window_end();
-            wait_for([&] {
-                return received_total_.load() >= total_events_ && acked_.load() >= total_events_;
-            }, common_.drain_timeout + 1.0);
+            wait_for(
+                [&] {
+                    return received_total_.load() >= total_events_ &&
+                           acked_.load() >= total_events_;
+                },
+                common_.drain_timeout + 1.0);
             publishing_ = false;
         }
         stop_workers();
@@ -565,19 +589,19 @@ public:
         r.ok = up && failures_.load() == 0 && lost == 0 && gaps == 0 && duplicates == 0 &&
                misrouted == 0 && totals.no_marker == 0 && h.count() > 0;
         const double achieved = static_cast<double>(totals.published_in_window) / common_.duration;
-        r.json["params"] = json::object{
-            {"channels", m},
-            {"rate_per_channel", num(opt_.rate)},
-            {"publishers", opt_.publishers},
-            {"event_bytes", opt_.event_bytes},
-            {"duration_s", num(common_.duration)},
-            {"warmup_s", num(common_.warmup)},
-            {"threads", workers_.size()}};
+        r.json["params"] = json::object{{"channels", m},
+                                        {"rate_per_channel", num(opt_.rate)},
+                                        {"publishers", opt_.publishers},
+                                        {"event_bytes", opt_.event_bytes},
+                                        {"duration_s", num(common_.duration)},
+                                        {"warmup_s", num(common_.warmup)},
+                                        {"threads", workers_.size()}};
         r.json["connected"] = up;
         r.json["target_per_s"] = round2(total_rate);
         r.json["published_per_s"] = round2(achieved);
         r.json["generator_behind"] = achieved < 0.95 * total_rate;
-        r.json["delivered_per_s"] = round2(static_cast<double>(totals.in_window) / common_.duration);
+        r.json["delivered_per_s"] =
+            round2(static_cast<double>(totals.in_window) / common_.duration);
         r.json["latency_us"] = latency_json(h);
         r.json["sent_events"] = sent;
         r.json["publish_acks"] = acked_.load();
@@ -603,7 +627,9 @@ private:
 
     bool is_publisher(const ws_conn& c) const { return c.index() >= opt_.channels; }
 
-    static std::string channel_name(std::size_t c) { return "/default/streams/c" + std::to_string(c); }
+    static std::string channel_name(std::size_t c) {
+        return "/default/streams/c" + std::to_string(c);
+    }
 
     void on_open(ws_conn& conn) override {
         send_init(conn, is_publisher(conn) ? std::string() : channel_name(conn.index()));
@@ -644,20 +670,14 @@ private:
             return;
         }
         switch (k) {
-        case kind::publish_success:
-            acked_.fetch_add(1, std::memory_order_relaxed);
-            return;
-        case kind::subscribe_success:
-            ready_.fetch_add(1);
-            return;
-        case kind::connection_ack:
-            if (is_publisher(conn))
-                ready_.fetch_add(1);
-            return;
-        case kind::failure:
-            return on_failure_message(conn, payload);
-        default:
-            return;
+            case kind::publish_success: acked_.fetch_add(1, std::memory_order_relaxed); return;
+            case kind::subscribe_success: ready_.fetch_add(1); return;
+            case kind::connection_ack:
+                if (is_publisher(conn))
+                    ready_.fetch_add(1);
+                return;
+            case kind::failure: return on_failure_message(conn, payload);
+            default: return;
         }
     }
 
@@ -677,8 +697,8 @@ private:
         const std::int64_t now = now_ns();
         const double total_rate = opt_.rate * static_cast<double>(opt_.channels);
         const auto due = std::min<std::uint64_t>(
-            total_events_,
-            static_cast<std::uint64_t>(total_rate * static_cast<double>(now - publish_start_) / 1e9));
+            total_events_, static_cast<std::uint64_t>(
+                               total_rate * static_cast<double>(now - publish_start_) / 1e9));
         std::uint64_t& next = next_event_[w.index()];
         const std::size_t threads = workers_.size();
         std::uint64_t mine = 0;
@@ -716,7 +736,7 @@ private:
 
     streams_options opt_;
     std::vector<ws_conn*> publishers_;
-    std::vector<channel_state> channels_;  // element c touched only by subscriber c's worker
+    std::vector<channel_state> channels_;    // element c touched only by subscriber c's worker
     std::vector<std::uint64_t> next_event_;  // per worker
     std::atomic<bool> publishing_{false};
     std::atomic<std::uint64_t> published_total_{0};
@@ -754,8 +774,9 @@ public:
             for (std::size_t i = 0; i < k; ++i) {
                 ws_conn& c = add_conn(i);
                 if (sources > 1)
-                    c.set_source(asio::ip::make_address_v4(static_cast<asio::ip::address_v4::uint_type>(
-                        (127u << 24) | (1 + i % sources))));
+                    c.set_source(
+                        asio::ip::make_address_v4(static_cast<asio::ip::address_v4::uint_type>(
+                            (127u << 24) | (1 + i % sources))));
             }
             for (auto& c : conns_)
                 c->start();
@@ -800,13 +821,9 @@ private:
 
     void on_text(ws_conn& conn, std::string_view payload, std::int64_t) override {
         switch (classify(payload)) {
-        case kind::subscribe_success:
-            ready_.fetch_add(1);
-            return;
-        case kind::failure:
-            return on_failure_message(conn, payload);
-        default:
-            return;
+            case kind::subscribe_success: ready_.fetch_add(1); return;
+            case kind::failure: return on_failure_message(conn, payload);
+            default: return;
         }
     }
 
@@ -834,7 +851,8 @@ public:
             add_conn(i);
         for (auto& c : conns_)
             c->start();
-        const bool up = wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
+        const bool up =
+            wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
             window_start_ = t0;
@@ -922,10 +940,11 @@ private:
         started_.fetch_add(1);
         json::object body{{"userId", user(conn.index())}, {"prompt", opt_.prompt}};
         const std::string text = json::serialize(body);
-        std::string req = "POST /chat HTTP/1.1\r\nHost: " + target_.host_header +
-                          "\r\nContent-Type: application/json\r\nx-api-key: " + common_.api_key +
-                          "\r\nConnection: close\r\nContent-Length: " + std::to_string(text.size()) +
-                          "\r\n\r\n" + text;
+        std::string req =
+            "POST /chat HTTP/1.1\r\nHost: " + target_.host_header +
+            "\r\nContent-Type: application/json\r\nx-api-key: " + common_.api_key +
+            "\r\nConnection: close\r\nContent-Length: " + std::to_string(text.size()) + "\r\n\r\n" +
+            text;
         s.posted_ns = now_ns();
         http_request(conn.owner().ioc(), target_.server, std::move(req),
                      [this, i = conn.index()](unsigned status, std::string answer) {
@@ -986,7 +1005,8 @@ private:
                 ++s.chunks;
                 conn.owner().latency.record(now - m.ts);
                 if (m.a != s.next_chunk)
-                    s.lost_chunks += static_cast<std::uint64_t>(std::max<std::int64_t>(0, m.a - s.next_chunk));
+                    s.lost_chunks +=
+                        static_cast<std::uint64_t>(std::max<std::int64_t>(0, m.a - s.next_chunk));
                 s.next_chunk = m.a + 1;
                 s.chunk_total = m.b;
             }
@@ -998,7 +1018,8 @@ private:
             return end_stream(conn, true);
         }
         if (type.rfind("error", 0) == 0) {
-            note_failure("stream for " + user(conn.index()) + " ended with " + std::string(payload));
+            note_failure("stream for " + user(conn.index()) + " ended with " +
+                         std::string(payload));
             return end_stream(conn, false);
         }
     }

@@ -14,12 +14,12 @@ struct common_options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
     std::string api_key;
-    std::string label;            // copied into the result ("eventcast", "uws", ...)
-    std::size_t threads = 1;      // worker threads, one io_context each
-    double duration = 10;         // measured window
-    double warmup = 1;            // load runs this long before the window opens
-    double drain_timeout = 10;    // after the window: wait this long for in-flight events
-    double connect_timeout = 60;  // for all connections to be subscribed
+    std::string label;                // copied into the result ("eventcast", "uws", ...)
+    std::size_t threads = 1;          // worker threads, one io_context each
+    double duration = 10;             // measured window
+    double warmup = 1;                // load runs this long before the window opens
+    double drain_timeout = 10;        // after the window: wait this long for in-flight events
+    double connect_timeout = 60;      // for all connections to be subscribed
     std::size_t max_connecting = 64;  // per worker: connects + upgrades in progress
     bool busy_poll = false;           // workers spin on poll() instead of sleeping
 };
@@ -44,9 +44,9 @@ struct streams_options {
 
 struct idle_options {
     std::size_t connections = 10000;
-    int server_pid = 0;     // VmRSS is read from /proc/<pid>/status; 0: not measured
+    int server_pid = 0;       // VmRSS is read from /proc/<pid>/status; 0: not measured
     std::size_t sources = 0;  // 127.0.0.x source addresses; 0: one per 25,000 connections
-    double settle = 1;      // wait after the last subscribe before reading VmRSS
+    double settle = 1;        // wait after the last subscribe before reading VmRSS
 };
 
 struct chat_options {

@@ -131,7 +131,9 @@ inline std::string base64url(std::string_view in) {
     std::string out;
     out.reserve((in.size() + 2) / 3 * 4);
     std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
+    auto byte = [&](std::size_t k) {
+        return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k]));
+    };
     for (; i + 3 <= in.size(); i += 3) {
         const std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
         out += alphabet[(v >> 18) & 63];

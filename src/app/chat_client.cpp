@@ -45,12 +45,12 @@ struct endpoint {
 
 // Plain or TLS stream behind one interface, so the protocol code is written once.
 template <class Stream>
-int converse(Stream& ws_next, const endpoint& ep, asio::io_context& ioc,
-             asio::ssl::context& ssl, const std::string& key, const std::string& user,
-             const std::string& ns, const json::object& chat_body) {
+int converse(Stream& ws_next, const endpoint& ep, asio::io_context& ioc, asio::ssl::context& ssl,
+             const std::string& key, const std::string& user, const std::string& ns,
+             const json::object& chat_body) {
     websocket::stream<Stream&> ws(ws_next);
-    const std::string auth = json::serialize(json::object{{"host", ep.host + ":" + ep.port},
-                                                          {"x-api-key", key}});
+    const std::string auth =
+        json::serialize(json::object{{"host", ep.host + ":" + ep.port}, {"x-api-key", key}});
     ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
         req.set(http::field::sec_websocket_protocol,
                 "aws-appsync-event-ws,header-" + core::base64url_encode(auth));
@@ -159,7 +159,8 @@ int run_chat_client(int argc, const char* const* argv) {
     bool insecure = false;
     app.add_option("prompt", prompt, "what to ask")->required();
     app.add_option("--url", url, "server URL (http:// or https://)")
-        ->envname("EVENTCAST_URL")->capture_default_str();
+        ->envname("EVENTCAST_URL")
+        ->capture_default_str();
     app.add_option("--api-key", key, "API key")->envname("EVENTCAST_API_KEY");
     app.add_option("--user", user, "user id, the last channel segment (default: $USER)");
     app.add_option("--chat-namespace", ns, "chat namespace")->capture_default_str();

@@ -19,8 +19,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
 #include <vector>
 
 namespace {
@@ -69,7 +69,8 @@ int serve(int argc, const char* const* argv) {
             llm::openai_settings os;
             os.base_url = cfg.chat.openai_base_url;
             os.api_key = cfg.chat.openai_api_key;
-            os.default_model = cfg.chat.openai_model.empty() ? "gpt-4o-mini" : cfg.chat.openai_model;
+            os.default_model =
+                cfg.chat.openai_model.empty() ? "gpt-4o-mini" : cfg.chat.openai_model;
             os.max_tokens_field = cfg.chat.openai_max_tokens_field;
             os.connect_timeout = cfg.chat.connect_timeout;
             os.idle_timeout = cfg.chat.idle_timeout;
@@ -101,9 +102,10 @@ int serve(int argc, const char* const* argv) {
             throw std::runtime_error("--chat-provider " + default_provider +
                                      " is not available in this build");
         if (default_provider == "demo")
-            log::info("chat: no model provider configured; POST /chat uses the offline demo "
-                      "model (deterministic text, not a real LLM). Configure --openai-base-url "
-                      "or AWS credentials and --bedrock-region for a real one.");
+            log::info(
+                "chat: no model provider configured; POST /chat uses the offline demo "
+                "model (deterministic text, not a real LLM). Configure --openai-base-url "
+                "or AWS credentials and --bedrock-region for a real one.");
         else
             log::info("chat: default provider {}", default_provider);
         chat::chat_service chat(cfg, api, transport, std::move(providers), default_provider);

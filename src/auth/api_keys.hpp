@@ -18,9 +18,9 @@ public:
 
     /// Checks the `x-api-key` entry of `creds` (an authorization object or request headers).
     /// Missing, unknown or expired keys are UnauthorizedException with AWS's message.
-    events::result<void> check(const events::credentials& creds,
-                               std::chrono::system_clock::time_point now =
-                                   std::chrono::system_clock::now()) const;
+    events::result<void> check(
+        const events::credentials& creds,
+        std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
 
 private:
     std::vector<core::api_key> keys_;

@@ -151,7 +151,8 @@ boost::system::result<parsed_request, http_answer> parse_request(std::string_vie
 // Maps a provider's refusal before streaming to what our caller should see.
 http_answer provider_refusal(const llm::provider_error& e, std::string_view provider) {
     unsigned status = 502;
-    if (e.http_status == 429 || e.type == "ThrottlingException" || e.type == "ModelNotReadyException")
+    if (e.http_status == 429 || e.type == "ThrottlingException" ||
+        e.type == "ModelNotReadyException")
         status = 429;
     else if (e.http_status == 400 || e.http_status == 404 || e.http_status == 413 ||
              e.http_status == 422 || e.type == "ValidationException")
@@ -159,8 +160,7 @@ http_answer provider_refusal(const llm::provider_error& e, std::string_view prov
     else if (e.type == "Timeout")
         status = 504;
     const auto type = e.type.empty() ? std::string("ProviderError") : e.type;
-    return error_answer(status, type,
-                        std::string(provider) + " refused the request: " + e.message);
+    return error_answer(status, type, std::string(provider) + " refused the request: " + e.message);
 }
 
 }  // namespace
@@ -170,8 +170,7 @@ class chat_stream final : public llm::completion_sink,
                           public std::enable_shared_from_this<chat_stream> {
 public:
     chat_stream(chat_service& svc, std::string id, std::string user, events::channel_path channel,
-                std::string provider, std::string model, bool wait,
-                chat_service::responder respond)
+                std::string provider, std::string model, bool wait, chat_service::responder respond)
         : svc_(svc),
           id_(std::move(id)),
           user_(std::move(user)),
@@ -203,8 +202,11 @@ public:
         if (state_ != state::starting)
             return;
         state_ = state::streaming;
-        json::object start{{"type", "start"},   {"streamId", id_},     {"seq", seq_++},
-                           {"model", model_},   {"provider", provider_}};
+        json::object start{{"type", "start"},
+                           {"streamId", id_},
+                           {"seq", seq_++},
+                           {"model", model_},
+                           {"provider", provider_}};
         if (provider_ == "demo")
             start["note"] = "offline demo model: a deterministic answer, not a real LLM";
         publish(start);
@@ -240,13 +242,16 @@ public:
             if (state_ == state::starting) {
                 // Cancelled before the provider answered: nothing was published.
                 end_locked("cancelled");
-                answer(error_answer(409, "StreamCancelled",
-                                    "stream " + id_ + " was cancelled before the provider answered"));
+                answer(
+                    error_answer(409, "StreamCancelled",
+                                 "stream " + id_ + " was cancelled before the provider answered"));
             } else {
                 flush_locked();
                 stop_reason_ = std::move(stop_reason);
                 usage_ = usage;
-                json::object end{{"type", "end"}, {"streamId", id_}, {"seq", seq_++},
+                json::object end{{"type", "end"},
+                                 {"streamId", id_},
+                                 {"seq", seq_++},
                                  {"stopReason", stop_reason_}};
                 if (usage.input_tokens >= 0 || usage.output_tokens >= 0) {
                     json::object u;
@@ -278,8 +283,11 @@ public:
                 answer(provider_refusal(e, provider_));
             } else {
                 flush_locked();
-                publish(json::object{{"type", "error"}, {"streamId", id_}, {"seq", seq_++},
-                                     {"errorType", e.type}, {"message", e.message}});
+                publish(json::object{{"type", "error"},
+                                     {"streamId", id_},
+                                     {"seq", seq_++},
+                                     {"errorType", e.type},
+                                     {"message", e.message}});
                 end_locked("failed");
                 if (wait_) {
                     auto a = provider_refusal(e, provider_);
@@ -312,9 +320,14 @@ public:
 
     json::object status_json() const {
         std::lock_guard lock(mutex_);
-        json::object o{{"streamId", id_},     {"userId", user_},     {"channel", "/" + channel_.str()},
-                       {"provider", provider_}, {"model", model_},  {"status", status_name()},
-                       {"text", text_},       {"seq", seq_ == 0 ? 0 : seq_ - 1}};
+        json::object o{{"streamId", id_},
+                       {"userId", user_},
+                       {"channel", "/" + channel_.str()},
+                       {"provider", provider_},
+                       {"model", model_},
+                       {"status", status_name()},
+                       {"text", text_},
+                       {"seq", seq_ == 0 ? 0 : seq_ - 1}};
         if (!stop_reason_.empty())
             o["stopReason"] = stop_reason_;
         if (error_)
@@ -335,8 +348,8 @@ private:
     void flush_locked() {
         if (pending_.empty())
             return;
-        publish(json::object{{"type", "delta"}, {"streamId", id_}, {"seq", seq_++},
-                             {"data", pending_}});
+        publish(json::object{
+            {"type", "delta"}, {"streamId", id_}, {"seq", seq_++}, {"data", pending_}});
         pending_.clear();
         svc_.api_.stats().chunk_publish.observe(std::chrono::steady_clock::now() - pending_since_);
     }

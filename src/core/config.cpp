@@ -23,7 +23,8 @@ boost::system::result<api_key, std::string> parse_api_key(std::string_view text)
     const auto at = text.rfind('@');
     key.value = std::string(text.substr(0, at));
     if (key.value.empty())
-        return {boost::system::in_place_error, "api key is empty; give --api-key KEY or KEY@EXPIRY"};
+        return {boost::system::in_place_error,
+                "api key is empty; give --api-key KEY or KEY@EXPIRY"};
     if (at == std::string_view::npos)
         return key;
     const auto expiry = text.substr(at + 1);
@@ -115,17 +116,22 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     CLI::App app{"eventcast serve: an AWS AppSync Events compatible real-time server", "serve"};
     app.set_config("--config", "", "TOML config file (keys are the long option names)");
     auto env = [](const char* name) { return std::string("EVENTCAST_") + name; };
-    app.add_option("--host", cfg.host, "address to listen on")->envname(env("HOST"))
+    app.add_option("--host", cfg.host, "address to listen on")
+        ->envname(env("HOST"))
         ->capture_default_str();
     app.add_option("--port", cfg.port, "port for HTTP, HTTPS, ws and wss (0: any free port)")
-        ->envname(env("PORT"))->capture_default_str();
+        ->envname(env("PORT"))
+        ->capture_default_str();
     app.add_option("--api-key", api_key_texts,
                    "API key, KEY or KEY@EXPIRY (epoch seconds or 2026-12-31T00:00:00Z); "
                    "repeatable; none: one is generated and printed")
-        ->envname(env("API_KEY"))->delimiter(',');
-    app.add_option("--namespace", namespaces, "channel namespace; repeatable (default: default, "
-                                              "BedrockChat)")
-        ->envname(env("NAMESPACE"))->delimiter(',');
+        ->envname(env("API_KEY"))
+        ->delimiter(',');
+    app.add_option("--namespace", namespaces,
+                   "channel namespace; repeatable (default: default, "
+                   "BedrockChat)")
+        ->envname(env("NAMESPACE"))
+        ->delimiter(',');
     app.add_option("--tls-cert", cfg.tls_cert_file, "PEM certificate chain")
         ->envname(env("TLS_CERT"));
     app.add_option("--tls-key", cfg.tls_key_file, "PEM private key")->envname(env("TLS_KEY"));
@@ -135,40 +141,66 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     app.add_option("--port-file", cfg.port_file, "write the bound port here once listening")
         ->envname(env("PORT_FILE"));
     app.add_option("--threads", cfg.threads, "I/O threads (0: one per core)")
-        ->envname(env("THREADS"))->capture_default_str();
+        ->envname(env("THREADS"))
+        ->capture_default_str();
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
-        ->envname(env("LOG_LEVEL"))->capture_default_str()
+        ->envname(env("LOG_LEVEL"))
+        ->capture_default_str()
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_flag("--log-json", cfg.log_json, "log one JSON object per line")
         ->envname(env("LOG_JSON"));
     app.add_option("--cors-origin", cfg.cors_origins, "allowed CORS origin; repeatable")
-        ->envname(env("CORS_ORIGIN"))->delimiter(',')->capture_default_str();
+        ->envname(env("CORS_ORIGIN"))
+        ->delimiter(',')
+        ->capture_default_str();
 
     auto& l = cfg.lim;
     app.add_option("--max-event-bytes", l.max_event_bytes, "largest event JSON text")
-        ->envname(env("MAX_EVENT_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_EVENT_BYTES"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-events-per-publish", l.max_events_per_publish, "events per publish")
-        ->envname(env("MAX_EVENTS_PER_PUBLISH"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_EVENTS_PER_PUBLISH"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-subscriptions", l.max_subscriptions, "subscriptions per connection")
-        ->envname(env("MAX_SUBSCRIPTIONS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_SUBSCRIPTIONS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-header-bytes", l.max_header_bytes, "HTTP request header bytes")
-        ->envname(env("MAX_HEADER_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_HEADER_BYTES"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-frame-bytes", l.max_frame_bytes, "WebSocket message bytes")
-        ->envname(env("MAX_FRAME_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_FRAME_BYTES"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-body-bytes", l.max_body_bytes, "HTTP request body bytes")
-        ->envname(env("MAX_BODY_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_BODY_BYTES"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-outbox-bytes", l.max_outbox_bytes,
                    "unsent bytes per connection before it is closed as a slow consumer")
-        ->envname(env("MAX_OUTBOX_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("MAX_OUTBOX_BYTES"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--connection-lifetime-ms", lifetime_ms, "WebSocket connection lifetime")
-        ->envname(env("CONNECTION_LIFETIME_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("CONNECTION_LIFETIME_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--keepalive-ms", keepalive_ms, "interval between ka messages")
-        ->envname(env("KEEPALIVE_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("KEEPALIVE_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--connection-timeout-ms", conn_timeout_ms,
                    "connectionTimeoutMs advertised in connection_ack")
-        ->envname(env("CONNECTION_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("CONNECTION_TIMEOUT_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--handshake-timeout-ms", handshake_ms, "TLS and HTTP upgrade deadline")
-        ->envname(env("HANDSHAKE_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("HANDSHAKE_TIMEOUT_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
 
     // POST /chat and the model providers (spec/model-providers.md).
     auto& c = cfg.chat;
@@ -177,38 +209,58 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     std::int64_t connect_ms = c.connect_timeout.count();
     std::int64_t idle_ms = c.idle_timeout.count();
     std::int64_t pace_ms = c.demo_pace.count();
-    app.add_option("--chat-namespace", c.chat_namespace, "namespace of chat channels /<ns>/<userId>")
-        ->envname(env("CHAT_NAMESPACE"))->capture_default_str();
+    app.add_option("--chat-namespace", c.chat_namespace,
+                   "namespace of chat channels /<ns>/<userId>")
+        ->envname(env("CHAT_NAMESPACE"))
+        ->capture_default_str();
     app.add_option("--chat-provider", c.provider,
                    "default model provider: demo, openai or bedrock (empty: openai or bedrock "
                    "when configured, else demo)")
         ->envname(env("CHAT_PROVIDER"));
-    app.add_option("--chat-coalesce-ms", coalesce_ms, "deltas within this window go out as one event")
-        ->envname(env("CHAT_COALESCE_MS"))->capture_default_str()->check(CLI::NonNegativeNumber);
+    app.add_option("--chat-coalesce-ms", coalesce_ms,
+                   "deltas within this window go out as one event")
+        ->envname(env("CHAT_COALESCE_MS"))
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--chat-max-streams", c.max_streams, "concurrent chat streams")
-        ->envname(env("CHAT_MAX_STREAMS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("CHAT_MAX_STREAMS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--chat-max-streams-per-user", c.max_streams_per_user,
                    "concurrent chat streams per userId")
-        ->envname(env("CHAT_MAX_STREAMS_PER_USER"))->capture_default_str()
+        ->envname(env("CHAT_MAX_STREAMS_PER_USER"))
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--chat-max-prompt-bytes", c.max_prompt_bytes, "prompt + messages + system")
-        ->envname(env("CHAT_MAX_PROMPT_BYTES"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("CHAT_MAX_PROMPT_BYTES"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--chat-retention-s", retention_s, "finished streams stay readable this long")
-        ->envname(env("CHAT_RETENTION_S"))->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->envname(env("CHAT_RETENTION_S"))
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--chat-connect-timeout-ms", connect_ms, "provider connect timeout")
-        ->envname(env("CHAT_CONNECT_TIMEOUT_MS"))->capture_default_str()
+        ->envname(env("CHAT_CONNECT_TIMEOUT_MS"))
+        ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app.add_option("--chat-idle-timeout-ms", idle_ms, "no byte from the provider this long: error")
-        ->envname(env("CHAT_IDLE_TIMEOUT_MS"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("CHAT_IDLE_TIMEOUT_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--demo-pace-ms", pace_ms, "demo model: delay between chunks")
-        ->envname(env("DEMO_PACE_MS"))->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->envname(env("DEMO_PACE_MS"))
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--demo-words-per-chunk", c.demo_words_per_chunk, "demo model: words per chunk")
-        ->envname(env("DEMO_WORDS_PER_CHUNK"))->capture_default_str()->check(CLI::PositiveNumber);
+        ->envname(env("DEMO_WORDS_PER_CHUNK"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--bedrock-region", c.bedrock_region,
                    "AWS region (empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS)")
         ->envname(env("BEDROCK_REGION"));
     app.add_option("--bedrock-model", c.bedrock_model, "Bedrock model id")
-        ->envname(env("BEDROCK_MODEL"))->capture_default_str();
+        ->envname(env("BEDROCK_MODEL"))
+        ->capture_default_str();
     app.add_option("--bedrock-endpoint", c.bedrock_endpoint,
                    "Bedrock runtime URL (empty: https://bedrock-runtime.<region>.amazonaws.com)")
         ->envname(env("BEDROCK_ENDPOINT"));
@@ -219,7 +271,8 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         ->envname(env("OPENAI_MODEL"));
     app.add_option("--openai-max-tokens-field", c.openai_max_tokens_field,
                    "max_tokens, or max_completion_tokens for OpenAI proper")
-        ->envname(env("OPENAI_MAX_TOKENS_FIELD"))->capture_default_str();
+        ->envname(env("OPENAI_MAX_TOKENS_FIELD"))
+        ->capture_default_str();
 
     const auto args = with_environment(app, argc, argv);
     std::vector<const char*> arg_ptrs;

@@ -16,16 +16,16 @@ namespace eventcast::core {
 /// AWS AppSync Events limits (spec/appsync-events.md §13); all protocol-visible ones default to
 /// the AWS values.
 struct limits {
-    std::size_t max_event_bytes = 240 * 1024;     // one event's JSON text (AWS: 240 KB)
-    std::size_t max_events_per_publish = 5;       // AWS: 5 on HTTP and WebSocket
-    std::size_t max_subscriptions = 200;          // per connection; the 201st fails (AWS)
-    std::size_t max_id_chars = 128;               // subscription/publish id (AWS)
-    std::size_t max_header_bytes = 16 * 1024;     // an IAM header- subprotocol is 3-5 KB
-    std::size_t max_frame_bytes = 4 * 1024 * 1024;  // 5 events of 240 KB, JSON-escaped twice over
-    std::size_t max_body_bytes = 4 * 1024 * 1024;   // HTTP POST /event, same reasoning
+    std::size_t max_event_bytes = 240 * 1024;        // one event's JSON text (AWS: 240 KB)
+    std::size_t max_events_per_publish = 5;          // AWS: 5 on HTTP and WebSocket
+    std::size_t max_subscriptions = 200;             // per connection; the 201st fails (AWS)
+    std::size_t max_id_chars = 128;                  // subscription/publish id (AWS)
+    std::size_t max_header_bytes = 16 * 1024;        // an IAM header- subprotocol is 3-5 KB
+    std::size_t max_frame_bytes = 4 * 1024 * 1024;   // 5 events of 240 KB, JSON-escaped twice over
+    std::size_t max_body_bytes = 4 * 1024 * 1024;    // HTTP POST /event, same reasoning
     std::size_t max_outbox_bytes = 8 * 1024 * 1024;  // per connection; past it: slow consumer
     std::chrono::milliseconds connection_lifetime{24 * 60 * 60 * 1000};  // AWS: 24 h
-    std::chrono::milliseconds keepalive_interval{60 * 1000};  // AWS sends ka every 60 s
+    std::chrono::milliseconds keepalive_interval{60 * 1000};             // AWS sends ka every 60 s
     std::chrono::milliseconds connection_timeout{300 * 1000};  // advertised connectionTimeoutMs
     std::chrono::milliseconds handshake_timeout{15 * 1000};    // TLS + HTTP upgrade must finish
     std::chrono::milliseconds http_idle_timeout{60 * 1000};    // keep-alive HTTP connections
@@ -40,38 +40,38 @@ struct api_key {
 struct chat_config {
     std::string chat_namespace = "BedrockChat";  // events go to /<chat_namespace>/<userId>
     std::string provider;  // default provider: "" picks openai/bedrock when configured, else demo
-    std::chrono::milliseconds coalesce{20};  // deltas within this window go out as one event
-    std::size_t max_streams = 1000;           // concurrent streams; past it: 429
-    std::size_t max_streams_per_user = 4;     // concurrent streams per userId; past it: 429
+    std::chrono::milliseconds coalesce{20};    // deltas within this window go out as one event
+    std::size_t max_streams = 1000;            // concurrent streams; past it: 429
+    std::size_t max_streams_per_user = 4;      // concurrent streams per userId; past it: 429
     std::size_t max_prompt_bytes = 64 * 1024;  // prompt + messages + system
-    std::chrono::seconds retention{600};      // finished streams stay readable this long
+    std::chrono::seconds retention{600};       // finished streams stay readable this long
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds idle_timeout{120'000};  // no byte from the provider this long: error
     // demo: the offline model
     std::chrono::milliseconds demo_pace{30};
     std::size_t demo_words_per_chunk = 1;
     // bedrock
-    std::string bedrock_region;    // empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS
+    std::string bedrock_region;  // empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS
     std::string bedrock_model = "anthropic.claude-3-haiku-20240307-v1:0";
     std::string bedrock_endpoint;  // empty: https://bedrock-runtime.<region>.amazonaws.com
     // openai-compatible
-    std::string openai_base_url;   // e.g. http://127.0.0.1:11434 (Ollama); empty: not configured
+    std::string openai_base_url;  // e.g. http://127.0.0.1:11434 (Ollama); empty: not configured
     std::string openai_model;
-    std::string openai_api_key;    // from EVENTCAST_OPENAI_API_KEY only; never logged
+    std::string openai_api_key;  // from EVENTCAST_OPENAI_API_KEY only; never logged
     std::string openai_max_tokens_field = "max_tokens";  // OpenAI proper: max_completion_tokens
 };
 
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
-    std::vector<api_key> api_keys;        // empty after load: one is generated and printed
+    std::vector<api_key> api_keys;  // empty after load: one is generated and printed
     bool api_key_generated = false;
     std::vector<std::string> namespaces{"default", "BedrockChat"};
-    std::string tls_cert_file;            // PEM; empty: a self-signed one is made at start-up
+    std::string tls_cert_file;  // PEM; empty: a self-signed one is made at start-up
     std::string tls_key_file;
-    std::string tls_self_signed_out;      // where to write the generated certificate (PEM)
-    std::string port_file;                // written with the bound port once listening
-    unsigned threads = 0;                 // 0: one per core
+    std::string tls_self_signed_out;  // where to write the generated certificate (PEM)
+    std::string port_file;            // written with the bound port once listening
+    unsigned threads = 0;             // 0: one per core
     std::string log_level = "info";
     bool log_json = false;
     std::vector<std::string> cors_origins{"*"};
@@ -83,7 +83,8 @@ struct config {
 /// options follow. Precedence: flag > EVENTCAST_<NAME> environment > --config file > default.
 /// On failure returns every problem, one line each. `--help` is reported as the single line
 /// "help:<text>" so main can print it and exit 0.
-boost::system::result<config, std::vector<std::string>> load_config(int argc, const char* const* argv);
+boost::system::result<config, std::vector<std::string>> load_config(int argc,
+                                                                    const char* const* argv);
 
 /// Parses "KEY" or "KEY@EXPIRY" where EXPIRY is seconds since the epoch or an RFC 3339 UTC time
 /// (2026-12-31T00:00:00Z). Returns an error line on a bad expiry or an empty key.

@@ -12,9 +12,8 @@ namespace eventcast::core {
 
 class histogram {
 public:
-    static constexpr std::array<double, 14> bounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                      0.005,  0.01,    0.025,  0.05,  0.1,
-                                                      0.25,   0.5,     1.0,    2.5};
+    static constexpr std::array<double, 14> bounds = {
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5};
 
     void observe(std::chrono::nanoseconds d) noexcept {
         const double s = std::chrono::duration<double>(d).count();

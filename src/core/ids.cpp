@@ -18,8 +18,8 @@ std::string uuid_v4() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     std::uint64_t hi = rng();
     std::uint64_t lo = rng();
-    hi = (hi & ~0xF000ULL) | 0x4000ULL;                                // version 4
-    lo = (lo & ~(0xC0ULL << 56)) | (0x80ULL << 56);                    // variant 10
+    hi = (hi & ~0xF000ULL) | 0x4000ULL;              // version 4
+    lo = (lo & ~(0xC0ULL << 56)) | (0x80ULL << 56);  // variant 10
     std::string out(36, '-');
     int pos = 0;
     auto put = [&](std::uint64_t v, int nibbles) {

@@ -11,17 +11,17 @@
 namespace eventcast::core {
 
 struct stats {
-    std::atomic<std::int64_t> connections_open{0};      // WebSocket sessions now
-    std::atomic<std::uint64_t> connections_total{0};    // WebSocket sessions ever accepted
+    std::atomic<std::int64_t> connections_open{0};    // WebSocket sessions now
+    std::atomic<std::uint64_t> connections_total{0};  // WebSocket sessions ever accepted
     std::atomic<std::uint64_t> http_requests{0};
     std::atomic<std::uint64_t> ws_messages_in{0};
-    std::atomic<std::uint64_t> events_in{0};            // events accepted for publish
-    std::atomic<std::uint64_t> frames_out{0};           // data frames queued to subscribers
-    std::atomic<std::uint64_t> bytes_out{0};            // WebSocket payload bytes written
+    std::atomic<std::uint64_t> events_in{0};   // events accepted for publish
+    std::atomic<std::uint64_t> frames_out{0};  // data frames queued to subscribers
+    std::atomic<std::uint64_t> bytes_out{0};   // WebSocket payload bytes written
     std::atomic<std::uint64_t> slow_consumer_closes{0};
-    std::atomic<std::uint64_t> protocol_errors{0};      // error replies of any kind
+    std::atomic<std::uint64_t> protocol_errors{0};  // error replies of any kind
     std::atomic<std::uint64_t> auth_failures{0};
-    std::atomic<std::uint64_t> ws_frames_written{0};    // socket writes, for frames per write
+    std::atomic<std::uint64_t> ws_frames_written{0};  // socket writes, for frames per write
     /// Error replies by errorType index (events::error_kind), WebSocket and HTTP together.
     std::array<std::atomic<std::uint64_t>, 8> errors_by_kind{};
 

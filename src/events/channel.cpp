@@ -75,7 +75,9 @@ split_result strip(std::string_view text) {
     if (!body.empty() && body.back() == '/')
         body.remove_suffix(1);
     if (body.empty())
-        return {{}, "channel '" + printable(text) + "' has no segments; expected 1 to 5 like "
+        return {{},
+                "channel '" + printable(text) +
+                    "' has no segments; expected 1 to 5 like "
                     "/namespace/name"};
     return {body, {}};
 }
@@ -103,7 +105,8 @@ result<channel_path> channel_path::parse_body(std::string_view body, std::string
     std::size_t start = 0;
     while (true) {
         const auto slash = body.find('/', start);
-        const auto seg = body.substr(start, slash == std::string_view::npos ? slash : slash - start);
+        const auto seg =
+            body.substr(start, slash == std::string_view::npos ? slash : slash - start);
         if (p.count_ == max_segments)
             return protocol_error::invalid("channel '" + printable(text) + "' has more than " +
                                            std::to_string(max_segments) +

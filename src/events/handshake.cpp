@@ -67,8 +67,8 @@ upgrade_auth parse_upgrade(const std::vector<std::string_view>& protocol_values,
                 // '+': it is a base64 character here, not a form-encoded space.
                 if (p.key.decode() == "header" && p.has_value) {
                     have_creds = true;
-                    if (auto err = decode_into(p.value.decode(), "the header query parameter",
-                                               out.creds))
+                    if (auto err =
+                            decode_into(p.value.decode(), "the header query parameter", out.creds))
                         out.error = std::move(err);
                     break;
                 }

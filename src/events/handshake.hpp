@@ -13,9 +13,9 @@ namespace eventcast::events {
 inline constexpr std::string_view appsync_subprotocol = "aws-appsync-event-ws";
 
 struct upgrade_auth {
-    bool offered_subprotocols = false;  // the client sent Sec-WebSocket-Protocol
-    bool offered_appsync = false;       // ... and it included aws-appsync-event-ws
-    credentials creds;                  // from header-<b64url>, ?header=, or the request headers
+    bool offered_subprotocols = false;    // the client sent Sec-WebSocket-Protocol
+    bool offered_appsync = false;         // ... and it included aws-appsync-event-ws
+    credentials creds;                    // from header-<b64url>, ?header=, or the request headers
     std::optional<protocol_error> error;  // malformed header- value (BadRequestException)
 };
 

@@ -35,8 +35,8 @@ bool valid_id(std::string_view id, std::size_t max_chars) noexcept {
     if (id.empty() || id.size() > max_chars)
         return false;
     for (char c : id) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '_' || c == '+' || c == '-';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '_' || c == '+' || c == '-';
         if (!ok)
             return false;
     }
@@ -87,7 +87,9 @@ const char* kind_name(const json::value& v) {
     return "a value";
 }
 
-std::string id_rule() { return "1 to 128 characters of A-Z a-z 0-9 _ + -"; }
+std::string id_rule() {
+    return "1 to 128 characters of A-Z a-z 0-9 _ + -";
+}
 
 }  // namespace
 
@@ -118,9 +120,8 @@ result<std::vector<std::string>> parse_events(const json::value* value,
         return protocol_error::invalid("'events' is empty; expected " + allowed);
     if (arr->size() > limits.max_events_per_publish)
         // AWS's own wording (spec §6.2), so clients that match on it keep working.
-        return protocol_error::invalid("input exceeded " +
-                                       std::to_string(limits.max_events_per_publish) +
-                                       " event limit");
+        return protocol_error::invalid(
+            "input exceeded " + std::to_string(limits.max_events_per_publish) + " event limit");
     std::vector<std::string> events;
     events.reserve(arr->size());
     for (std::size_t i = 0; i < arr->size(); ++i) {
@@ -184,8 +185,9 @@ result<std::optional<credentials>> read_authorization(const json::object& obj) {
 result<std::string> read_channel_text(const json::object& obj) {
     const auto* v = obj.if_contains("channel");
     if (!v)
-        return protocol_error::invalid("'channel' is missing; expected a string like "
-                                       "\"/namespace/channel\"");
+        return protocol_error::invalid(
+            "'channel' is missing; expected a string like "
+            "\"/namespace/channel\"");
     const auto* s = v->if_string();
     if (!s)
         return protocol_error::invalid(std::string("'channel' is ") + kind_name(*v) +
@@ -206,12 +208,14 @@ boost::system::result<client_message, message_error> parse_client_message(
     if (ec)
         return message_error{protocol_error::invalid("message is not valid JSON: " + ec.message() +
                                                      "; send one JSON object per text frame"),
-                             {}, {}};
+                             {},
+                             {}};
     const auto* obj = root.if_object();
     if (!obj)
         return message_error{protocol_error::invalid(std::string("message is ") + kind_name(root) +
                                                      "; expected a JSON object with a 'type'"),
-                             {}, {}};
+                             {},
+                             {}};
 
     // The id, when valid, lets the error reach the right promise on the client (§6.2).
     std::string id;
@@ -225,13 +229,15 @@ boost::system::result<client_message, message_error> parse_client_message(
     if (!type_value || !type_value->is_string())
         return message_error{
             protocol_error::invalid(
-                type_value ? std::string("'type' is ") + kind_name(*type_value) +
-                                 "; expected one of connection_init, subscribe, unsubscribe, publish"
-                           : "'type' is missing; expected one of connection_init, subscribe, "
-                             "unsubscribe, publish"),
-            {}, id};
-    const auto type = std::string_view(type_value->get_string().data(),
-                                       type_value->get_string().size());
+                type_value
+                    ? std::string("'type' is ") + kind_name(*type_value) +
+                          "; expected one of connection_init, subscribe, unsubscribe, publish"
+                    : "'type' is missing; expected one of connection_init, subscribe, "
+                      "unsubscribe, publish"),
+            {},
+            id};
+    const auto type =
+        std::string_view(type_value->get_string().data(), type_value->get_string().size());
 
     if (type == "connection_init")
         return client_message{connection_init_msg{}};
@@ -251,22 +257,22 @@ boost::system::result<client_message, message_error> parse_client_message(
             {error_kind::unsupported, "message type '" + shown +
                                           "' is not supported; expected one of connection_init, "
                                           "subscribe, unsubscribe, publish"},
-            {}, id};
+            {},
+            id};
     }
     const std::string type_str(type);
-    auto fail = [&](protocol_error e) {
-        return message_error{std::move(e), type_str, id};
-    };
+    auto fail = [&](protocol_error e) { return message_error{std::move(e), type_str, id}; };
     if (id.empty()) {
         if (!id_value)
-            return message_error{protocol_error::invalid(type_str + " needs an 'id': " + id_rule()),
-                                 {}, {}};
+            return message_error{
+                protocol_error::invalid(type_str + " needs an 'id': " + id_rule()), {}, {}};
         return message_error{
             protocol_error::invalid(type_str + " 'id' is " +
                                     (id_value->is_string() ? std::string("not valid")
                                                            : std::string(kind_name(*id_value))) +
                                     "; expected " + id_rule()),
-            {}, {}};
+            {},
+            {}};
     }
 
     if (type == "unsubscribe")
@@ -304,12 +310,14 @@ result<http_publish> parse_http_publish(std::string_view body, const core::limit
     json::error_code ec;
     auto root = json::parse(json::string_view(body.data(), body.size()), ec, &arena, opt);
     if (ec)
-        return protocol_error::invalid("request body is not valid JSON: " + ec.message() +
-                                       R"(; expected {"channel":"/namespace/name","events":["{...}"]})");
+        return protocol_error::invalid(
+            "request body is not valid JSON: " + ec.message() +
+            R"(; expected {"channel":"/namespace/name","events":["{...}"]})");
     const auto* obj = root.if_object();
     if (!obj)
-        return protocol_error::invalid(std::string("request body is ") + kind_name(root) +
-                                       R"(; expected {"channel":"/namespace/name","events":["{...}"]})");
+        return protocol_error::invalid(
+            std::string("request body is ") + kind_name(root) +
+            R"(; expected {"channel":"/namespace/name","events":["{...}"]})");
     auto channel_text = read_channel_text(*obj);
     if (!channel_text)
         return channel_text.error();
@@ -381,7 +389,9 @@ std::string connection_ack(std::int64_t connection_timeout_ms) {
            std::to_string(connection_timeout_ms) + "}";
 }
 
-std::string ka() { return R"({"type":"ka"})"; }
+std::string ka() {
+    return R"({"type":"ka"})";
+}
 
 std::string connection_error(const protocol_error& e) {
     std::string out = R"({"type":"connection_error",)";
@@ -390,8 +400,12 @@ std::string connection_error(const protocol_error& e) {
     return out;
 }
 
-std::string subscribe_success(std::string_view id) { return simple("subscribe_success", id); }
-std::string unsubscribe_success(std::string_view id) { return simple("unsubscribe_success", id); }
+std::string subscribe_success(std::string_view id) {
+    return simple("subscribe_success", id);
+}
+std::string unsubscribe_success(std::string_view id) {
+    return simple("unsubscribe_success", id);
+}
 
 std::string error_reply(const message_error& e) {
     std::string type = "error";

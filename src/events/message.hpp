@@ -50,7 +50,8 @@ struct publish_msg {
     std::vector<std::string> events;  // each a complete JSON text, as sent
     std::optional<credentials> authorization;
 };
-using client_message = std::variant<connection_init_msg, subscribe_msg, unsubscribe_msg, publish_msg>;
+using client_message =
+    std::variant<connection_init_msg, subscribe_msg, unsubscribe_msg, publish_msg>;
 
 /// Why a client message was refused, with what is needed to answer in the right frame:
 /// a known `type` with a valid `id` gets subscribe_error/publish_error/unsubscribe_error,

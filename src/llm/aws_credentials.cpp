@@ -33,7 +33,9 @@ std::optional<std::string> read_file(const std::string& path) {
     return out.str();
 }
 
-std::string home(const environment& env) { return env.var("HOME"); }
+std::string home(const environment& env) {
+    return env.var("HOME");
+}
 
 std::string credentials_path(const environment& env) {
     auto p = env.var("AWS_SHARED_CREDENTIALS_FILE");
@@ -98,9 +100,8 @@ ini_file parse_ini(std::string_view text) {
             continue;
         if (line.front() == '[') {
             const auto close = line.find(']');
-            section = trim(std::string_view(line).substr(1, close == std::string::npos
-                                                                 ? std::string::npos
-                                                                 : close - 1));
+            section = trim(std::string_view(line).substr(
+                1, close == std::string::npos ? std::string::npos : close - 1));
             out[section];
             continue;
         }

@@ -29,20 +29,14 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 std::string_view kind_of(const json::value& v) noexcept {
     switch (v.kind()) {
-        case json::kind::null:
-            return "null";
-        case json::kind::bool_:
-            return "a boolean";
+        case json::kind::null: return "null";
+        case json::kind::bool_: return "a boolean";
         case json::kind::int64:
         case json::kind::uint64:
-        case json::kind::double_:
-            return "a number";
-        case json::kind::string:
-            return "a string";
-        case json::kind::array:
-            return "an array";
-        case json::kind::object:
-            return "an object";
+        case json::kind::double_: return "a number";
+        case json::kind::string: return "a string";
+        case json::kind::array: return "an array";
+        case json::kind::object: return "an object";
     }
     return "a value";
 }

@@ -11,9 +11,11 @@ namespace eventcast::llm {
 namespace {
 
 constexpr const char* filler[] = {
-    "eventcast", "streams", "each", "chunk", "of", "this", "answer", "into", "your", "channel",
-    "as", "an", "AppSync", "Events", "data", "frame,", "in", "order", "and", "without", "gaps.",
-    "Subscribe", "to", "BedrockChat/<user>", "or", "BedrockChat/*", "to", "watch", "it", "arrive."};
+    "eventcast", "streams",       "each",  "chunk",     "of", "this",
+    "answer",    "into",          "your",  "channel",   "as", "an",
+    "AppSync",   "Events",        "data",  "frame,",    "in", "order",
+    "and",       "without",       "gaps.", "Subscribe", "to", "BedrockChat/<user>",
+    "or",        "BedrockChat/*", "to",    "watch",     "it", "arrive."};
 
 struct demo_run final : completion, std::enable_shared_from_this<demo_run> {
     transport& t;

@@ -25,7 +25,8 @@ std::uint32_t read_u32(std::string_view s, std::size_t at) noexcept {
 
 std::uint64_t read_uint(std::string_view s, std::size_t at, std::size_t width) noexcept {
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < width; ++i) v = v << 8 | static_cast<unsigned char>(s[at + i]);
+    for (std::size_t i = 0; i < width; ++i)
+        v = v << 8 | static_cast<unsigned char>(s[at + i]);
     return v;
 }
 
@@ -44,7 +45,8 @@ std::string hex32(std::uint32_t v) {
 // Printable form of a header name for an error message (names are ASCII in practice).
 std::string printable(std::string_view name) {
     std::string out;
-    for (const char c : name.substr(0, 64)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+    for (const char c : name.substr(0, 64))
+        out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
     return out;
 }
 
@@ -140,28 +142,15 @@ std::optional<event_stream_message> event_stream_decoder::decode_message(std::st
         std::size_t width = 0;  // fixed-width integer value
         switch (type) {
             case 0:
-            case 1:
-                break;
-            case 2:
-                width = 1;
-                break;
-            case 3:
-                width = 2;
-                break;
-            case 4:
-                width = 4;
-                break;
+            case 1: break;
+            case 2: width = 1; break;
+            case 3: width = 2; break;
+            case 4: width = 4; break;
             case 5:
-            case 8:
-                width = 8;
-                break;
-            case 9:
-                width = 16;
-                break;
+            case 8: width = 8; break;
+            case 9: width = 16; break;
             case 6:
-            case 7:
-                width = 2;
-                break;  // the length prefix
+            case 7: width = 2; break;  // the length prefix
             default:
                 fail("event-stream header '" + printable(header.name) +
                      "' has unknown value type " + std::to_string(type) + "; allowed 0..9");
@@ -177,24 +166,15 @@ std::optional<event_stream_message> event_stream_decoder::decode_message(std::st
         const std::uint64_t raw = read_uint(section, pos, width == 16 ? 0 : width);
         switch (header.type) {
             case header_type::bool_true:
-            case header_type::bool_false:
-                break;
+            case header_type::bool_false: break;
             case header_type::byte:  // type 2 is a signed byte: sign-extend it
                 header.integer = static_cast<std::int64_t>(static_cast<std::int8_t>(raw));
                 break;
-            case header_type::int16:
-                header.integer = static_cast<std::int16_t>(raw);
-                break;
-            case header_type::int32:
-                header.integer = static_cast<std::int32_t>(raw);
-                break;
+            case header_type::int16: header.integer = static_cast<std::int16_t>(raw); break;
+            case header_type::int32: header.integer = static_cast<std::int32_t>(raw); break;
             case header_type::int64:
-            case header_type::timestamp:
-                header.integer = static_cast<std::int64_t>(raw);
-                break;
-            case header_type::uuid:
-                header.bytes.assign(section.substr(pos, 16));
-                break;
+            case header_type::timestamp: header.integer = static_cast<std::int64_t>(raw); break;
+            case header_type::uuid: header.bytes.assign(section.substr(pos, 16)); break;
             case header_type::byte_array:
             case header_type::string: {
                 const std::size_t length = raw;

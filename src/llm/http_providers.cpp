@@ -10,9 +10,8 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
-#include <strings.h>
-
 #include <atomic>
+#include <strings.h>
 
 namespace eventcast::llm {
 
@@ -181,8 +180,8 @@ private:
 
     void on_stream_end() override {
         if (auto r = parser_.finish(); !r)
-            return fail_in_stream("TruncatedStream", "bedrock stream ended early: " +
-                                                         r.error().message);
+            return fail_in_stream("TruncatedStream",
+                                  "bedrock stream ended early: " + r.error().message);
         finish(stop_reason_.empty() ? "end_turn" : stop_reason_);
     }
 
@@ -232,7 +231,8 @@ private:
         finish(stop_reason_.empty() ? "stop" : stop_reason_);
     }
 
-    provider_error http_error(unsigned status, const std::string&, const std::string& body) override {
+    provider_error http_error(unsigned status, const std::string&,
+                              const std::string& body) override {
         auto e = openai::parse_error_body(status, body);
         std::string type = e.type.empty() ? "HttpError" : e.type;
         if (status == 429)
@@ -293,8 +293,8 @@ std::string bedrock_provider::request_body(const completion_request& request) {
     json::object body;
     json::array messages;
     for (const auto& m : request.messages)
-        messages.push_back(json::object{
-            {"role", m.role}, {"content", json::array{json::object{{"text", m.text}}}}});
+        messages.push_back(json::object{{"role", m.role},
+                                        {"content", json::array{json::object{{"text", m.text}}}}});
     body["messages"] = std::move(messages);
     if (!request.system.empty())
         body["system"] = json::array{json::object{{"text", request.system}}};

@@ -1,6 +1,7 @@
 // The network providers: Amazon Bedrock ConverseStream (SigV4 or Bedrock API key) and any
 // OpenAI-compatible /v1/chat/completions server (OpenAI, Ollama, vLLM, llama.cpp, LM Studio).
-// Both run their transfers on the llm transport; the wire parsing is in bedrock_stream/openai_stream.
+// Both run their transfers on the llm transport; the wire parsing is in
+// bedrock_stream/openai_stream.
 #pragma once
 
 #include "core/config.hpp"
@@ -12,9 +13,9 @@ namespace eventcast::llm {
 
 struct bedrock_settings {
     std::string region;
-    std::string endpoint;       // scheme://host[:port], no trailing slash
+    std::string endpoint;  // scheme://host[:port], no trailing slash
     std::string default_model;
-    std::string bearer_token;   // AWS_BEARER_TOKEN_BEDROCK; empty: SigV4
+    std::string bearer_token;  // AWS_BEARER_TOKEN_BEDROCK; empty: SigV4
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds idle_timeout{120'000};
 };

@@ -16,20 +16,14 @@ constexpr std::size_t max_quoted_body = 512;  // of a non-JSON error body, into 
 
 std::string_view kind_of(const json::value& v) noexcept {
     switch (v.kind()) {
-        case json::kind::null:
-            return "null";
-        case json::kind::bool_:
-            return "a boolean";
+        case json::kind::null: return "null";
+        case json::kind::bool_: return "a boolean";
         case json::kind::int64:
         case json::kind::uint64:
-        case json::kind::double_:
-            return "a number";
-        case json::kind::string:
-            return "a string";
-        case json::kind::array:
-            return "an array";
-        case json::kind::object:
-            return "an object";
+        case json::kind::double_: return "a number";
+        case json::kind::string: return "a string";
+        case json::kind::array: return "an array";
+        case json::kind::object: return "an object";
     }
     return "a value";
 }
@@ -40,8 +34,10 @@ wire_error chunk_error(std::string what) {
 
 std::string_view trim(std::string_view s) noexcept {
     const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
+    while (!s.empty() && space(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && space(s.back()))
+        s.remove_suffix(1);
     return s;
 }
 

@@ -17,22 +17,22 @@ struct chat_turn {
 };
 
 struct completion_request {
-    std::string model;   // empty: the provider's default
-    std::string system;  // empty: none
+    std::string model;                // empty: the provider's default
+    std::string system;               // empty: none
     std::vector<chat_turn> messages;  // ends with the user's prompt
     std::optional<std::int64_t> max_tokens;
     std::optional<double> temperature;
 };
 
 struct token_usage {
-    std::int64_t input_tokens = -1;   // -1: unknown (e.g. cancelled before the provider said)
+    std::int64_t input_tokens = -1;  // -1: unknown (e.g. cancelled before the provider said)
     std::int64_t output_tokens = -1;
 };
 
 struct provider_error {
-    std::string type;      // e.g. ThrottlingException, ValidationException, ProviderUnavailable
-    std::string message;   // for humans; never contains credentials
-    unsigned http_status = 0;   // the provider's HTTP status when it answered with an error
+    std::string type;          // e.g. ThrottlingException, ValidationException, ProviderUnavailable
+    std::string message;       // for humans; never contains credentials
+    unsigned http_status = 0;  // the provider's HTTP status when it answered with an error
     bool before_stream = false;  // true: the provider never accepted the request
 };
 

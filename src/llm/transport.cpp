@@ -78,7 +78,8 @@ size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
         auto value = line.substr(colon + 1);
         while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
             value.remove_prefix(1);
-        while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+        while (!value.empty() &&
+               (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
             value.remove_suffix(1);
         t->handler->on_header(line.substr(0, colon), value);
     } catch (...) {
@@ -154,7 +155,8 @@ struct transport::impl {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, call.method.c_str());
         if (call.method == "POST" || !t->body.empty()) {
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data());
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->body.size()));
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(t->body.size()));
         }
         if (call.method == "GET")
             curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -165,7 +167,8 @@ struct transport::impl {
         curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
         curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(call.connect_timeout.count()));
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                         static_cast<long>(call.connect_timeout.count()));
         // Stall detection is ours (expire_idle), not CURLOPT_LOW_SPEED_*: curl averages the
         // speed over a window of about 5 s and counts whole seconds, so a 1.5 s idle timeout
         // fired only about 7 s after the last byte.
@@ -259,7 +262,8 @@ struct transport::impl {
                 if (code == CURLE_OPERATION_TIMEDOUT) {
                     r.timed_out = true;
                     r.error = "timed out (no data from the provider)";
-                } else if (code != CURLE_OK && !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
+                } else if (code != CURLE_OK &&
+                           !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
                     r.error = curl_easy_strerror(code);
                 }
                 finish(t->id, r);
@@ -314,13 +318,16 @@ void transport::cancel(transfer_id id) {
 
 void transport::schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
     const auto when = std::chrono::steady_clock::now() + delay;
-    impl_->submit([this, when, fn = std::move(fn)]() mutable {
-        impl_->timers.emplace(when, std::move(fn));
-    });
+    impl_->submit(
+        [this, when, fn = std::move(fn)]() mutable { impl_->timers.emplace(when, std::move(fn)); });
 }
 
-void transport::stop() { impl_->stop(); }
+void transport::stop() {
+    impl_->stop();
+}
 
-std::size_t transport::active() const { return impl_->active.load(std::memory_order_relaxed); }
+std::size_t transport::active() const {
+    return impl_->active.load(std::memory_order_relaxed);
+}
 
 }  // namespace eventcast::llm

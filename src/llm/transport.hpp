@@ -24,10 +24,10 @@ struct http_call {
 };
 
 struct transfer_result {
-    bool cancelled = false;   // cancel() was called
-    bool timed_out = false;   // connect or idle timeout
-    std::string error;        // transport failure (empty when the exchange completed)
-    long status = 0;          // HTTP status, 0 if none was received
+    bool cancelled = false;  // cancel() was called
+    bool timed_out = false;  // connect or idle timeout
+    std::string error;       // transport failure (empty when the exchange completed)
+    long status = 0;         // HTTP status, 0 if none was received
 };
 
 /// Receives one transfer's events on the llm thread.

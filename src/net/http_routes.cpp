@@ -5,11 +5,10 @@
 #include "chat/chat_service.hpp"
 #include "net/static_assets.hpp"
 
-#include <boost/json.hpp>
-
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
 
 #include <optional>
 
@@ -82,8 +81,8 @@ http_response publish(const http_request& req, server_context& ctx) {
     for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
         if (i)
             out += ',';
-        out += R"({"identifier":")" + outcome.identifiers[i] + R"(","index":)" +
-               std::to_string(i) + '}';
+        out += R"({"identifier":")" + outcome.identifiers[i] + R"(","index":)" + std::to_string(i) +
+               '}';
     }
     out += "]}";
     return json_response(200, std::move(out), req, ctx.cfg);
@@ -94,8 +93,8 @@ std::string render_metrics(server_context& ctx) {
     const auto& st = ctx.api.stats();
     std::string out;
     auto metric = [&](const char* name, const char* type, const char* help, auto value) {
-        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type +
-               "\n" + name + " " + std::to_string(value) + "\n";
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+               name + " " + std::to_string(value) + "\n";
     };
     metric("eventcast_connections", "gauge", "Open WebSocket connections.",
            st.connections_open.load());
@@ -120,8 +119,9 @@ std::string render_metrics(server_context& ctx) {
            st.slow_consumer_closes.load());
     metric("eventcast_auth_failures_total", "counter", "Refused credentials.",
            st.auth_failures.load());
-    out += "# HELP eventcast_errors_total Error replies by errorType.\n"
-           "# TYPE eventcast_errors_total counter\n";
+    out +=
+        "# HELP eventcast_errors_total Error replies by errorType.\n"
+        "# TYPE eventcast_errors_total counter\n";
     using k = events::error_kind;
     for (auto kind : {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions,
                       k::duplicate_id, k::unknown_operation, k::unsupported}) {
@@ -287,12 +287,15 @@ void chat_route(const http_request& req, std::string_view path, server_context& 
     const auto id = rest.substr(0, slash);
     const auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
     if (action.empty() && req.method() == http::verb::get)
-        return respond(answer_to_response(ctx.chat->status(id), version, keep_alive, ctx.cfg, origin));
+        return respond(
+            answer_to_response(ctx.chat->status(id), version, keep_alive, ctx.cfg, origin));
     if (action == "/cancel" && req.method() == http::verb::post)
-        return respond(answer_to_response(ctx.chat->cancel(id), version, keep_alive, ctx.cfg, origin));
-    respond(http_error(404, "NotFoundException",
-                       "chat routes: POST /chat, GET /chat/<streamId>, POST /chat/<streamId>/cancel",
-                       version, keep_alive, ctx.cfg, origin));
+        return respond(
+            answer_to_response(ctx.chat->cancel(id), version, keep_alive, ctx.cfg, origin));
+    respond(
+        http_error(404, "NotFoundException",
+                   "chat routes: POST /chat, GET /chat/<streamId>, POST /chat/<streamId>/cancel",
+                   version, keep_alive, ctx.cfg, origin));
 }
 
 http_response route(const http_request& req, server_context& ctx) {
@@ -325,11 +328,10 @@ http_response route(const http_request& req, server_context& ctx) {
         if (path == "/readyz" && ctx.stopping.load())
             return json_response(503, R"({"status":"stopping"})", req, ctx.cfg);
         auto& st = ctx.api.stats();
-        std::string body = R"({"status":"ok","connections":)" +
-                           std::to_string(st.connections_open.load()) + R"(,"subscriptions":)" +
-                           std::to_string(ctx.api.broker().subscription_count()) +
-                           R"(,"slowConsumerCloses":)" +
-                           std::to_string(st.slow_consumer_closes.load()) + "}";
+        std::string body =
+            R"({"status":"ok","connections":)" + std::to_string(st.connections_open.load()) +
+            R"(,"subscriptions":)" + std::to_string(ctx.api.broker().subscription_count()) +
+            R"(,"slowConsumerCloses":)" + std::to_string(st.slow_consumer_closes.load()) + "}";
         return json_response(200, std::move(body), req, ctx.cfg);
     }
     if (auto web = web_route(req, path, ctx))
@@ -337,7 +339,8 @@ http_response route(const http_request& req, server_context& ctx) {
     return http_error(404, "NotFoundException",
                       "no route for " + std::string(req.method_string()) + " " +
                           std::string(path.substr(0, 100)) +
-                          "; routes: POST /event, GET /event/realtime (WebSocket), POST /chat, GET /healthz, GET /metrics",
+                          "; routes: POST /event, GET /event/realtime (WebSocket), POST /chat, GET "
+                          "/healthz, GET /metrics",
                       req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
 }
 

@@ -53,9 +53,9 @@ protected:
         parser_->header_limit(static_cast<std::uint32_t>(ctx_.cfg.lim.max_header_bytes));
         parser_->body_limit(ctx_.cfg.lim.max_body_bytes);
         beast::get_lowest_layer(derived().stream()).expires_after(ctx_.cfg.lim.http_idle_timeout);
-        http::async_read(derived().stream(), buffer_, *parser_,
-                         beast::bind_front_handler(&http_session::on_read,
-                                                   derived().shared_from_this()));
+        http::async_read(
+            derived().stream(), buffer_, *parser_,
+            beast::bind_front_handler(&http_session::on_read, derived().shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t) {
@@ -83,9 +83,8 @@ protected:
             return upgrade(std::move(req));
         // The answer may come later from another thread (POST /chat); hop back onto our strand.
         handle_http(req, ctx_, [self = derived().shared_from_this()](http_response res) {
-            asio::dispatch(self->strand_, [self, res = std::move(res)]() mutable {
-                self->write(std::move(res));
-            });
+            asio::dispatch(self->strand_,
+                           [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
         });
     }
 
@@ -126,16 +125,16 @@ protected:
         const bool keep_alive = res.keep_alive() && !stopping_;
         res.keep_alive(keep_alive);
         response_ = std::make_shared<http_response>(std::move(res));
-        http::async_write(derived().stream(), *response_,
-                          [self = derived().shared_from_this(), keep_alive](beast::error_code ec,
-                                                                            std::size_t) {
-                              self->response_.reset();
-                              if (ec)
-                                  return;
-                              if (!keep_alive)
-                                  return self->do_eof();
-                              self->do_read();
-                          });
+        http::async_write(
+            derived().stream(), *response_,
+            [self = derived().shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                self->response_.reset();
+                if (ec)
+                    return;
+                if (!keep_alive)
+                    return self->do_eof();
+                self->do_read();
+            });
     }
 
     beast::flat_buffer buffer_;
@@ -151,8 +150,7 @@ protected:
 class plain_http_session final : public http_session<plain_http_session>,
                                  public std::enable_shared_from_this<plain_http_session> {
 public:
-    plain_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
-                       server_context& ctx)
+    plain_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, server_context& ctx)
         : http_session(std::move(buffer), ctx, stream.get_executor()), stream_(std::move(stream)) {}
 
     void run() {
@@ -190,8 +188,7 @@ private:
 class ssl_http_session final : public http_session<ssl_http_session>,
                                public std::enable_shared_from_this<ssl_http_session> {
 public:
-    ssl_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
-                     server_context& ctx)
+    ssl_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, server_context& ctx)
         : http_session(std::move(buffer), ctx, stream.get_executor()),
           stream_(std::move(stream), ctx.ssl) {}
 
@@ -199,9 +196,9 @@ public:
         register_self();
         beast::get_lowest_layer(stream_).expires_after(ctx_.cfg.lim.handshake_timeout);
         // The detector already read the ClientHello's first bytes; hand them to OpenSSL.
-        stream_.async_handshake(asio::ssl::stream_base::server, buffer_.data(),
-                                beast::bind_front_handler(&ssl_http_session::on_handshake,
-                                                          shared_from_this()));
+        stream_.async_handshake(
+            asio::ssl::stream_base::server, buffer_.data(),
+            beast::bind_front_handler(&ssl_http_session::on_handshake, shared_from_this()));
     }
     beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
     beast::ssl_stream<beast::tcp_stream> release_stream() { return std::move(stream_); }
@@ -230,9 +227,9 @@ public:
 
     void run() {
         stream_.expires_after(ctx_.cfg.lim.handshake_timeout);
-        beast::async_detect_ssl(stream_, buffer_,
-                                beast::bind_front_handler(&detect_session::on_detect,
-                                                          shared_from_this()));
+        beast::async_detect_ssl(
+            stream_, buffer_,
+            beast::bind_front_handler(&detect_session::on_detect, shared_from_this()));
     }
 
 private:

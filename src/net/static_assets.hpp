@@ -7,7 +7,7 @@
 namespace eventcast::net {
 
 struct static_asset {
-    std::string_view path;          // "/index.html", "/app.js"
+    std::string_view path;  // "/index.html", "/app.js"
     std::string_view content_type;
     std::string_view body;
 };

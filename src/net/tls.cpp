@@ -90,9 +90,9 @@ void make_self_signed(std::string& cert_pem, std::string& key_pem, std::string& 
     bio_ptr cbio(BIO_new(BIO_s_mem()));
     bio_ptr kbio(BIO_new(BIO_s_mem()));
     check(PEM_write_bio_X509(cbio.get(), cert.get()) == 1, "PEM_write_bio_X509");
-    check(PEM_write_bio_PrivateKey(kbio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) ==
-              1,
-          "PEM_write_bio_PrivateKey");
+    check(
+        PEM_write_bio_PrivateKey(kbio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1,
+        "PEM_write_bio_PrivateKey");
     cert_pem = bio_string(cbio.get());
     key_pem = bio_string(kbio.get());
     fp = fingerprint(cert.get());

@@ -78,9 +78,7 @@ public:
         }
     }
     // Drops everything after the first `keep` frames.
-    void truncate(std::size_t keep) {
-        items_.resize(head_ + keep);
-    }
+    void truncate(std::size_t keep) { items_.resize(head_ + keep); }
 
 private:
     std::vector<out_frame> items_;
@@ -92,7 +90,7 @@ struct live_subscription {
     pubsub::shared_bytes prefix;
 };
 
-constexpr std::size_t max_frames_per_write = 128;     // iovecs: headers + up to 2 buffers each
+constexpr std::size_t max_frames_per_write = 128;  // iovecs: headers + up to 2 buffers each
 constexpr std::size_t max_bytes_per_write = 256 * 1024;
 constexpr std::size_t initial_read_buffer = 512;
 
@@ -129,16 +127,18 @@ public:
         const auto key = req[http::field::sec_websocket_key];
         if (key.empty() || key.size() > 64 || req[http::field::sec_websocket_version] != "13") {
             // Not a handshake we can answer; RFC 6455 §4.4 asks for the versions we speak.
-            send_raw("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
-                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+            send_raw(
+                "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n");
             closing_ = true;
             close_after_write_ = true;
             return;
         }
         websocket::detail::sec_ws_accept_type accept;
         websocket::detail::make_sec_ws_accept(accept, key);
-        std::string res = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\nServer: eventcast\r\nSec-WebSocket-Accept: ";
+        std::string res =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nServer: eventcast\r\nSec-WebSocket-Accept: ";
         res.append(accept.data(), accept.size());
         if (auth_.offered_subprotocols) {
             res += "\r\nSec-WebSocket-Protocol: ";
@@ -278,7 +278,8 @@ private:
             std::memcpy(mask, p + hdr, 4);
             char* payload = rbuf_.data() + pos + hdr + 4;
             for (std::size_t i = 0; i < len; ++i)
-                payload[i] = static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask[i & 3]);
+                payload[i] =
+                    static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask[i & 3]);
             ok = on_frame(fin, opcode, std::string_view(payload, static_cast<std::size_t>(len)));
             pos += total;
         }
@@ -314,17 +315,14 @@ private:
                 message_binary_ = opcode == 0x2;
                 message_.assign(payload);
                 return true;
-            case 0x8:
-                return on_close_frame(payload);
+            case 0x8: return on_close_frame(payload);
             case 0x9:
                 if (!closing_)
                     enqueue({std::make_shared<const std::string>(payload), nullptr, 0,
                              frame_kind::pong});
                 return true;
-            case 0xA:
-                return true;
-            default:
-                return fail_protocol(websocket::close_code::protocol_error, "unknown opcode");
+            case 0xA: return true;
+            default: return fail_protocol(websocket::close_code::protocol_error, "unknown opcode");
         }
     }
 
@@ -418,10 +416,10 @@ private:
     void on_message(events::unsubscribe_msg& m) {
         auto it = subs_.find(m.id);
         if (it == subs_.end())
-            return reply_error({{events::error_kind::unknown_operation,
-                                 "Unknown operation id " + m.id},
-                                "unsubscribe",
-                                m.id});
+            return reply_error(
+                {{events::error_kind::unknown_operation, "Unknown operation id " + m.id},
+                 "unsubscribe",
+                 m.id});
         ctx_.api.broker().unsubscribe(it->second.handle);
         live_prefixes_.erase(it->second.prefix.get());
         subs_.erase(it);
@@ -455,13 +453,13 @@ private:
     }
 
     void send_control(std::string msg) {
-        enqueue({std::make_shared<const std::string>(std::move(msg)), nullptr, 0,
-                 frame_kind::text});
+        enqueue(
+            {std::make_shared<const std::string>(std::move(msg)), nullptr, 0, frame_kind::text});
     }
 
     void send_raw(std::string bytes) {
-        outbox_.push_back({std::make_shared<const std::string>(std::move(bytes)), nullptr, 0,
-                           frame_kind::raw});
+        outbox_.push_back(
+            {std::make_shared<const std::string>(std::move(bytes)), nullptr, 0, frame_kind::raw});
         if (!writing_)
             write_next();
     }
@@ -542,9 +540,9 @@ private:
             if (f.kind == frame_kind::close)
                 break;  // nothing may follow a close frame
         }
-        asio::async_write(stream_, bufs_,
-                          beast::bind_front_handler(&ws_session::on_write,
-                                                    this->shared_from_this()));
+        asio::async_write(
+            stream_, bufs_,
+            beast::bind_front_handler(&ws_session::on_write, this->shared_from_this()));
     }
 
     void on_write(beast::error_code ec, std::size_t n) {
@@ -625,9 +623,9 @@ private:
     bool accepted_ = false;
 
     // reading
-    std::vector<char> rbuf_;   // received bytes; [0, rlen_) not yet parsed
+    std::vector<char> rbuf_;  // received bytes; [0, rlen_) not yet parsed
     std::size_t rlen_ = 0;
-    std::string message_;      // a fragmented message being assembled
+    std::string message_;  // a fragmented message being assembled
     bool in_message_ = false;
     bool message_binary_ = false;
 
@@ -644,7 +642,7 @@ private:
     std::unique_ptr<asio::steady_timer> close_timer_;  // bounds the wait for the close reply
 
     std::unordered_map<std::string, live_subscription> subs_;  // by subscription id
-    std::unordered_set<const std::string*> live_prefixes_;    // prefixes of subs_, for deliver
+    std::unordered_set<const std::string*> live_prefixes_;     // prefixes of subs_, for deliver
 };
 
 }  // namespace

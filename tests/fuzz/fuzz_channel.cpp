@@ -3,7 +3,6 @@
 // invariants: a path matches its own exact pattern and the wildcard of every proper prefix,
 // never the wildcard of itself.
 #include "events/channel.hpp"
-
 #include "fuzz_check.hpp"
 
 #include <cstddef>
@@ -35,8 +34,8 @@ std::vector<std::string_view> reference_segments(std::string_view text, bool& ok
     std::size_t start = 0;
     while (true) {
         const auto slash = text.find('/', start);
-        segs.push_back(text.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                          : slash - start));
+        segs.push_back(text.substr(
+            start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
         if (slash == std::string_view::npos)
             break;
         start = slash + 1;

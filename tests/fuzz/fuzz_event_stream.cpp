@@ -31,12 +31,14 @@ void check(bool ok, const char* what) {
 
 std::uint32_t read_u32(std::string_view s, std::size_t at) {
     std::uint32_t v = 0;
-    for (std::size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(s[at + i]);
+    for (std::size_t i = 0; i < 4; ++i)
+        v = v << 8 | static_cast<unsigned char>(s[at + i]);
     return v;
 }
 
 void put_u32(std::string& s, std::size_t at, std::uint32_t v) {
-    for (std::size_t i = 0; i < 4; ++i) s[at + i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
+    for (std::size_t i = 0; i < 4; ++i)
+        s[at + i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
 }
 
 void append_u32(std::string& s, std::uint32_t v) {
@@ -63,24 +65,13 @@ std::string encode(const event_stream_message& m) {
         };
         switch (h.type) {
             case header_type::bool_true:
-            case header_type::bool_false:
-                break;
-            case header_type::byte:
-                put_int(1);
-                break;
-            case header_type::int16:
-                put_int(2);
-                break;
-            case header_type::int32:
-                put_int(4);
-                break;
+            case header_type::bool_false: break;
+            case header_type::byte: put_int(1); break;
+            case header_type::int16: put_int(2); break;
+            case header_type::int32: put_int(4); break;
             case header_type::int64:
-            case header_type::timestamp:
-                put_int(8);
-                break;
-            case header_type::uuid:
-                headers.append(h.bytes);
-                break;
+            case header_type::timestamp: put_int(8); break;
+            case header_type::uuid: headers.append(h.bytes); break;
             case header_type::byte_array:
             case header_type::string:
                 headers.push_back(static_cast<char>((h.bytes.size() >> 8) & 0xFF));
@@ -129,7 +120,8 @@ struct outcome {
 
 std::string describe(const outcome& o) {
     std::string out;
-    for (const auto& m : o.messages) out += encode(m) + "|";
+    for (const auto& m : o.messages)
+        out += encode(m) + "|";
     return out + "error=" + o.error;
 }
 
@@ -193,7 +185,8 @@ void run(std::string_view bytes, std::uint64_t seed, bool repaired, std::size_t 
               "the same messages however the input is split in 2-3 pieces");
         if (bytes.size() <= 512) {
             std::vector<std::size_t> every;
-            for (std::size_t i = 1; i < bytes.size(); ++i) every.push_back(i);
+            for (std::size_t i = 1; i < bytes.size(); ++i)
+                every.push_back(i);
             check(describe(decode(bytes, every, limits)) == expected,
                   "the same messages fed byte by byte");
         }
@@ -231,7 +224,8 @@ void run(std::string_view bytes, std::uint64_t seed, bool repaired, std::size_t 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view bytes(reinterpret_cast<const char*>(data), size);
     std::uint64_t seed = 1469598103934665603ull;  // FNV-1a: cut positions follow the content
-    for (const char c : bytes) seed = (seed ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    for (const char c : bytes)
+        seed = (seed ^ static_cast<unsigned char>(c)) * 1099511628211ull;
 
     run(bytes, seed, false, 0);
     std::string fixed(bytes);

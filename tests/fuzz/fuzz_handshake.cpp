@@ -2,9 +2,8 @@
 // Sec-WebSocket-Protocol values and query string, and the base64 codec it relies on.
 // Input layout: the first line is the query string; each further line is one
 // Sec-WebSocket-Protocol header value.
-#include "events/handshake.hpp"
-
 #include "core/base64.hpp"
+#include "events/handshake.hpp"
 #include "fuzz_check.hpp"
 
 #include <cstddef>
@@ -33,9 +32,8 @@ std::vector<std::string_view> items(const std::vector<std::string_view>& values)
         std::size_t start = 0;
         while (true) {
             const auto comma = v.find(',', start);
-            out.push_back(trim(v.substr(start, comma == std::string_view::npos
-                                                   ? std::string_view::npos
-                                                   : comma - start)));
+            out.push_back(trim(v.substr(
+                start, comma == std::string_view::npos ? std::string_view::npos : comma - start)));
             if (comma == std::string_view::npos)
                 break;
             start = comma + 1;
@@ -95,8 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(!auth.error->message.empty(), "the error says what is wrong");
         check(fuzz::valid_utf8(auth.error->message), "error message is valid UTF-8");
     }
-    const bool query_may_carry_header = query.find("header") != std::string_view::npos ||
-                                        query.find('%') != std::string_view::npos;
+    const bool query_may_carry_header =
+        query.find("header") != std::string_view::npos || query.find('%') != std::string_view::npos;
     if (!header_protocol && !query_may_carry_header) {
         const auto* key = auth.creds.find("x-api-key");
         check(!auth.error && key && *key == "from-request-headers",

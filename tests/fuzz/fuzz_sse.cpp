@@ -88,7 +88,8 @@ std::vector<std::string> chat_items(std::string_view body, const std::vector<std
             items.push_back(describe(item));
         from = to;
     }
-    for (const auto& item : parser.finish()) items.push_back(describe(item));
+    for (const auto& item : parser.finish())
+        items.push_back(describe(item));
     error = parser.error() ? parser.error()->message : "";
     return items;
 }
@@ -98,7 +99,8 @@ std::vector<std::string> chat_items(std::string_view body, const std::vector<std
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view body(reinterpret_cast<const char*>(data), size);
     std::uint64_t seed = 1469598103934665603ull;  // FNV-1a: cut positions follow the content
-    for (const char c : body) seed = (seed ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    for (const char c : body)
+        seed = (seed ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     std::vector<std::size_t> cuts;
     const std::size_t first = body.empty() ? 0 : seed % (body.size() + 1);
     cuts.push_back(first);
@@ -112,7 +114,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               "the same events however the body is split in 2-3 pieces");
         if (body.size() <= 512) {
             std::vector<std::size_t> every;
-            for (std::size_t i = 1; i < body.size(); ++i) every.push_back(i);
+            for (std::size_t i = 1; i < body.size(); ++i)
+                every.push_back(i);
             check(describe(parse(body, every, limits)) == expected,
                   "the same events fed byte by byte");
         }

@@ -3,7 +3,6 @@
 // the frames the server would send, which must be valid JSON that gives back the client's text;
 // whatever fails must produce a well-formed error reply.
 #include "events/message.hpp"
-
 #include "fuzz_check.hpp"
 
 #include <boost/json.hpp>
@@ -92,10 +91,8 @@ void check_message(const events::client_message& msg, const core::limits& limits
 }
 
 void check_refusal(const events::message_error& e, const core::limits& limits) {
-    check(e.id.empty() || events::valid_id(e.id, limits.max_id_chars),
-          "only a valid id is echoed");
-    check(e.type.empty() || e.type == "subscribe" || e.type == "unsubscribe" ||
-              e.type == "publish",
+    check(e.id.empty() || events::valid_id(e.id, limits.max_id_chars), "only a valid id is echoed");
+    check(e.type.empty() || e.type == "subscribe" || e.type == "unsubscribe" || e.type == "publish",
           "refusal type is an operation or empty");
     const auto obj = parse_frame(events::error_reply(e));
     const bool specific = !e.id.empty() && !e.type.empty();

@@ -1,7 +1,6 @@
 // POST /chat end to end with the offline demo model: events on /BedrockChat/<user>, gapless seq,
 // text equal to the model's answer, cancel, status, limits, bad input, and 200 streams at once.
 #include "harness.hpp"
-
 #include "llm/demo_provider.hpp"
 
 #include <gtest/gtest.h>
@@ -11,7 +10,9 @@
 namespace eventcast::testing {
 namespace {
 
-std::string str(const json::value& v) { return std::string(v.as_string()); }
+std::string str(const json::value& v) {
+    return std::string(v.as_string());
+}
 
 http_result post_chat(const server_process& srv, const std::string& body) {
     return http_request(srv.port(), http::verb::post, "/chat", body,
@@ -160,9 +161,9 @@ TEST(ChatTest, RefusesBadInputWithClearErrors) {
         EXPECT_EQ(r.status, status) << r.body;
         EXPECT_FALSE(json::parse(r.body).at("message").as_string().empty());
     }
-    auto unauth = http_request(srv.port(), http::verb::post, "/chat",
-                               R"({"userId":"ok","prompt":"x"})",
-                               {{"x-api-key", "wrong"}, {"content-type", "application/json"}});
+    auto unauth =
+        http_request(srv.port(), http::verb::post, "/chat", R"({"userId":"ok","prompt":"x"})",
+                     {{"x-api-key", "wrong"}, {"content-type", "application/json"}});
     EXPECT_EQ(unauth.status, 401u);
     auto missing = http_request(srv.port(), http::verb::get, "/chat/s-nothing", "",
                                 {{"x-api-key", srv.api_key()}});
@@ -188,8 +189,8 @@ TEST(ChatTest, TwoHundredConcurrentStreamsAllArriveComplete) {
     for (int i = 0; i < n; ++i) {
         const std::string user = "user" + std::to_string(i);
         const std::string prompt = "question number " + std::to_string(i);
-        auto r = post_chat(srv, R"({"userId":")" + user + R"(","prompt":")" + prompt +
-                                    R"(","maxTokens":20})");
+        auto r = post_chat(
+            srv, R"({"userId":")" + user + R"(","prompt":")" + prompt + R"(","maxTokens":20})");
         ASSERT_EQ(r.status, 200u) << r.body;
         prompt_of[str(json::parse(r.body).at("streamId"))] = prompt;
     }

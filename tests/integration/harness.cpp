@@ -1,17 +1,16 @@
 // Integration harness implementation: fork/exec of the server, Beast clients with deadlines.
 #include "harness.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <boost/beast/core/detail/base64.hpp>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <signal.h>
 #include <stdexcept>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 namespace eventcast::testing {
 
@@ -30,11 +29,20 @@ server_process::server_process(std::vector<std::string> extra_args, std::string 
     dir_ = tmpl;
     cert_ = dir_ + "/cert.pem";
     const std::string port_file = dir_ + "/port";
-    std::vector<std::string> args = {eventcast_binary(), "serve",        "--host",
-                                     "127.0.0.1",        "--port",       "0",
-                                     "--port-file",      port_file,      "--tls-self-signed-out",
-                                     cert_,              "--log-level",  "warn",
-                                     "--threads",        "2"};
+    std::vector<std::string> args = {eventcast_binary(),
+                                     "serve",
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--port",
+                                     "0",
+                                     "--port-file",
+                                     port_file,
+                                     "--tls-self-signed-out",
+                                     cert_,
+                                     "--log-level",
+                                     "warn",
+                                     "--threads",
+                                     "2"};
     if (!api_key_.empty()) {
         args.push_back("--api-key");
         args.push_back(api_key_);
@@ -49,8 +57,8 @@ server_process::server_process(std::vector<std::string> extra_args, std::string 
         execv(argv[0], argv.data());
         _exit(127);
     }
-    const bool up = eventually([&] { return std::filesystem::exists(port_file) || !running(); },
-                               30s);
+    const bool up =
+        eventually([&] { return std::filesystem::exists(port_file) || !running(); }, 30s);
     if (!up || !std::filesystem::exists(port_file))
         throw std::runtime_error("eventcast did not start (see its stderr above)");
     std::ifstream(port_file) >> port_;
@@ -277,7 +285,9 @@ std::string ws_client::auth_json() const {
     return json::serialize(o);
 }
 
-void ws_client::init() { send(R"({"type":"connection_init"})"); }
+void ws_client::init() {
+    send(R"({"type":"connection_init"})");
+}
 
 void ws_client::subscribe(const std::string& id, const std::string& channel) {
     json::object o;

@@ -11,9 +11,9 @@
 #include <boost/json.hpp>
 
 #include <chrono>
-#include <thread>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -61,7 +61,8 @@ struct http_result {
 
 /// One HTTP request on a fresh connection (plain or TLS).
 http_result http_request(std::uint16_t port, http::verb verb, const std::string& target,
-                         const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
+                         const std::string& body,
+                         const std::vector<std::pair<std::string, std::string>>& headers,
                          bool tls = false);
 
 /// base64url(JSON) of {"host":..., "x-api-key": key}, as Amplify sends it.
@@ -78,7 +79,8 @@ public:
         bool offer_none = false;  // send no Sec-WebSocket-Protocol at all
     };
     ws_client(std::uint16_t port, const std::string& api_key, options opt);
-    ws_client(std::uint16_t port, const std::string& api_key) : ws_client(port, api_key, options{}) {}
+    ws_client(std::uint16_t port, const std::string& api_key)
+        : ws_client(port, api_key, options{}) {}
 
     /// The selected subprotocol from the 101 response.
     const std::string& selected_protocol() const { return selected_; }

@@ -7,7 +7,9 @@
 namespace eventcast::testing {
 namespace {
 
-std::string str(const json::value& v) { return std::string(v.as_string()); }
+std::string str(const json::value& v) {
+    return std::string(v.as_string());
+}
 
 TEST(ServerTest, SelectsTheAppSyncSubprotocolAndAcksConnectionInit) {
     server_process srv;
@@ -29,8 +31,8 @@ TEST(ServerTest, DeliversPublishedEventsAsJsonStringsOverPlainAndTls) {
         ASSERT_TRUE(c.expect_type("connection_ack"));
         c.subscribe("sub-1", "default/room");
         ASSERT_TRUE(c.expect_type("subscribe_success"));
-        const std::vector<std::string> events = {R"({"a":1,"s":"<b>&é/\"q\"\n"})", R"("two")",
-                                                 "42", "null", "[1,2]"};
+        const std::vector<std::string> events = {R"({"a":1,"s":"<b>&é/\"q\"\n"})", R"("two")", "42",
+                                                 "null", "[1,2]"};
         c.publish("pub-1", "/default/room", events);
         for (const auto& e : events) {
             auto frame = c.expect_type("data");
@@ -51,9 +53,9 @@ TEST(ServerTest, DeliversPublishedEventsAsJsonStringsOverPlainAndTls) {
 
 TEST(ServerTest, WorksWithoutConnectionInitAndWithAuthInUpgradeHeaders) {
     server_process srv;
-    ws_client c(srv.port(), srv.api_key(),
-                {.subprotocols = {"aws-appsync-event-ws"},
-                 .headers = {{"X-Api-Key", srv.api_key()}}});
+    ws_client c(
+        srv.port(), srv.api_key(),
+        {.subprotocols = {"aws-appsync-event-ws"}, .headers = {{"X-Api-Key", srv.api_key()}}});
     c.subscribe("s", "default/x");
     ASSERT_TRUE(c.expect_type("subscribe_success"));
 }
@@ -118,11 +120,11 @@ TEST(ServerTest, HttpPublishReachesWebSocketSubscribers) {
     c.subscribe("s", "default/*");
     ASSERT_TRUE(c.expect_type("subscribe_success"));
     for (bool tls : {false, true}) {
-        auto r = http_request(srv.port(), http::verb::post, "/event",
-                              R"({"channel":"/default/http","events":["{\"via\":\"http\"}","2"]})",
-                              {{"X-Api-Key", srv.api_key()},
-                               {"Content-Type", "application/json; charset=UTF-8"}},
-                              tls);
+        auto r = http_request(
+            srv.port(), http::verb::post, "/event",
+            R"({"channel":"/default/http","events":["{\"via\":\"http\"}","2"]})",
+            {{"X-Api-Key", srv.api_key()}, {"Content-Type", "application/json; charset=UTF-8"}},
+            tls);
         ASSERT_EQ(r.status, 200u) << r.body;
         auto body = json::parse(r.body).as_object();
         EXPECT_EQ(body.at("successful").as_array().size(), 2u);
@@ -209,11 +211,13 @@ TEST(ServerTest, ClosesSlowConsumersWithoutSlowingOthers) {
               "aws-appsync-event-ws," + header_subprotocol(srv.api_key()));
     }));
     // Tiny receive buffer so the kernel stops taking bytes early.
-    beast::get_lowest_layer(stuck).socket().set_option(asio::socket_base::receive_buffer_size(4096));
+    beast::get_lowest_layer(stuck).socket().set_option(
+        asio::socket_base::receive_buffer_size(4096));
     stuck.handshake("127.0.0.1", "/event/realtime");
     ws_client auth_only(srv.port(), srv.api_key());
-    const std::string sub = R"({"type":"subscribe","id":"slow","channel":"default/firehose","authorization":)" +
-                            auth_only.auth_json() + "}";
+    const std::string sub =
+        R"({"type":"subscribe","id":"slow","channel":"default/firehose","authorization":)" +
+        auth_only.auth_json() + "}";
     stuck.write(asio::buffer(sub));
 
     ws_client fast(srv.port(), srv.api_key());

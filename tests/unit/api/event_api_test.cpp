@@ -39,7 +39,9 @@ events::credentials with_key(const std::string& key) {
     return c;
 }
 
-events::channel_path path(std::string_view text) { return *events::channel_path::parse(text); }
+events::channel_path path(std::string_view text) {
+    return *events::channel_path::parse(text);
+}
 
 class EventApiTest : public ::testing::Test {
 protected:
@@ -61,7 +63,8 @@ TEST_F(EventApiTest, AuthorizeConnectAcceptsAConfiguredKey) {
 }
 
 TEST_F(EventApiTest, AuthorizeConnectRefusesBadMissingAndExpiredKeys) {
-    for (const auto& creds : {with_key("bad-key"), events::credentials{}, with_key("expired-key")}) {
+    for (const auto& creds :
+         {with_key("bad-key"), events::credentials{}, with_key("expired-key")}) {
         auto r = api_.authorize_connect(creds);
         ASSERT_FALSE(r.has_value());
         EXPECT_STREQ(r.error().ws_error_type(), "UnauthorizedException");
@@ -101,7 +104,8 @@ TEST_F(EventApiTest, CheckNamespaceRefusesOthersAsUnauthorized) {
         auto r = api_.check_namespace(ns);
         ASSERT_FALSE(r.has_value()) << ns;
         EXPECT_EQ(r.error().kind, events::error_kind::unauthorized);
-        EXPECT_EQ(r.error().message, "namespace '" + std::string(ns) + "' is not defined on this server");
+        EXPECT_EQ(r.error().message,
+                  "namespace '" + std::string(ns) + "' is not defined on this server");
     }
 }
 
@@ -133,11 +137,13 @@ TEST_F(EventApiTest, PublishedBodiesReachSubscribersAsDataFrames) {
     const auto outcome = api_.publish(path("/default/room"), events);
     EXPECT_EQ(outcome.identifiers.size(), 2u);
     EXPECT_EQ(exact->frames,
-              (std::vector<std::string>{R"({"type":"data","id":"e1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
-                                        R"({"type":"data","id":"e1","event":"42"})"}));
+              (std::vector<std::string>{
+                  R"({"type":"data","id":"e1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
+                  R"({"type":"data","id":"e1","event":"42"})"}));
     EXPECT_EQ(wild->frames,
-              (std::vector<std::string>{R"({"type":"data","id":"w1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
-                                        R"({"type":"data","id":"w1","event":"42"})"}));
+              (std::vector<std::string>{
+                  R"({"type":"data","id":"w1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
+                  R"({"type":"data","id":"w1","event":"42"})"}));
     EXPECT_TRUE(other->frames.empty());
     EXPECT_EQ(stats_.events_in.load(), 2u);
     EXPECT_EQ(stats_.frames_out.load(), 4u) << "2 subscriptions reached x 2 events";

@@ -75,14 +75,15 @@ TEST(ApiKeyStoreTest, AcceptsAKeyBeforeItsExpiry) {
 }
 
 TEST(ApiKeyStoreTest, DefaultNowIsTheSystemClock) {
-    api_key_store store({{"live", system_clock::now() + hours(1)},
-                         {"dead", system_clock::now() - hours(1)}});
+    api_key_store store(
+        {{"live", system_clock::now() + hours(1)}, {"dead", system_clock::now() - hours(1)}});
     EXPECT_TRUE(store.check(with_key("live")).has_value());
     expect_unauthorized(store.check(with_key("dead")));
 }
 
 TEST(ApiKeyStoreTest, AcceptsAnyOfSeveralKeys) {
-    api_key_store store({{"first", std::nullopt}, {"second-longer", std::nullopt}, {"3", now + hours(1)}});
+    api_key_store store(
+        {{"first", std::nullopt}, {"second-longer", std::nullopt}, {"3", now + hours(1)}});
     EXPECT_TRUE(store.check(with_key("first"), now).has_value());
     EXPECT_TRUE(store.check(with_key("second-longer"), now).has_value());
     EXPECT_TRUE(store.check(with_key("3"), now).has_value());

@@ -53,8 +53,8 @@ TEST(Base64DecodeAnyTest, DecodesBothAlphabets) {
 }
 
 TEST(Base64DecodeAnyTest, RejectsCharactersOutsideBothAlphabets) {
-    const std::string_view bad_inputs[] = {"Zm9v!", "Zm 9v", "Zm9v\n", "Zm.v",
-                                           std::string_view("Zm\0v", 4), "Zm9\xc3\xa9"};
+    const std::string_view bad_inputs[] = {
+        "Zm9v!", "Zm 9v", "Zm9v\n", "Zm.v", std::string_view("Zm\0v", 4), "Zm9\xc3\xa9"};
     for (std::string_view bad : bad_inputs) {
         EXPECT_FALSE(base64_decode_any(bad).has_value()) << bad;
     }

@@ -11,11 +11,10 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
-#include <utility>
 #include <string_view>
-#include <vector>
-
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 namespace eventcast::core {
 namespace {
@@ -24,13 +23,29 @@ namespace fs = std::filesystem;
 
 // Every variable load_config reads; cleared around each test so the caller's shell cannot leak in.
 constexpr const char* env_names[] = {
-    "EVENTCAST_HOST", "EVENTCAST_PORT", "EVENTCAST_API_KEY", "EVENTCAST_NAMESPACE",
-    "EVENTCAST_TLS_CERT", "EVENTCAST_TLS_KEY", "EVENTCAST_TLS_SELF_SIGNED_OUT",
-    "EVENTCAST_PORT_FILE", "EVENTCAST_THREADS", "EVENTCAST_LOG_LEVEL", "EVENTCAST_LOG_JSON",
-    "EVENTCAST_CORS_ORIGIN", "EVENTCAST_MAX_EVENT_BYTES", "EVENTCAST_MAX_EVENTS_PER_PUBLISH",
-    "EVENTCAST_MAX_SUBSCRIPTIONS", "EVENTCAST_MAX_HEADER_BYTES", "EVENTCAST_MAX_FRAME_BYTES",
-    "EVENTCAST_MAX_BODY_BYTES", "EVENTCAST_MAX_OUTBOX_BYTES", "EVENTCAST_CONNECTION_LIFETIME_MS",
-    "EVENTCAST_KEEPALIVE_MS", "EVENTCAST_CONNECTION_TIMEOUT_MS", "EVENTCAST_HANDSHAKE_TIMEOUT_MS",
+    "EVENTCAST_HOST",
+    "EVENTCAST_PORT",
+    "EVENTCAST_API_KEY",
+    "EVENTCAST_NAMESPACE",
+    "EVENTCAST_TLS_CERT",
+    "EVENTCAST_TLS_KEY",
+    "EVENTCAST_TLS_SELF_SIGNED_OUT",
+    "EVENTCAST_PORT_FILE",
+    "EVENTCAST_THREADS",
+    "EVENTCAST_LOG_LEVEL",
+    "EVENTCAST_LOG_JSON",
+    "EVENTCAST_CORS_ORIGIN",
+    "EVENTCAST_MAX_EVENT_BYTES",
+    "EVENTCAST_MAX_EVENTS_PER_PUBLISH",
+    "EVENTCAST_MAX_SUBSCRIPTIONS",
+    "EVENTCAST_MAX_HEADER_BYTES",
+    "EVENTCAST_MAX_FRAME_BYTES",
+    "EVENTCAST_MAX_BODY_BYTES",
+    "EVENTCAST_MAX_OUTBOX_BYTES",
+    "EVENTCAST_CONNECTION_LIFETIME_MS",
+    "EVENTCAST_KEEPALIVE_MS",
+    "EVENTCAST_CONNECTION_TIMEOUT_MS",
+    "EVENTCAST_HANDSHAKE_TIMEOUT_MS",
 };
 
 class ConfigTest : public ::testing::Test {
@@ -148,15 +163,45 @@ TEST_F(ConfigTest, DefaultsAreSafeAndMatchAws) {
 }
 
 TEST_F(ConfigTest, FlagsSetEveryKnob) {
-    const auto cfg = loaded({"--host", "0.0.0.0", "--port", "9000", "--threads", "3",
-                             "--log-level", "debug", "--log-json", "--tls-cert", "c.pem",
-                             "--tls-key", "k.pem", "--port-file", "p.txt", "--cors-origin",
-                             "https://a.example", "--max-event-bytes", "1000",
-                             "--max-events-per-publish", "7", "--max-subscriptions", "10",
-                             "--max-frame-bytes", "5000", "--max-body-bytes", "6000",
-                             "--max-outbox-bytes", "7000", "--max-header-bytes", "8000",
-                             "--connection-lifetime-ms", "1000", "--keepalive-ms", "2000",
-                             "--connection-timeout-ms", "3000", "--handshake-timeout-ms", "4000"});
+    const auto cfg = loaded({"--host",
+                             "0.0.0.0",
+                             "--port",
+                             "9000",
+                             "--threads",
+                             "3",
+                             "--log-level",
+                             "debug",
+                             "--log-json",
+                             "--tls-cert",
+                             "c.pem",
+                             "--tls-key",
+                             "k.pem",
+                             "--port-file",
+                             "p.txt",
+                             "--cors-origin",
+                             "https://a.example",
+                             "--max-event-bytes",
+                             "1000",
+                             "--max-events-per-publish",
+                             "7",
+                             "--max-subscriptions",
+                             "10",
+                             "--max-frame-bytes",
+                             "5000",
+                             "--max-body-bytes",
+                             "6000",
+                             "--max-outbox-bytes",
+                             "7000",
+                             "--max-header-bytes",
+                             "8000",
+                             "--connection-lifetime-ms",
+                             "1000",
+                             "--keepalive-ms",
+                             "2000",
+                             "--connection-timeout-ms",
+                             "3000",
+                             "--handshake-timeout-ms",
+                             "4000"});
     EXPECT_EQ(cfg.host, "0.0.0.0");
     EXPECT_EQ(cfg.port, 9000);
     EXPECT_EQ(cfg.threads, 3u);
@@ -185,7 +230,9 @@ TEST_F(ConfigTest, FlagsAcceptTheEqualsForm) {
     EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"chat", "BedrockChat"}));
 }
 
-TEST_F(ConfigTest, PortZeroMeansAnyFreePort) { EXPECT_EQ(loaded({"--port", "0"}).port, 0); }
+TEST_F(ConfigTest, PortZeroMeansAnyFreePort) {
+    EXPECT_EQ(loaded({"--port", "0"}).port, 0);
+}
 
 TEST_F(ConfigTest, ApiKeyIsRepeatable) {
     const auto cfg = loaded({"--api-key", "k1", "--api-key", "k2@1700000000", "--api-key", "k3"});
@@ -200,8 +247,8 @@ TEST_F(ConfigTest, ApiKeyAcceptsACommaSeparatedList) {
 }
 
 TEST_F(ConfigTest, NamespaceIsRepeatableAndReplacesTheDefaults) {
-    const auto cfg = loaded({"--namespace", "chat", "--namespace", "game-1", "--namespace",
-                             "BedrockChat"});
+    const auto cfg =
+        loaded({"--namespace", "chat", "--namespace", "game-1", "--namespace", "BedrockChat"});
     EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"chat", "game-1", "BedrockChat"}));
 }
 
@@ -287,7 +334,8 @@ TEST_F(ConfigTest, EnvironmentBeatsConfigFile) {
     EXPECT_EQ(cfg.port, 9001);
     EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"envns", "BedrockChat"}));
     EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"env-key"}));
-    EXPECT_EQ(cfg.host, "10.0.0.1") << "what the environment does not set still comes from the file";
+    EXPECT_EQ(cfg.host, "10.0.0.1")
+        << "what the environment does not set still comes from the file";
 }
 
 TEST_F(ConfigTest, FlagBeatsEnvironmentAndConfigFile) {
@@ -295,7 +343,8 @@ TEST_F(ConfigTest, FlagBeatsEnvironmentAndConfigFile) {
         write_file("eventcast.toml", "port = 9003\nnamespace = [\"filens\", \"BedrockChat\"]\n");
     set_env("EVENTCAST_PORT", "9001");
     set_env("EVENTCAST_NAMESPACE", "envns,BedrockChat");
-    const auto cfg = loaded({"--config", file, "--port", "9002", "--namespace", "flagns,BedrockChat"});
+    const auto cfg =
+        loaded({"--config", file, "--port", "9002", "--namespace", "flagns,BedrockChat"});
     EXPECT_EQ(cfg.port, 9002);
     EXPECT_EQ(cfg.namespaces, (std::vector<std::string>{"flagns", "BedrockChat"}));
 }
@@ -333,8 +382,8 @@ TEST_F(ConfigTest, RejectsUnknownLogLevel) {
 }
 
 TEST_F(ConfigTest, RejectsZeroLimits) {
-    for (const char* flag : {"--max-event-bytes", "--max-events-per-publish",
-                             "--max-subscriptions", "--keepalive-ms", "--max-outbox-bytes"}) {
+    for (const char* flag : {"--max-event-bytes", "--max-events-per-publish", "--max-subscriptions",
+                             "--keepalive-ms", "--max-outbox-bytes"}) {
         const auto lines = problems({flag, "0"});
         EXPECT_FALSE(lines.empty()) << flag;
     }
@@ -353,8 +402,10 @@ TEST_F(ConfigTest, RejectsInvalidNamespaceNames) {
                   std::string::npos)
             << lines[0];
     }
-    EXPECT_FALSE(load({"--namespace", std::string(51, 'a'), "--namespace", "BedrockChat"}).has_value());
-    EXPECT_TRUE(load({"--namespace", std::string(50, 'a'), "--namespace", "BedrockChat"}).has_value());
+    EXPECT_FALSE(
+        load({"--namespace", std::string(51, 'a'), "--namespace", "BedrockChat"}).has_value());
+    EXPECT_TRUE(
+        load({"--namespace", std::string(50, 'a'), "--namespace", "BedrockChat"}).has_value());
 }
 
 TEST_F(ConfigTest, RejectsTlsCertWithoutKey) {
@@ -373,8 +424,8 @@ TEST_F(ConfigTest, RejectsEventLimitAboveFrameLimit) {
 
 TEST_F(ConfigTest, ReportsEveryProblemAtOnce) {
     const auto lines = problems({"--api-key", "@1", "--api-key", "k@soon", "--namespace", "bad_ns",
-                                 "--namespace", "BedrockChat", "--tls-cert", "c.pem", "--max-event-bytes",
-                                 "100", "--max-frame-bytes", "50"});
+                                 "--namespace", "BedrockChat", "--tls-cert", "c.pem",
+                                 "--max-event-bytes", "100", "--max-frame-bytes", "50"});
     ASSERT_EQ(lines.size(), 5u) << joined(lines);
     EXPECT_TRUE(any_contains(lines, "--api-key: api key is empty")) << joined(lines);
     EXPECT_TRUE(any_contains(lines, "--api-key: api key expiry 'soon'")) << joined(lines);
@@ -429,9 +480,9 @@ TEST(ParseApiKeyTest, RejectsEmptyKey) {
 }
 
 TEST(ParseApiKeyTest, RejectsBadExpiryAndNamesIt) {
-    for (const char* expiry : {"", "soon", "2026-12-31", "2026-12-31T00:00:00",
-                               "2026-12-31T00:00:00Zjunk", "2026-13-01T00:00:00Z", "12x",
-                               "2026-12-31 00:00:00Z"}) {
+    for (const char* expiry :
+         {"", "soon", "2026-12-31", "2026-12-31T00:00:00", "2026-12-31T00:00:00Zjunk",
+          "2026-13-01T00:00:00Z", "12x", "2026-12-31 00:00:00Z"}) {
         auto k = parse_api_key(std::string("key@") + expiry);
         ASSERT_FALSE(k.has_value()) << expiry;
         EXPECT_NE(k.error().find(std::string("api key expiry '") + expiry + "'"), std::string::npos)

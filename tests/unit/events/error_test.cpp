@@ -10,7 +10,9 @@
 namespace eventcast::events {
 namespace {
 
-std::string ws_type(error_kind kind) { return protocol_error{kind, ""}.ws_error_type(); }
+std::string ws_type(error_kind kind) {
+    return protocol_error{kind, ""}.ws_error_type();
+}
 
 TEST(ProtocolErrorTest, MapsEveryKindToItsWebSocketErrorType) {
     EXPECT_EQ(ws_type(error_kind::invalid_input), "InvalidInputError");
@@ -26,9 +28,9 @@ TEST(ProtocolErrorTest, UnauthorizedIsHttp401AndEverythingElse400) {
     const auto unauthorized = protocol_error::unauthorized();
     EXPECT_EQ(unauthorized.http_status(), 401u);
     EXPECT_STREQ(unauthorized.http_error_type(), "UnauthorizedException");
-    for (auto kind : {error_kind::invalid_input, error_kind::bad_request,
-                      error_kind::max_subscriptions, error_kind::duplicate_id,
-                      error_kind::unknown_operation, error_kind::unsupported}) {
+    for (auto kind :
+         {error_kind::invalid_input, error_kind::bad_request, error_kind::max_subscriptions,
+          error_kind::duplicate_id, error_kind::unknown_operation, error_kind::unsupported}) {
         const protocol_error e{kind, "x"};
         EXPECT_EQ(e.http_status(), 400u);
         EXPECT_STREQ(e.http_error_type(), "BadRequestException");

@@ -18,7 +18,9 @@ namespace {
 const std::string auth_json = R"({"host":"localhost:8443","x-api-key":"da2-key","x-amz-date":"x"})";
 
 // base64url without padding, what Amplify sends.
-std::string b64url(std::string_view s) { return core::base64url_encode(s); }
+std::string b64url(std::string_view s) {
+    return core::base64url_encode(s);
+}
 
 // The standard alphabet with padding, what btoa and the docs' wscat example give.
 std::string b64std(std::string_view s) {
@@ -65,10 +67,10 @@ TEST(ParseUpgradeTest, WscatOrderHeaderThenAppsync) {
 
 TEST(ParseUpgradeTest, ProtocolsSplitAcrossSeveralHeaderValues) {
     const std::string header = "header-" + b64url(auth_json);
-    for (const auto& values : {std::vector<std::string_view>{"aws-appsync-event-ws", header},
-                               std::vector<std::string_view>{header, "aws-appsync-event-ws"},
-                               std::vector<std::string_view>{"graphql-ws", header,
-                                                             " aws-appsync-event-ws "}}) {
+    for (const auto& values :
+         {std::vector<std::string_view>{"aws-appsync-event-ws", header},
+          std::vector<std::string_view>{header, "aws-appsync-event-ws"},
+          std::vector<std::string_view>{"graphql-ws", header, " aws-appsync-event-ws "}}) {
         const auto a = parse(values);
         EXPECT_TRUE(a.offered_appsync);
         EXPECT_FALSE(a.error.has_value());
@@ -132,16 +134,15 @@ TEST(ParseUpgradeTest, EmptyHeaderJsonObjectGivesNoCredentials) {
 }
 
 TEST(ParseUpgradeTest, CredentialNamesAreCaseInsensitive) {
-    const auto a = parse({"aws-appsync-event-ws",
-                          "header-" + b64url(R"({"X-Api-Key":"K1","Host":"h"})")});
+    const auto a =
+        parse({"aws-appsync-event-ws", "header-" + b64url(R"({"X-Api-Key":"K1","Host":"h"})")});
     EXPECT_EQ(key_of(a), "K1");
     ASSERT_NE(a.creds.find("host"), nullptr);
 }
 
 TEST(ParseUpgradeTest, FirstHeaderProtocolWins) {
     const auto a = parse({"header-" + b64url(R"({"x-api-key":"first"})"),
-                          "header-" + b64url(R"({"x-api-key":"second"})"),
-                          "aws-appsync-event-ws"});
+                          "header-" + b64url(R"({"x-api-key":"second"})"), "aws-appsync-event-ws"});
     EXPECT_EQ(key_of(a), "first");
 }
 

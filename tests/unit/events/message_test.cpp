@@ -173,8 +173,8 @@ TEST(ParseClientMessageTest, PublishAcceptsAnEventOfExactlyTheSizeLimit) {
 // ---- refusals that get the generic error frame --------------------------------------------------
 
 TEST(ParseClientMessageTest, RefusesInvalidJson) {
-    for (std::string_view text : {"", "{", "not json", R"({"type":"publish",})", "{}x",
-                                  "\xff\xfe"}) {
+    for (std::string_view text :
+         {"", "{", "not json", R"({"type":"publish",})", "{}x", "\xff\xfe"}) {
         const auto e = refusal(text);
         EXPECT_EQ(e.error.kind, error_kind::invalid_input) << text;
         EXPECT_TRUE(contains(e.error.message, "message is not valid JSON")) << e.error.message;
@@ -184,8 +184,8 @@ TEST(ParseClientMessageTest, RefusesInvalidJson) {
 }
 
 TEST(ParseClientMessageTest, RefusesNestingDeeperThanTheLimit) {
-    const std::string deep = R"({"type":"ka","x":)" + std::string(100, '[') +
-                             std::string(100, ']') + "}";
+    const std::string deep =
+        R"({"type":"ka","x":)" + std::string(100, '[') + std::string(100, ']') + "}";
     const auto e = refusal(deep);
     EXPECT_TRUE(contains(e.error.message, "not valid JSON")) << e.error.message;
 }
@@ -264,11 +264,12 @@ TEST(ParseClientMessageTest, TypeIsCaseSensitive) {
 
 TEST(ParseClientMessageTest, RefusesMissingIdForEveryOperation) {
     for (std::string_view type : {"subscribe", "unsubscribe", "publish"}) {
-        const auto e = refusal(R"({"type":")" + std::string(type) +
-                               R"(","channel":"ns/a","events":["1"]})");
+        const auto e =
+            refusal(R"({"type":")" + std::string(type) + R"(","channel":"ns/a","events":["1"]})");
         EXPECT_EQ(e.error.kind, error_kind::invalid_input);
-        EXPECT_EQ(e.error.message, std::string(type) + " needs an 'id': 1 to 128 characters of "
-                                                        "A-Z a-z 0-9 _ + -");
+        EXPECT_EQ(e.error.message, std::string(type) +
+                                       " needs an 'id': 1 to 128 characters of "
+                                       "A-Z a-z 0-9 _ + -");
         EXPECT_TRUE(e.type.empty()) << "no id: the reply is the generic error frame";
         EXPECT_TRUE(e.id.empty());
     }
@@ -295,8 +296,8 @@ TEST(ParseClientMessageTest, AcceptsIdOf128Characters) {
 }
 
 TEST(ParseClientMessageTest, RefusesIdOf129Characters) {
-    const auto e = refusal(R"({"type":"subscribe","id":")" + std::string(129, 'a') +
-                           R"(","channel":"ns/a"})");
+    const auto e =
+        refusal(R"({"type":"subscribe","id":")" + std::string(129, 'a') + R"(","channel":"ns/a"})");
     EXPECT_TRUE(contains(e.error.message, "subscribe 'id' is not valid; expected 1 to 128"))
         << e.error.message;
     EXPECT_TRUE(e.type.empty());
@@ -306,14 +307,16 @@ TEST(ParseClientMessageTest, RefusesIdOf129Characters) {
 TEST(ParseClientMessageTest, RefusesIdsWithCharactersOutsideTheAlphabet) {
     for (std::string_view id : {"a b", "a/b", "a.b", "a\\\"b", "a=b", "caf\u00e9", "a\\u0000"}) {
         const auto e = refusal(R"({"type":"unsubscribe","id":")" + std::string(id) + R"("})");
-        EXPECT_TRUE(contains(e.error.message, "'id' is not valid")) << id << ": " << e.error.message;
+        EXPECT_TRUE(contains(e.error.message, "'id' is not valid"))
+            << id << ": " << e.error.message;
         EXPECT_TRUE(e.id.empty()) << id;
     }
 }
 
 TEST(ParseClientMessageTest, AcceptsIdsWithEveryAllowedCharacter) {
-    for (std::string_view id : {"abcXYZ019", "a_b", "a+b", "a-b", "0f7c8d9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
-                                "0F7C8D9E-1A2B-4C3D-8E9F-0A1B2C3D4E5F", "+", "_", "-"}) {
+    for (std::string_view id :
+         {"abcXYZ019", "a_b", "a+b", "a-b", "0f7c8d9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+          "0F7C8D9E-1A2B-4C3D-8E9F-0A1B2C3D4E5F", "+", "_", "-"}) {
         auto r = parse(R"({"type":"unsubscribe","id":")" + std::string(id) + R"("})");
         ASSERT_TRUE(r.has_value()) << id;
         EXPECT_EQ(std::get<unsubscribe_msg>(*r).id, id);
@@ -324,14 +327,16 @@ TEST(ParseClientMessageTest, IdLimitComesFromTheLimits) {
     core::limits limits;
     limits.max_id_chars = 4;
     EXPECT_TRUE(parse_client_message(R"({"type":"unsubscribe","id":"abcd"})", limits).has_value());
-    EXPECT_FALSE(parse_client_message(R"({"type":"unsubscribe","id":"abcde"})", limits).has_value());
+    EXPECT_FALSE(
+        parse_client_message(R"({"type":"unsubscribe","id":"abcde"})", limits).has_value());
 }
 
 // ---- refusals that get subscribe_error / publish_error (id and type carried) --------------------
 
 TEST(ParseClientMessageTest, RefusesMissingChannelWithTheOperationsId) {
     for (std::string_view type : {"subscribe", "publish"}) {
-        const auto e = refusal(R"({"type":")" + std::string(type) + R"(","id":"op9","events":["1"]})");
+        const auto e =
+            refusal(R"({"type":")" + std::string(type) + R"(","id":"op9","events":["1"]})");
         EXPECT_EQ(e.error.kind, error_kind::invalid_input);
         EXPECT_TRUE(contains(e.error.message, "'channel' is missing")) << e.error.message;
         EXPECT_EQ(e.type, type);
@@ -341,8 +346,8 @@ TEST(ParseClientMessageTest, RefusesMissingChannelWithTheOperationsId) {
 
 TEST(ParseClientMessageTest, RefusesNonStringChannel) {
     for (std::string_view channel : {"5", "null", "[\"ns/a\"]", "{}"}) {
-        const auto e = refusal(R"({"type":"subscribe","id":"s1","channel":)" +
-                               std::string(channel) + "}");
+        const auto e =
+            refusal(R"({"type":"subscribe","id":"s1","channel":)" + std::string(channel) + "}");
         EXPECT_TRUE(contains(e.error.message, "'channel' is ")) << e.error.message;
         EXPECT_TRUE(contains(e.error.message, "expected a string")) << e.error.message;
         EXPECT_EQ(e.type, "subscribe");
@@ -374,7 +379,8 @@ TEST(ParseClientMessageTest, RefusesPublishToAWildcard) {
 TEST(ParseClientMessageTest, RefusesAuthorizationThatIsNotAnObject) {
     for (std::string_view auth : {R"("k")", "[]", "1", "true"}) {
         const auto e = refusal(R"({"type":"publish","id":"p","channel":"ns/a","events":["1"],)"
-                               R"("authorization":)" + std::string(auth) + "}");
+                               R"("authorization":)" +
+                               std::string(auth) + "}");
         EXPECT_TRUE(contains(e.error.message, "'authorization' is ")) << e.error.message;
         EXPECT_TRUE(contains(e.error.message, "expected an object")) << e.error.message;
         EXPECT_EQ(e.type, "publish");
@@ -435,8 +441,8 @@ TEST(ParseClientMessageTest, RefusesNonStringEvents) {
         EXPECT_EQ(e.type, "publish");
         EXPECT_EQ(e.id, "p1");
     }
-    EXPECT_TRUE(contains(refusal(publish_with_events(R"(["1",null])")).error.message,
-                         "event 1 is null"));
+    EXPECT_TRUE(
+        contains(refusal(publish_with_events(R"(["1",null])")).error.message, "event 1 is null"));
 }
 
 TEST(ParseClientMessageTest, RefusesOversizeEvent) {
@@ -579,7 +585,9 @@ TEST(ServerFrameTest, ConnectionAckCarriesTimeoutAtTopLevel) {
     EXPECT_EQ(connection_ack(300000), R"({"type":"connection_ack","connectionTimeoutMs":300000})");
 }
 
-TEST(ServerFrameTest, KeepAlive) { EXPECT_EQ(ka(), R"({"type":"ka"})"); }
+TEST(ServerFrameTest, KeepAlive) {
+    EXPECT_EQ(ka(), R"({"type":"ka"})");
+}
 
 TEST(ServerFrameTest, ConnectionErrorHasErrorsAtTopLevel) {
     EXPECT_EQ(connection_error(protocol_error::unauthorized()),
@@ -616,8 +624,9 @@ TEST(ServerFrameTest, ErrorReplyIsGenericErrorWithoutIdWhenNoIdIsKnown) {
 
 TEST(ServerFrameTest, ErrorReplyOmitsAnEmptyMessage) {
     message_error e{protocol_error::unauthorized(""), "publish", "p"};
-    EXPECT_EQ(error_reply(e),
-              R"({"type":"publish_error","id":"p","errors":[{"errorType":"UnauthorizedException"}]})");
+    EXPECT_EQ(
+        error_reply(e),
+        R"({"type":"publish_error","id":"p","errors":[{"errorType":"UnauthorizedException"}]})");
 }
 
 TEST(ServerFrameTest, ErrorMessagesAreEscaped) {

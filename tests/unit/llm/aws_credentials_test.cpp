@@ -65,11 +65,13 @@ TEST(CredentialChainTest, EnvironmentNeedsBothKeys) {
 
 TEST(CredentialChainTest, SharedCredentialsFileWinsOverConfigForTheProfile) {
     temp_home home;
-    home.write(".aws/credentials", "[default]\naws_access_key_id=DEF\naws_secret_access_key=S\n"
-                                   "[dev]\naws_access_key_id=DEV\naws_secret_access_key=S2\n");
-    home.write(".aws/config", "[profile dev]\naws_access_key_id=CFG\naws_secret_access_key=S3\n"
-                              "region = ap-south-1\n[profile ops]\naws_access_key_id=OPS\n"
-                              "aws_secret_access_key=S4\n");
+    home.write(".aws/credentials",
+               "[default]\naws_access_key_id=DEF\naws_secret_access_key=S\n"
+               "[dev]\naws_access_key_id=DEV\naws_secret_access_key=S2\n");
+    home.write(".aws/config",
+               "[profile dev]\naws_access_key_id=CFG\naws_secret_access_key=S3\n"
+               "region = ap-south-1\n[profile ops]\naws_access_key_id=OPS\n"
+               "aws_secret_access_key=S4\n");
     fake_env env{{{"HOME", home.path()}}};
     EXPECT_EQ(from_shared_files(env.get())->credentials.access_key_id, "DEF");
     env.vars["AWS_PROFILE"] = "dev";
@@ -87,8 +89,8 @@ TEST(CredentialChainTest, SharedCredentialsFileWinsOverConfigForTheProfile) {
 TEST(CredentialChainTest, FileLocationsComeFromTheEnvironment) {
     temp_home home;
     home.write("creds", "[default]\naws_access_key_id=ELSEWHERE\naws_secret_access_key=S\n");
-    fake_env env{{{"HOME", "/nonexistent"},
-                  {"AWS_SHARED_CREDENTIALS_FILE", home.path() + "/creds"}}};
+    fake_env env{
+        {{"HOME", "/nonexistent"}, {"AWS_SHARED_CREDENTIALS_FILE", home.path() + "/creds"}}};
     EXPECT_EQ(from_shared_files(env.get())->credentials.access_key_id, "ELSEWHERE");
 }
 
@@ -108,9 +110,8 @@ TEST(CredentialChainTest, EnvironmentComesBeforeFiles) {
 
 TEST(CredentialChainTest, SaysWhereItLookedWhenThereAreNoCredentials) {
     temp_home home;
-    fake_env env{{{"HOME", home.path()},
-                  {"AWS_EC2_METADATA_DISABLED", "true"},
-                  {"AWS_PROFILE", "nobody"}}};
+    fake_env env{
+        {{"HOME", home.path()}, {"AWS_EC2_METADATA_DISABLED", "true"}, {"AWS_PROFILE", "nobody"}}};
     credential_chain chain(env.get());
     EXPECT_FALSE(chain.has_local_credentials());
     auto r = chain.get();

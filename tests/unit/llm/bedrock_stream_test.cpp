@@ -45,7 +45,8 @@ std::string describe(const stream_event& event) {
 
 std::vector<std::string> describe(const std::vector<stream_event>& events) {
     std::vector<std::string> out;
-    for (const auto& e : events) out.push_back(describe(e));
+    for (const auto& e : events)
+        out.push_back(describe(e));
     return out;
 }
 

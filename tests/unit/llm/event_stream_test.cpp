@@ -71,7 +71,8 @@ std::vector<std::pair<std::string, std::string>> every_input() {
         inputs.emplace_back(name, read_data("aws-eventstream/encoded/negative/" + name));
     inputs.emplace_back("happy path", read_data("generated/converse-stream-happy-path.bin"));
     std::string all_frames;
-    for (const auto& f : test::bedrock_frames()) all_frames += f.bytes;
+    for (const auto& f : test::bedrock_frames())
+        all_frames += f.bytes;
     inputs.emplace_back("all bedrock frames", all_frames);
     // Two messages then a corrupted one: the error comes after two good messages.
     inputs.emplace_back("good then bad",
@@ -110,9 +111,7 @@ TEST(EventStreamDecoderTest, DecodesEveryPositiveVectorExactly) {
             const json::value& value = h.at("value");
             switch (got.type) {
                 case header_type::bool_true:
-                case header_type::bool_false:
-                    EXPECT_EQ(got.boolean(), value.as_bool());
-                    break;
+                case header_type::bool_false: EXPECT_EQ(got.boolean(), value.as_bool()); break;
                 case header_type::byte:
                 case header_type::int16:
                 case header_type::int32:
@@ -122,9 +121,7 @@ TEST(EventStreamDecoderTest, DecodesEveryPositiveVectorExactly) {
                     break;
                 case header_type::byte_array:
                 case header_type::string:
-                case header_type::uuid:
-                    EXPECT_EQ(got.bytes, base64(value));
-                    break;
+                case header_type::uuid: EXPECT_EQ(got.bytes, base64(value)); break;
             }
         }
     }

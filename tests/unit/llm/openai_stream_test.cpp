@@ -43,8 +43,10 @@ struct run {
 run parse_body(std::string_view body) {
     chat_stream_parser parser;
     run r;
-    for (const auto& item : parser.feed(body)) r.items.push_back(describe(item));
-    for (const auto& item : parser.finish()) r.items.push_back(describe(item));
+    for (const auto& item : parser.feed(body))
+        r.items.push_back(describe(item));
+    for (const auto& item : parser.finish())
+        r.items.push_back(describe(item));
     if (parser.error())
         r.error = parser.error()->message;
     return r;
@@ -89,7 +91,8 @@ TEST(ChatStreamParserTest, SameItemsWhereverTheChunkBoundaryFalls) {
             items.push_back(describe(item));
         for (const auto& item : parser.feed(std::string_view(body).substr(cut)))
             items.push_back(describe(item));
-        for (const auto& item : parser.finish()) items.push_back(describe(item));
+        for (const auto& item : parser.finish())
+            items.push_back(describe(item));
         ASSERT_EQ(items, openai_items) << "cut at byte " << cut;
         ASSERT_FALSE(parser.error()) << "cut at byte " << cut;
     }

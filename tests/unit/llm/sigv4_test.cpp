@@ -167,7 +167,8 @@ TEST_P(SigV4SuiteTest, MatchesCanonicalRequestStringToSignAndSignature) {
     ours.push_back({"Authorization", signed_request->authorization});
     const auto lines = [](const std::vector<http_header>& headers) {
         std::vector<std::string> out;
-        for (const auto& h : headers) out.push_back(h.name + ":" + h.value);
+        for (const auto& h : headers)
+            out.push_back(h.name + ":" + h.value);
         std::sort(out.begin(), out.end());
         return out;
     };

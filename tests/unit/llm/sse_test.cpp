@@ -175,7 +175,8 @@ TEST(SseParserTest, RejectsAnEventOverTheLimitAndKeepsEarlierEvents) {
 
 TEST(SseParserTest, HandlesALargeChunkOfManyEvents) {
     std::string wire;
-    for (int i = 0; i < 1000; ++i) wire += "data: {\"i\":" + std::to_string(i) + "}\n\n";
+    for (int i = 0; i < 1000; ++i)
+        wire += "data: {\"i\":" + std::to_string(i) + "}\n\n";
     sse_parser parser;
     const auto events = parser.feed(wire);
     ASSERT_EQ(events.size(), 1000u);

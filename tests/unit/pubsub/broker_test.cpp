@@ -338,7 +338,8 @@ TEST(BrokerConcurrencyTest, PublishesFromTwoThreadsWhileAnotherSubscribesAndUnsu
     auto publisher = [&](int t) {
         const auto where = path("ns/a/b");
         for (int i = 0; i < publishes_per_thread; ++i) {
-            auto reached = b.publish(where, batch_of({std::to_string(t * publishes_per_thread + i)}));
+            auto reached =
+                b.publish(where, batch_of({std::to_string(t * publishes_per_thread + i)}));
             EXPECT_GE(reached, 1u);
         }
         publishers_done.fetch_add(1);
