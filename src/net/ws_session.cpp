@@ -477,9 +477,21 @@ private:
         }
         outbox_bytes_ += size;
         outbox_.push_back(std::move(f));
-        if (!writing_)
-            write_next();
+        schedule_write();
         return true;
+    }
+
+    // Corking: the write starts from a handler posted behind the deliveries already queued on
+    // this strand, so frames from several publishes processed in the same turn share one write.
+    void schedule_write() {
+        if (writing_ || write_scheduled_)
+            return;
+        write_scheduled_ = true;
+        asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+            self->write_scheduled_ = false;
+            if (!self->writing_)
+                self->write_next();
+        });
     }
 
     // ---- writing ----------------------------------------------------------------------------
@@ -636,6 +648,7 @@ private:
     std::vector<asio::const_buffer> bufs_;
     std::vector<unsigned char> headers_;
     bool writing_ = false;
+    bool write_scheduled_ = false;    // a write_next is posted (corking)
     bool closing_ = false;            // no more frames are queued
     bool close_sent_ = false;         // our close frame is on the wire
     bool close_after_write_ = false;  // close the socket once the outbox is written
