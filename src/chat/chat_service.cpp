@@ -35,16 +35,10 @@ std::string kind_of(const json::value& v) {
     }
 }
 
-struct parsed_request {
-    std::string user_id;
-    std::string provider;
-    bool wait = false;
-    llm::completion_request completion;
-};
+}  // namespace
 
-// Validates the body of POST /chat. Every error says which field and what is allowed.
-boost::system::result<parsed_request, http_answer> parse_request(std::string_view body,
-                                                                 const core::chat_config& cfg) {
+boost::system::result<chat_request, http_answer> parse_chat_request(std::string_view body,
+                                                                    const core::chat_config& cfg) {
     auto bad = [](std::string msg) {
         return error_answer(400, "BadRequestException", std::move(msg));
     };
@@ -59,7 +53,7 @@ boost::system::result<parsed_request, http_answer> parse_request(std::string_vie
     if (!o)
         return bad("request body is " + kind_of(root) +
                    R"(; expected {"userId":"alice","prompt":"Hello"})");
-    parsed_request r;
+    chat_request r;
     const auto* user = o->if_contains("userId");
     if (!user || !user->is_string())
         return bad(std::string("'userId' is ") + (user ? kind_of(*user) : "missing") +
@@ -147,6 +141,8 @@ boost::system::result<parsed_request, http_answer> parse_request(std::string_vie
     }
     return r;
 }
+
+namespace {
 
 // Maps a provider's refusal before streaming to what our caller should see.
 http_answer provider_refusal(const llm::provider_error& e, std::string_view provider) {
@@ -439,9 +435,9 @@ chat_service::~chat_service() {
 }
 
 void chat_service::start(std::string_view body, responder respond) {
-    auto parsed = parse_request(body, cfg_.chat);
+    auto parsed = parse_chat_request(body, cfg_.chat);
     if (!parsed)
-        return respond(std::move(parsed.error()));
+        return respond(parsed.error());
     auto& req = *parsed;
     const std::string provider_name = req.provider.empty() ? default_provider_ : req.provider;
     auto pit = providers_.find(provider_name);

@@ -24,6 +24,19 @@ struct http_answer {
     std::string error_type;
 };
 
+/// A validated POST /chat body.
+struct chat_request {
+    std::string user_id;   // a valid channel segment
+    std::string provider;  // empty: the server's default
+    bool wait = false;
+    llm::completion_request completion;  // messages end with the user's prompt
+};
+
+/// Validates a POST /chat body (untrusted). The error is the 400/413 answer, saying which field
+/// was wrong and what is allowed. Fuzzed by tests/fuzz/fuzz_chat_request.cpp.
+boost::system::result<chat_request, http_answer> parse_chat_request(std::string_view body,
+                                                                    const core::chat_config& cfg);
+
 class chat_stream;
 
 /// Thread-safe. Provider callbacks arrive on the llm thread; HTTP calls on the net threads.
