@@ -323,8 +323,9 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         problems.push_back("--chat-namespace: '" + c.chat_namespace + "' is not a namespace name");
     else if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), c.chat_namespace) ==
              cfg.namespaces.end())
-        problems.push_back("--chat-namespace: '" + c.chat_namespace +
-                           "' is not one of the --namespace values");
+        // POST /chat publishes there, so it must exist; `--namespace foo` alone should not
+        // turn chat off or stop the server from starting.
+        cfg.namespaces.push_back(c.chat_namespace);
     if (c.provider == "openai" && c.openai_base_url.empty())
         problems.push_back("--chat-provider openai needs --openai-base-url");
     if (l.max_event_bytes > l.max_frame_bytes)

@@ -134,10 +134,17 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::system_clock;
 
-// Tests that set --namespace keep BedrockChat among them: it is the default --chat-namespace,
-// which must be one of the namespaces.
+// The chat namespace (--chat-namespace, default BedrockChat) is always among the namespaces:
+// it is added when --namespace leaves it out.
 
 // ---- defaults and flags -------------------------------------------------------------------------
+
+TEST_F(ConfigTest, AddsTheChatNamespaceWhenNamespacesLeaveItOut) {
+    EXPECT_EQ(loaded({"--namespace", "foo"}).namespaces,
+              (std::vector<std::string>{"foo", "BedrockChat"}));
+    EXPECT_EQ(loaded({"--namespace", "foo", "--chat-namespace", "talk"}).namespaces,
+              (std::vector<std::string>{"foo", "talk"}));
+}
 
 TEST_F(ConfigTest, DefaultsAreSafeAndMatchAws) {
     const auto cfg = loaded({});
