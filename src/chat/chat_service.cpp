@@ -4,6 +4,7 @@
 #include "chat/chat_service.hpp"
 
 #include "core/ids.hpp"
+#include "core/json_kind.hpp"
 #include "core/log.hpp"
 #include "events/channel.hpp"
 
@@ -24,17 +25,6 @@ http_answer error_answer(unsigned status, std::string type, std::string message)
     return {status, json::serialize(o), std::move(type)};
 }
 
-std::string kind_of(const json::value& v) {
-    switch (v.kind()) {
-        case json::kind::null: return "null";
-        case json::kind::bool_: return "a boolean";
-        case json::kind::string: return "a string";
-        case json::kind::array: return "an array";
-        case json::kind::object: return "an object";
-        default: return "a number";
-    }
-}
-
 }  // namespace
 
 boost::system::result<chat_request, http_answer> parse_chat_request(std::string_view body,
@@ -51,12 +41,12 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
                    R"(; expected {"userId":"alice","prompt":"Hello"})");
     const auto* o = root.if_object();
     if (!o)
-        return bad("request body is " + kind_of(root) +
+        return bad("request body is " + core::json_kind_name(root) +
                    R"(; expected {"userId":"alice","prompt":"Hello"})");
     chat_request r;
     const auto* user = o->if_contains("userId");
     if (!user || !user->is_string())
-        return bad(std::string("'userId' is ") + (user ? kind_of(*user) : "missing") +
+        return bad(std::string("'userId' is ") + (user ? core::json_kind_name(*user) : "missing") +
                    "; expected a string that is a channel segment (1..50 of A-Z a-z 0-9 -)");
     r.user_id = std::string(user->as_string());
     if (!events::valid_segment(r.user_id))
@@ -68,7 +58,7 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
     if (const auto* msgs = o->if_contains("messages"); msgs && !msgs->is_null()) {
         const auto* arr = msgs->if_array();
         if (!arr)
-            return bad("'messages' is " + kind_of(*msgs) +
+            return bad("'messages' is " + core::json_kind_name(*msgs) +
                        R"(; expected [{"role":"user","content":"..."},...])");
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const auto* m = (*arr)[i].if_object();
@@ -90,7 +80,7 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
     const auto* prompt = o->if_contains("prompt");
     if (prompt && !prompt->is_null()) {
         if (!prompt->is_string())
-            return bad("'prompt' is " + kind_of(*prompt) + "; expected a string");
+            return bad("'prompt' is " + core::json_kind_name(*prompt) + "; expected a string");
         if (prompt->as_string().empty())
             return bad("'prompt' is empty");
         total_bytes += prompt->as_string().size();
@@ -102,7 +92,7 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
         return bad("the conversation must end with a user message; add a 'prompt'");
     if (const auto* sys = o->if_contains("system"); sys && !sys->is_null()) {
         if (!sys->is_string())
-            return bad("'system' is " + kind_of(*sys) + "; expected a string");
+            return bad("'system' is " + core::json_kind_name(*sys) + "; expected a string");
         r.completion.system = std::string(sys->as_string());
         total_bytes += r.completion.system.size();
     }
@@ -118,7 +108,7 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
     }
     if (const auto* p = o->if_contains("provider"); p && !p->is_null()) {
         if (!p->is_string())
-            return bad("'provider' is " + kind_of(*p) + "; expected a string");
+            return bad("'provider' is " + core::json_kind_name(*p) + "; expected a string");
         r.provider = std::string(p->as_string());
     }
     if (const auto* mt = o->if_contains("maxTokens"); mt && !mt->is_null()) {

@@ -2,6 +2,8 @@
 // allocations are freed together); event texts are validated with an allocation-free SAX pass.
 #include "events/message.hpp"
 
+#include "core/json_kind.hpp"
+
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
@@ -73,20 +75,6 @@ struct null_handler {
 
 constexpr std::size_t max_json_depth = 64;  // deeper nesting is not a real event; stops stack abuse
 
-const char* kind_name(const json::value& v) {
-    switch (v.kind()) {
-        case json::kind::null: return "null";
-        case json::kind::bool_: return "a boolean";
-        case json::kind::int64:
-        case json::kind::uint64:
-        case json::kind::double_: return "a number";
-        case json::kind::string: return "a string";
-        case json::kind::array: return "an array";
-        case json::kind::object: return "an object";
-    }
-    return "a value";
-}
-
 std::string id_rule() {
     return "1 to 128 characters of A-Z a-z 0-9 _ + -";
 }
@@ -114,7 +102,7 @@ result<std::vector<std::string>> parse_events(const json::value* value,
         return protocol_error::invalid("'events' is missing; expected an array of " + allowed);
     const auto* arr = value->if_array();
     if (!arr)
-        return protocol_error::invalid(std::string("'events' is ") + kind_name(*value) +
+        return protocol_error::invalid(std::string("'events' is ") + core::json_kind_name(*value) +
                                        "; expected an array of " + allowed);
     if (arr->empty())
         return protocol_error::invalid("'events' is empty; expected " + allowed);
@@ -128,7 +116,7 @@ result<std::vector<std::string>> parse_events(const json::value* value,
         const auto* s = (*arr)[i].if_string();
         const auto where = "event " + std::to_string(i);
         if (!s)
-            return protocol_error::invalid(where + " is " + kind_name((*arr)[i]) +
+            return protocol_error::invalid(where + " is " + core::json_kind_name((*arr)[i]) +
                                            "; each event must be a string holding JSON text, "
                                            "e.g. \"{\\\"a\\\":1}\"");
         if (s->size() > limits.max_event_bytes)
@@ -153,8 +141,8 @@ result<credentials> parse_credentials_json(std::string_view text) {
         return protocol_error::invalid("authorization header is not JSON: " + ec.message());
     const auto* obj = v.if_object();
     if (!obj)
-        return protocol_error::invalid(std::string("authorization header is ") + kind_name(v) +
-                                       "; expected a JSON object");
+        return protocol_error::invalid(std::string("authorization header is ") +
+                                       core::json_kind_name(v) + "; expected a JSON object");
     credentials c;
     for (const auto& kv : *obj)
         if (const auto* s = kv.value().if_string())
@@ -172,7 +160,8 @@ result<std::optional<credentials>> read_authorization(const json::object& obj) {
         return std::optional<credentials>{};
     const auto* o = v->if_object();
     if (!o)
-        return protocol_error::invalid(std::string("'authorization' is ") + kind_name(*v) +
+        return protocol_error::invalid(std::string("'authorization' is ") +
+                                       core::json_kind_name(*v) +
                                        "; expected an object like {\"x-api-key\":\"...\"}");
     credentials c;
     for (const auto& kv : *o)
@@ -190,7 +179,7 @@ result<std::string> read_channel_text(const json::object& obj) {
             "\"/namespace/channel\"");
     const auto* s = v->if_string();
     if (!s)
-        return protocol_error::invalid(std::string("'channel' is ") + kind_name(*v) +
+        return protocol_error::invalid(std::string("'channel' is ") + core::json_kind_name(*v) +
                                        "; expected a string like \"/namespace/channel\"");
     return std::string(s->data(), s->size());
 }
@@ -212,10 +201,11 @@ boost::system::result<client_message, message_error> parse_client_message(
                              {}};
     const auto* obj = root.if_object();
     if (!obj)
-        return message_error{protocol_error::invalid(std::string("message is ") + kind_name(root) +
-                                                     "; expected a JSON object with a 'type'"),
-                             {},
-                             {}};
+        return message_error{
+            protocol_error::invalid(std::string("message is ") + core::json_kind_name(root) +
+                                    "; expected a JSON object with a 'type'"),
+            {},
+            {}};
 
     // The id, when valid, lets the error reach the right promise on the client (§6.2).
     std::string id;
@@ -230,7 +220,7 @@ boost::system::result<client_message, message_error> parse_client_message(
         return message_error{
             protocol_error::invalid(
                 type_value
-                    ? std::string("'type' is ") + kind_name(*type_value) +
+                    ? std::string("'type' is ") + core::json_kind_name(*type_value) +
                           "; expected one of connection_init, subscribe, unsubscribe, publish"
                     : "'type' is missing; expected one of connection_init, subscribe, "
                       "unsubscribe, publish"),
@@ -268,8 +258,9 @@ boost::system::result<client_message, message_error> parse_client_message(
                 protocol_error::invalid(type_str + " needs an 'id': " + id_rule()), {}, {}};
         return message_error{
             protocol_error::invalid(type_str + " 'id' is " +
-                                    (id_value->is_string() ? std::string("not valid")
-                                                           : std::string(kind_name(*id_value))) +
+                                    (id_value->is_string()
+                                         ? std::string("not valid")
+                                         : std::string(core::json_kind_name(*id_value))) +
                                     "; expected " + id_rule()),
             {},
             {}};
@@ -316,7 +307,7 @@ result<http_publish> parse_http_publish(std::string_view body, const core::limit
     const auto* obj = root.if_object();
     if (!obj)
         return protocol_error::invalid(
-            std::string("request body is ") + kind_name(root) +
+            std::string("request body is ") + core::json_kind_name(root) +
             R"(; expected {"channel":"/namespace/name","events":["{...}"]})");
     auto channel_text = read_channel_text(*obj);
     if (!channel_text)

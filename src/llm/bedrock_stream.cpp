@@ -4,6 +4,7 @@
 #include "llm/bedrock_stream.hpp"
 
 #include "core/base64.hpp"
+#include "core/json_kind.hpp"
 
 #include <boost/json.hpp>
 
@@ -27,20 +28,6 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
            });
 }
 
-std::string_view kind_of(const json::value& v) noexcept {
-    switch (v.kind()) {
-        case json::kind::null: return "null";
-        case json::kind::bool_: return "a boolean";
-        case json::kind::int64:
-        case json::kind::uint64:
-        case json::kind::double_: return "a number";
-        case json::kind::string: return "a string";
-        case json::kind::array: return "an array";
-        case json::kind::object: return "an object";
-    }
-    return "a value";
-}
-
 wire_error payload_error(std::string_view event_type, std::string what) {
     return wire_error{"bedrock " + std::string(event_type) + " payload: " + std::move(what)};
 }
@@ -51,7 +38,8 @@ result<json::object> parse_object(std::string_view event_type, std::string_view 
     if (ec)
         return payload_error(event_type, "not JSON (" + ec.message() + ")");
     if (!v.is_object())
-        return payload_error(event_type, "is " + std::string(kind_of(v)) + "; expected an object");
+        return payload_error(event_type,
+                             "is " + std::string(core::json_kind_name(v)) + "; expected an object");
     return std::move(v.as_object());
 }
 
@@ -72,7 +60,8 @@ result<std::uint32_t> block_index(std::string_view event_type, const json::objec
         return 0u;
     const std::optional<std::uint64_t> n = as_count(v);
     if (!n || *n > std::numeric_limits<std::uint32_t>::max())
-        return payload_error(event_type, "contentBlockIndex is " + std::string(kind_of(*v)) +
+        return payload_error(event_type, "contentBlockIndex is " +
+                                             std::string(core::json_kind_name(*v)) +
                                              "; expected an integer 0..4294967295");
     return static_cast<std::uint32_t>(*n);
 }
@@ -83,7 +72,8 @@ result<std::string> required_string(std::string_view event_type, const json::obj
     if (v == nullptr)
         return payload_error(event_type, std::string(key) + " is missing");
     if (!v->is_string())
-        return payload_error(event_type, std::string(key) + " is " + std::string(kind_of(*v)) +
+        return payload_error(event_type, std::string(key) + " is " +
+                                             std::string(core::json_kind_name(*v)) +
                                              "; expected a string");
     // wire_error is constructible from a string too, so say which side this is.
     return result<std::string>(boost::system::in_place_value, v->get_string());
@@ -114,15 +104,17 @@ result<std::optional<stream_event>> map_event(std::string_view event_type,
             return index.error();
         const json::value* delta = o->if_contains("delta");
         if (delta == nullptr || !delta->is_object())
-            return payload_error(event_type, "delta is " +
-                                                 std::string(delta ? kind_of(*delta) : "missing") +
-                                                 "; expected an object");
+            return payload_error(event_type,
+                                 "delta is " +
+                                     std::string(delta ? core::json_kind_name(*delta) : "missing") +
+                                     "; expected an object");
         const json::value* text = delta->get_object().if_contains("text");
         if (text == nullptr)
             return std::optional<stream_event>{};  // toolUse, reasoningContent, citation, ...
         if (!text->is_string())
-            return payload_error(
-                event_type, "delta.text is " + std::string(kind_of(*text)) + "; expected a string");
+            return payload_error(event_type, "delta.text is " +
+                                                 std::string(core::json_kind_name(*text)) +
+                                                 "; expected a string");
         return stream_event{text_delta{*index, std::string(text->get_string())}};
     }
     if (event_type == "contentBlockStop") {

@@ -3,6 +3,8 @@
 // do not use is ignored; only a chunk we cannot read at all is a protocol error.
 #include "llm/openai_stream.hpp"
 
+#include "core/json_kind.hpp"
+
 #include <boost/json.hpp>
 
 #include <utility>
@@ -13,20 +15,6 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::size_t max_quoted_body = 512;  // of a non-JSON error body, into a message
-
-std::string_view kind_of(const json::value& v) noexcept {
-    switch (v.kind()) {
-        case json::kind::null: return "null";
-        case json::kind::bool_: return "a boolean";
-        case json::kind::int64:
-        case json::kind::uint64:
-        case json::kind::double_: return "a number";
-        case json::kind::string: return "a string";
-        case json::kind::array: return "an array";
-        case json::kind::object: return "an object";
-    }
-    return "a value";
-}
 
 wire_error chunk_error(std::string what) {
     return wire_error{"openai stream chunk: " + std::move(what)};
@@ -115,13 +103,14 @@ result<chunk> parse_chunk(const json::object& o) {
     if (choices == nullptr || choices->is_null())
         return out;
     if (!choices->is_array())
-        return chunk_error("choices is " + std::string(kind_of(*choices)) + "; expected an array");
+        return chunk_error("choices is " + std::string(core::json_kind_name(*choices)) +
+                           "; expected an array");
     const json::object* choice = nullptr;
     const json::array& list = choices->get_array();
     for (std::size_t i = 0; i < list.size() && choice == nullptr; ++i) {
         if (!list[i].is_object())
             return chunk_error("choices[" + std::to_string(i) + "] is " +
-                               std::string(kind_of(list[i])) + "; expected an object");
+                               std::string(core::json_kind_name(list[i])) + "; expected an object");
         const json::object& c = list[i].get_object();
         const json::value* index = c.if_contains("index");
         const bool first = index == nullptr ? i == 0 : as_count(index) == std::uint64_t{0};
@@ -138,12 +127,13 @@ result<chunk> parse_chunk(const json::object& o) {
     if (delta == nullptr || delta->is_null())
         return out;
     if (!delta->is_object())
-        return chunk_error("choices[0].delta is " + std::string(kind_of(*delta)) +
+        return chunk_error("choices[0].delta is " + std::string(core::json_kind_name(*delta)) +
                            "; expected an object");
     const json::object& d = delta->get_object();
     if (const json::value* content = d.if_contains("content"); content && !content->is_null()) {
         if (!content->is_string())
-            return chunk_error("choices[0].delta.content is " + std::string(kind_of(*content)) +
+            return chunk_error("choices[0].delta.content is " +
+                               std::string(core::json_kind_name(*content)) +
                                "; expected a string or null");
         out.content = std::string(content->get_string());
     }
@@ -165,7 +155,7 @@ result<stream_item> parse_stream_data(std::string_view data) {
     if (ec)
         return chunk_error("not JSON (" + ec.message() + ")");
     if (!v.is_object())
-        return chunk_error("is " + std::string(kind_of(v)) + "; expected an object");
+        return chunk_error("is " + std::string(core::json_kind_name(v)) + "; expected an object");
     const json::object& o = v.get_object();
     if (std::optional<api_error> e = error_in(o, 0))
         return stream_item{std::move(*e)};
