@@ -47,6 +47,33 @@ std::optional<std::string> base64_decode_any(std::string_view text) {
     return out;
 }
 
+std::optional<std::string> base64url_decode(std::string_view text) {
+    if (text.size() % 4 == 1)
+        return std::nullopt;
+    std::string out;
+    out.reserve(text.size() * 3 / 4);
+    std::uint32_t acc = 0;
+    int bits = 0;
+    for (char c : text) {
+        // The shared table also maps '+' and '/'; base64url has neither.
+        if (c == '+' || c == '/')
+            return std::nullopt;
+        const auto v = decode_table[static_cast<unsigned char>(c)];
+        if (v < 0)
+            return std::nullopt;
+        acc = (acc << 6) | static_cast<std::uint32_t>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+        }
+    }
+    // Leftover bits (2 or 4) must be zero, or two texts would decode to the same bytes.
+    if ((acc & ((1u << bits) - 1)) != 0)
+        return std::nullopt;
+    return out;
+}
+
 std::string base64url_encode(std::string_view bytes) {
     static constexpr char alpha[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

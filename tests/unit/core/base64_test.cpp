@@ -76,6 +76,41 @@ TEST(Base64DecodeAnyTest, PaddingAloneDecodesToNothing) {
     EXPECT_EQ(base64_decode_any("=="), "");
 }
 
+TEST(Base64UrlDecodeTest, DecodesRfc4648VectorsWithoutPadding) {
+    EXPECT_EQ(base64url_decode(""), "");
+    EXPECT_EQ(base64url_decode("Zg"), "f");
+    EXPECT_EQ(base64url_decode("Zm8"), "fo");
+    EXPECT_EQ(base64url_decode("Zm9v"), "foo");
+    EXPECT_EQ(base64url_decode("Zm9vYg"), "foob");
+    EXPECT_EQ(base64url_decode("Zm9vYmE"), "fooba");
+    EXPECT_EQ(base64url_decode("Zm9vYmFy"), "foobar");
+    EXPECT_EQ(base64url_decode("-_8"), "\xfb\xff");
+}
+
+TEST(Base64UrlDecodeTest, RejectsTheStandardAlphabetAndPadding) {
+    EXPECT_FALSE(base64url_decode("+/8").has_value());
+    EXPECT_FALSE(base64url_decode("Zm8=").has_value());
+    EXPECT_FALSE(base64url_decode("Zg==").has_value());
+    EXPECT_FALSE(base64url_decode("e30=").has_value());
+}
+
+TEST(Base64UrlDecodeTest, RejectsOtherCharactersAndImpossibleLength) {
+    const std::string_view bad_inputs[] = {
+        "Zm9v!",       "Zm 9v", "Zm9v\n", "Zm.v", std::string_view("Zm\0v", 4),
+        "Zm9\xc3\xa9", "Z",     "Zm9vY"};
+    for (std::string_view bad : bad_inputs) {
+        EXPECT_FALSE(base64url_decode(bad).has_value()) << bad;
+    }
+}
+
+TEST(Base64UrlDecodeTest, RejectsNonZeroLeftoverBits) {
+    // "Zg" is the one encoding of "f"; "Zh".."Zv" carry set bits past the byte.
+    EXPECT_FALSE(base64url_decode("Zh").has_value());
+    EXPECT_FALSE(base64url_decode("Zv").has_value());
+    EXPECT_FALSE(base64url_decode("Zm9").has_value());
+    EXPECT_EQ(base64url_decode("Zm8"), "fo");
+}
+
 TEST(Base64Test, EncodeThenDecodeGivesBackEveryInput) {
     std::mt19937 rng(12345);
     for (std::size_t len = 0; len < 200; ++len) {
@@ -86,6 +121,7 @@ TEST(Base64Test, EncodeThenDecodeGivesBackEveryInput) {
         EXPECT_EQ(encoded.size(), (len * 4 + 2) / 3) << "no padding, length " << len;
         EXPECT_EQ(encoded.find_first_of("+/="), std::string::npos);
         EXPECT_EQ(base64_decode_any(encoded), bytes) << "length " << len;
+        EXPECT_EQ(base64url_decode(encoded), bytes) << "strict, length " << len;
         std::string padded = encoded;
         while (padded.size() % 4 != 0)
             padded.push_back('=');
