@@ -461,6 +461,11 @@ std::chrono::system_clock::time_point to_time_point(double seconds) {
         std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds)));
 }
 
+// Whole seconds for a message. Claims may hold any double (1e300), which no integer holds.
+std::string seconds_text(double seconds) {
+    return std::to_string(static_cast<long long>(std::clamp(seconds, -1e15, 1e15)));
+}
+
 jwt_result check_claims(json::object claims, const jwt_policy& policy,
                         std::chrono::system_clock::time_point now) {
     auto skew = std::clamp(policy.clock_skew, std::chrono::seconds(0), jwt_policy::max_clock_skew);
@@ -479,17 +484,16 @@ jwt_result check_claims(json::object claims, const jwt_policy& policy,
     if (!*exp)
         return fail(jwt_failure::malformed, "token has no exp claim; it is required");
     if (now_s >= **exp + skew_s)
-        return fail(jwt_failure::expired,
-                    "token expired " + std::to_string(static_cast<long long>(now_s - **exp)) +
-                        " s ago; allowed clock skew is " + std::to_string(skew.count()) + " s");
+        return fail(jwt_failure::expired, "token expired " + seconds_text(now_s - **exp) +
+                                              " s ago; allowed clock skew is " +
+                                              std::to_string(skew.count()) + " s");
     if (*nbf && now_s + skew_s < **nbf)
         return fail(jwt_failure::not_yet_valid,
-                    "token is not valid for another " +
-                        std::to_string(static_cast<long long>(**nbf - now_s)) +
+                    "token is not valid for another " + seconds_text(**nbf - now_s) +
                         " s (nbf); allowed clock skew is " + std::to_string(skew.count()) + " s");
     if (*iat && now_s + skew_s < **iat)
         return fail(jwt_failure::not_yet_valid,
-                    "token was issued " + std::to_string(static_cast<long long>(**iat - now_s)) +
+                    "token was issued " + seconds_text(**iat - now_s) +
                         " s in the future (iat); allowed clock skew is " +
                         std::to_string(skew.count()) + " s");
 

@@ -183,6 +183,25 @@ TEST_F(JwtTest, AcceptsFractionalAndFarFutureExp) {
     EXPECT_EQ(r->expires, std::chrono::system_clock::time_point::max());
 }
 
+TEST_F(JwtTest, HugeTimesGiveAnErrorNotAnOverflow) {
+    // Found by fuzz_jwt: the seconds in the message overflowed a long long.
+    auto c = claims();
+    c["nbf"] = 7.7e77;
+    auto r = verify(sign_token(rsa_, "rsa1", c));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, jwt_failure::not_yet_valid);
+    // g++'s -fsanitize=undefined leaves float-cast-overflow out; on x86 the cast gave INT64_MIN.
+    EXPECT_EQ(
+        r.error().message,
+        "token is not valid for another 1000000000000000 s (nbf); allowed clock skew is 60 s");
+    c = claims();
+    c["exp"] = -1e300;
+    EXPECT_EQ(failure_of(sign_token(rsa_, "rsa1", c)), jwt_failure::expired);
+    c = claims();
+    c["iat"] = 1e300;
+    EXPECT_EQ(failure_of(sign_token(rsa_, "rsa1", c)), jwt_failure::not_yet_valid);
+}
+
 TEST_F(JwtTest, RefusesMissingOrNonNumericTimes) {
     auto c = claims();
     c["exp"] = std::to_string(now_s + 3600);
