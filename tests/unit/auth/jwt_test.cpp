@@ -8,8 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace eventcast::auth {
@@ -613,6 +615,30 @@ TEST_F(JwtTest, UnverifiedIssuerPeeksAtIss) {
     EXPECT_EQ(unverified_issuer(sign_token(rsa_, "rsa1", c)), "");
     EXPECT_EQ(unverified_issuer("a.b.c"), "");
     EXPECT_EQ(unverified_issuer(""), "");
+}
+
+TEST_F(JwtTest, ManyThreadsVerifyAgainstOneKeySet) {
+    const auto keys = default_keys();
+    const auto rs = sign_token(rsa_, "rsa1", claims());
+    const auto es = sign_token(ec_, "ec1", claims());
+    const auto forged = sign_token(rsa_other_, "rsa1", claims());
+    std::atomic<int> accepted{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 25; ++i) {
+                for (const auto* token : {&rs, &es, &forged}) {
+                    auto r = verify_jwt(*token, keys, policy(), now);
+                    (r ? accepted : refused)++;
+                }
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(accepted, 4 * 25 * 2);
+    EXPECT_EQ(refused, 4 * 25);
 }
 
 TEST(JwtFailureTest, NamesEveryFailure) {
