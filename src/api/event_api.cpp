@@ -6,33 +6,13 @@
 
 namespace eventcast::api {
 
-event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats)
+event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats,
+                     auth::authorizer& authz)
     : cfg_(cfg),
       broker_(broker),
       stats_(stats),
-      keys_(cfg.api_keys),
+      auth_(authz),
       namespaces_(cfg.namespaces.begin(), cfg.namespaces.end()) {}
-
-events::result<void> event_api::authorize_connect(const events::credentials& creds) const {
-    auto r = keys_.check(creds);
-    if (!r)
-        core::stats::add(stats_.auth_failures);
-    return r;
-}
-
-events::result<void> event_api::authorize(const std::optional<events::credentials>& creds,
-                                          std::string_view operation) const {
-    if (!creds) {
-        core::stats::add(stats_.auth_failures);
-        return events::protocol_error::unauthorized(
-            std::string(operation) +
-            " needs an 'authorization' object with the API key, like {\"x-api-key\":\"...\"}");
-    }
-    auto r = keys_.check(*creds);
-    if (!r)
-        core::stats::add(stats_.auth_failures);
-    return r;
-}
 
 events::result<void> event_api::check_namespace(std::string_view ns) const {
     if (namespaces_.count(std::string(ns)))

@@ -3,7 +3,7 @@
 // WebSocket session and HTTP POST /event call this, so their rules cannot drift apart.
 #pragma once
 
-#include "auth/api_keys.hpp"
+#include "auth/authorizer.hpp"
 #include "core/config.hpp"
 #include "core/stats.hpp"
 #include "events/message.hpp"
@@ -19,19 +19,16 @@ namespace eventcast::api {
 /// thread-safe) and the stats counters.
 class event_api {
 public:
-    event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats);
+    event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats,
+              auth::authorizer& authz);
 
     const core::config& config() const noexcept { return cfg_; }
     pubsub::broker& broker() noexcept { return broker_; }
     core::stats& stats() noexcept { return stats_; }
 
-    /// Connect: credentials from the header- subprotocol or the upgrade request headers.
-    events::result<void> authorize_connect(const events::credentials& creds) const;
-
-    /// Subscribe or publish: the message's `authorization` object (HTTP: the request headers).
-    /// A missing object is refused (spec §9.7). `operation` names it in the message.
-    events::result<void> authorize(const std::optional<events::credentials>& creds,
-                                   std::string_view operation) const;
+    /// Who may do what (spec §9). Callers count refusals with count_refusal().
+    auth::authorizer& auth() noexcept { return auth_; }
+    void count_refusal() noexcept { core::stats::add(stats_.auth_failures); }
 
     /// An undefined namespace is UnauthorizedException, as AWS answers (spec §7.2).
     events::result<void> check_namespace(std::string_view ns) const;
@@ -45,7 +42,7 @@ private:
     const core::config& cfg_;
     pubsub::broker& broker_;
     core::stats& stats_;
-    auth::api_key_store keys_;
+    auth::authorizer& auth_;
     std::unordered_set<std::string> namespaces_;
 };
 

@@ -2,6 +2,7 @@
 // until SIGTERM/SIGINT.
 #include "api/event_api.hpp"
 #include "app/chat_client.hpp"
+#include "auth/authorizer.hpp"
 #include "chat/chat_service.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
@@ -24,6 +25,33 @@
 #include <vector>
 
 namespace {
+
+// True when some operation may use API_KEY, so a key must exist (one is generated if none).
+bool uses_api_keys(const eventcast::core::auth_config& a) {
+    auto has = [](const std::vector<std::string>& modes) {
+        for (const auto& m : modes)
+            if (eventcast::auth::parse_mode(m) == eventcast::auth::mode::api_key)
+                return true;
+        return false;
+    };
+    if (has(a.connect_modes) || has(a.publish_modes) || has(a.subscribe_modes) || has(a.chat_modes))
+        return true;
+    for (const auto& rule : a.namespace_rules)
+        if (auto eq = rule.find('='); eq != std::string::npos) {
+            std::vector<std::string> names;
+            std::string rest = rule.substr(eq + 1);
+            for (std::size_t start = 0; start <= rest.size();) {
+                const auto bar = rest.find('|', start);
+                names.push_back(rest.substr(start, bar - start));
+                if (bar == std::string::npos)
+                    break;
+                start = bar + 1;
+            }
+            if (has(names))
+                return true;
+        }
+    return false;
+}
 
 constexpr const char* usage =
     "usage: eventcast serve [options]   run the server (eventcast serve --help for options)\n"
@@ -48,7 +76,7 @@ int serve(int argc, const char* const* argv) {
     log::parse_level(cfg.log_level, level);
     log::init(level, cfg.log_json);
 
-    if (cfg.api_keys.empty()) {
+    if (cfg.api_keys.empty() && uses_api_keys(cfg.auth)) {
         cfg.api_keys.push_back({"ec-" + core::random_secret_hex(16), std::nullopt});
         cfg.api_key_generated = true;
     }
@@ -58,9 +86,15 @@ int serve(int argc, const char* const* argv) {
         net::make_tls(cfg, tls);
         pubsub::broker broker;
         core::stats stats;
-        api::event_api api(cfg, broker, stats);
-
+        // The outbound HTTP thread: model providers, and the Lambda authorizer webhook.
         llm::transport transport;
+        auto authz = auth::authorizer::create(cfg, &transport);
+        if (!authz) {
+            for (const auto& p : authz.error())
+                std::cerr << "eventcast: " << p << "\n";
+            return 2;
+        }
+        api::event_api api(cfg, broker, stats, **authz);
         std::map<std::string, std::unique_ptr<llm::provider>> providers;
         providers["demo"] = std::make_unique<llm::demo_provider>(transport, cfg.chat.demo_pace,
                                                                  cfg.chat.demo_words_per_chunk);

@@ -28,7 +28,8 @@ http_answer error_answer(unsigned status, std::string type, std::string message)
 }  // namespace
 
 boost::system::result<chat_request, http_answer> parse_chat_request(std::string_view body,
-                                                                    const core::chat_config& cfg) {
+                                                                    const core::chat_config& cfg,
+                                                                    std::string_view token_user) {
     auto bad = [](std::string msg) {
         return error_answer(400, "BadRequestException", std::move(msg));
     };
@@ -45,10 +46,20 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
                    R"(; expected {"userId":"alice","prompt":"Hello"})");
     chat_request r;
     const auto* user = o->if_contains("userId");
-    if (!user || !user->is_string())
+    if (!token_user.empty()) {
+        // Authenticated by token: the identity is the user; a body naming someone else is a
+        // mistake or an attempt to write into another user's channel, so say so.
+        if (user && !(user->is_string() && user->as_string() == token_user))
+            return error_answer(403, "UnauthorizedException",
+                                "'userId' must be the caller's own identity '" +
+                                    std::string(token_user.substr(0, 60)) +
+                                    "' (taken from the token); leave it out");
+        r.user_id = std::string(token_user);
+    } else if (!user || !user->is_string())
         return bad(std::string("'userId' is ") + (user ? core::json_kind_name(*user) : "missing") +
                    "; expected a string that is a channel segment (1..50 of A-Z a-z 0-9 -)");
-    r.user_id = std::string(user->as_string());
+    else
+        r.user_id = std::string(user->as_string());
     if (!events::valid_segment(r.user_id))
         return bad("'userId' '" + r.user_id.substr(0, 60) +
                    "' is not a channel segment: it becomes /" + cfg.chat_namespace +
@@ -424,8 +435,8 @@ chat_service::~chat_service() {
         stream->abandon();
 }
 
-void chat_service::start(std::string_view body, responder respond) {
-    auto parsed = parse_chat_request(body, cfg_.chat);
+void chat_service::start(std::string_view body, responder respond, std::string_view token_user) {
+    auto parsed = parse_chat_request(body, cfg_.chat, token_user);
     if (!parsed)
         return respond(parsed.error());
     auto& req = *parsed;
@@ -497,8 +508,10 @@ std::shared_ptr<chat_stream> chat_service::find(std::string_view stream_id) cons
     return it == streams_.end() ? nullptr : it->second;
 }
 
-http_answer chat_service::status(std::string_view stream_id) {
+http_answer chat_service::status(std::string_view stream_id, std::string_view token_user) {
     auto s = find(stream_id);
+    if (s && !token_user.empty() && s->user() != token_user)
+        s.reset();  // another user's stream: answer as if it did not exist
     if (!s)
         return error_answer(404, "NotFoundException",
                             "no stream '" + std::string(stream_id.substr(0, 40)) +
@@ -506,8 +519,10 @@ http_answer chat_service::status(std::string_view stream_id) {
     return {200, json::serialize(s->status_json()), {}};
 }
 
-http_answer chat_service::cancel(std::string_view stream_id) {
+http_answer chat_service::cancel(std::string_view stream_id, std::string_view token_user) {
     auto s = find(stream_id);
+    if (s && !token_user.empty() && s->user() != token_user)
+        s.reset();
     if (!s)
         return error_answer(404, "NotFoundException",
                             "no stream '" + std::string(stream_id.substr(0, 40)) + "'");

@@ -32,10 +32,12 @@ struct chat_request {
     llm::completion_request completion;  // messages end with the user's prompt
 };
 
-/// Validates a POST /chat body (untrusted). The error is the 400/413 answer, saying which field
-/// was wrong and what is allowed. Fuzzed by tests/fuzz/fuzz_chat_request.cpp.
-boost::system::result<chat_request, http_answer> parse_chat_request(std::string_view body,
-                                                                    const core::chat_config& cfg);
+/// Validates a POST /chat body (untrusted). The error is the 400/403/413 answer, saying which
+/// field was wrong and what is allowed. `token_user` non-empty: the caller's identity from a
+/// token, which is the userId (a body userId must equal it). Fuzzed by
+/// tests/fuzz/fuzz_chat_request.cpp.
+boost::system::result<chat_request, http_answer> parse_chat_request(
+    std::string_view body, const core::chat_config& cfg, std::string_view token_user = {});
 
 class chat_stream;
 
@@ -53,12 +55,14 @@ public:
     /// Validates a POST /chat body and starts the stream. `respond` is called exactly once, from
     /// any thread: at once on bad input or a limit, when the provider accepts (or refuses), or
     /// at the end when the body asks for "wait": true.
-    void start(std::string_view body, responder respond);
+    /// `token_user`: the caller's identity when authenticated by token (see parse_chat_request).
+    void start(std::string_view body, responder respond, std::string_view token_user = {});
 
-    /// GET /chat/<streamId>: status and the text so far.
-    http_answer status(std::string_view stream_id);
-    /// POST /chat/<streamId>/cancel.
-    http_answer cancel(std::string_view stream_id);
+    /// GET /chat/<streamId>: status and the text so far. With `token_user`, another user's
+    /// stream is answered 404 as if it did not exist.
+    http_answer status(std::string_view stream_id, std::string_view token_user = {});
+    /// POST /chat/<streamId>/cancel, with the same rule.
+    http_answer cancel(std::string_view stream_id, std::string_view token_user = {});
 
     std::size_t active_streams() const;
     const std::string& default_provider() const noexcept { return default_provider_; }

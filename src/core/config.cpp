@@ -274,6 +274,123 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         ->envname(env("OPENAI_MAX_TOKENS_FIELD"))
         ->capture_default_str();
 
+    // Authorization (spec §9): modes per operation, providers, per-user namespaces, rate limits.
+    auto& au = cfg.auth;
+    std::int64_t jwt_skew_s = au.jwt_clock_skew.count();
+    std::int64_t jwks_refresh_s = au.jwks_min_refresh.count();
+    std::int64_t iam_skew_s = au.iam_clock_skew.count();
+    std::int64_t lambda_timeout_ms = au.lambda_timeout.count();
+    std::int64_t lambda_ttl_s = au.lambda_ttl.count();
+    const char* modes_help =
+        " (API_KEY, AWS_IAM, AMAZON_COGNITO_USER_POOLS, OPENID_CONNECT, AWS_LAMBDA; "
+        "comma-separated)";
+    app.add_option("--auth-connect", au.connect_modes,
+                   std::string("modes allowed to open a WebSocket") + modes_help)
+        ->envname(env("AUTH_CONNECT"))
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--auth-publish", au.publish_modes,
+                   std::string("default modes for HTTP and WebSocket publish") + modes_help)
+        ->envname(env("AUTH_PUBLISH"))
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--auth-subscribe", au.subscribe_modes,
+                   std::string("default modes for subscribe") + modes_help)
+        ->envname(env("AUTH_SUBSCRIBE"))
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--auth-chat", au.chat_modes,
+                   std::string("modes for POST /chat and its routes (default: the publish "
+                               "modes)") +
+                       modes_help)
+        ->envname(env("AUTH_CHAT"))
+        ->delimiter(',');
+    app.add_option("--namespace-auth", au.namespace_rules,
+                   "per-namespace override NS:publish=MODE|MODE or NS:subscribe=MODE|MODE; "
+                   "repeatable")
+        ->envname(env("NAMESPACE_AUTH"))
+        ->delimiter(',');
+    app.add_option("--user-namespace", au.user_namespaces,
+                   "namespace whose first channel segment must be the caller's identity "
+                   "(/<ns>/<identity>/...); repeatable")
+        ->envname(env("USER_NAMESPACE"))
+        ->delimiter(',');
+    app.add_option("--user-claim", au.user_claim, "token claim that is the caller's identity")
+        ->envname(env("USER_CLAIM"))
+        ->capture_default_str();
+    app.add_option("--oidc-issuer", au.oidc_issuer, "OPENID_CONNECT: the tokens' iss")
+        ->envname(env("OIDC_ISSUER"));
+    app.add_option("--oidc-client-id", au.oidc_client_ids,
+                   "OPENID_CONNECT: accepted aud/client_id; repeatable (none: not checked)")
+        ->envname(env("OIDC_CLIENT_ID"))
+        ->delimiter(',');
+    app.add_option("--oidc-jwks", au.oidc_jwks,
+                   "OPENID_CONNECT: JWKS file or https:// URL (default: "
+                   "<issuer>/.well-known/jwks.json)")
+        ->envname(env("OIDC_JWKS"));
+    app.add_option("--cognito-user-pool-id", au.cognito_user_pool_id,
+                   "AMAZON_COGNITO_USER_POOLS: pool id, e.g. us-east-1_AbCdEf123")
+        ->envname(env("COGNITO_USER_POOL_ID"));
+    app.add_option("--cognito-region", au.cognito_region,
+                   "AMAZON_COGNITO_USER_POOLS: region (default: the pool id's prefix)")
+        ->envname(env("COGNITO_REGION"));
+    app.add_option("--cognito-client-id", au.cognito_client_ids,
+                   "AMAZON_COGNITO_USER_POOLS: app client ids; repeatable (none: not checked)")
+        ->envname(env("COGNITO_CLIENT_ID"))
+        ->delimiter(',');
+    app.add_option("--cognito-jwks", au.cognito_jwks,
+                   "AMAZON_COGNITO_USER_POOLS: JWKS file or URL (default: "
+                   "<issuer>/.well-known/jwks.json)")
+        ->envname(env("COGNITO_JWKS"));
+    app.add_option("--cognito-issuer", au.cognito_issuer,
+                   "AMAZON_COGNITO_USER_POOLS: issuer (default: "
+                   "https://cognito-idp.<region>.amazonaws.com/<pool>; set it for emulators)")
+        ->envname(env("COGNITO_ISSUER"));
+    app.add_option("--jwks-ca-file", au.jwks_ca_file, "CA bundle for JWKS URLs")
+        ->envname(env("JWKS_CA_FILE"));
+    app.add_option("--jwt-clock-skew-s", jwt_skew_s, "tolerance on exp/nbf (at most 300)")
+        ->envname(env("JWT_CLOCK_SKEW_S"))
+        ->capture_default_str()
+        ->check(CLI::Range(0, 300));
+    app.add_option("--jwks-min-refresh-s", jwks_refresh_s,
+                   "a token with an unknown kid refetches the JWKS at most this often")
+        ->envname(env("JWKS_MIN_REFRESH_S"))
+        ->capture_default_str()
+        ->check(CLI::Range(1, 3600));
+    app.add_option("--iam-keys-file", au.iam_keys_file,
+                   "AWS_IAM: file of lines 'ACCESS_KEY_ID SECRET_ACCESS_KEY [principal]'")
+        ->envname(env("IAM_KEYS_FILE"));
+    app.add_option("--iam-region", au.iam_region,
+                   "AWS_IAM: the only region accepted in signatures (default: any)")
+        ->envname(env("IAM_REGION"));
+    app.add_option("--iam-clock-skew-s", iam_skew_s, "AWS_IAM: tolerance on x-amz-date")
+        ->envname(env("IAM_CLOCK_SKEW_S"))
+        ->capture_default_str()
+        ->check(CLI::Range(1, 900));
+    app.add_option("--lambda-authorizer-url", au.lambda_url,
+                   "AWS_LAMBDA: webhook that receives the Lambda authorizer request")
+        ->envname(env("LAMBDA_AUTHORIZER_URL"));
+    app.add_option("--lambda-authorizer-timeout-ms", lambda_timeout_ms,
+                   "AWS_LAMBDA: webhook deadline; past it the request is refused")
+        ->envname(env("LAMBDA_AUTHORIZER_TIMEOUT_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--lambda-authorizer-ttl-s", lambda_ttl_s,
+                   "AWS_LAMBDA: cache time of an answer without ttlOverride (0: no cache)")
+        ->envname(env("LAMBDA_AUTHORIZER_TTL_S"))
+        ->capture_default_str()
+        ->check(CLI::Range(0, 3600));
+    app.add_option("--max-connections-per-ip", au.max_connections_per_ip,
+                   "WebSocket connections per source address (0: no limit)")
+        ->envname(env("MAX_CONNECTIONS_PER_IP"))
+        ->capture_default_str();
+    app.add_option("--max-ops-per-second", au.max_ops_per_second,
+                   "subscribe/unsubscribe/publish per WebSocket connection per second, burst of "
+                   "the same size (0: no limit)")
+        ->envname(env("MAX_OPS_PER_SECOND"))
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+
     const auto args = with_environment(app, argc, argv);
     std::vector<const char*> arg_ptrs;
     for (const auto& a : args)
@@ -314,6 +431,11 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     c.connect_timeout = std::chrono::milliseconds(connect_ms);
     c.idle_timeout = std::chrono::milliseconds(idle_ms);
     c.demo_pace = std::chrono::milliseconds(pace_ms);
+    au.jwt_clock_skew = std::chrono::seconds(jwt_skew_s);
+    au.jwks_min_refresh = std::chrono::seconds(jwks_refresh_s);
+    au.iam_clock_skew = std::chrono::seconds(iam_skew_s);
+    au.lambda_timeout = std::chrono::milliseconds(lambda_timeout_ms);
+    au.lambda_ttl = std::chrono::seconds(lambda_ttl_s);
     // Secrets come from the environment only, so they never sit in a file or a process list.
     if (const char* key = std::getenv("EVENTCAST_OPENAI_API_KEY"))
         c.openai_api_key = key;

@@ -61,6 +61,45 @@ struct chat_config {
     std::string openai_max_tokens_field = "max_tokens";  // OpenAI proper: max_completion_tokens
 };
 
+/// Who may connect, subscribe, publish and chat (spec/appsync-events.md §9; README "Auth").
+/// Mode names are AWS's (API_KEY, AWS_IAM, AMAZON_COGNITO_USER_POOLS, OPENID_CONNECT,
+/// AWS_LAMBDA) or Amplify's (apiKey, iam, userPool, oidc, lambda); src/auth parses them.
+struct auth_config {
+    std::vector<std::string> connect_modes{"API_KEY"};
+    std::vector<std::string> publish_modes{"API_KEY"};  // HTTP and WebSocket publish
+    std::vector<std::string> subscribe_modes{"API_KEY"};
+    std::vector<std::string> chat_modes;  // POST /chat and its routes; empty: the publish modes
+    /// Per-namespace overrides, "NS:publish=MODE|MODE" or "NS:subscribe=MODE|MODE".
+    std::vector<std::string> namespace_rules;
+    /// Namespaces whose first channel segment is the caller's identity: /<ns>/<identity>/...
+    std::vector<std::string> user_namespaces;
+    std::string user_claim = "sub";  // which token claim is the identity (sub, username, ...)
+    // OPENID_CONNECT
+    std::string oidc_issuer;
+    std::vector<std::string> oidc_client_ids;  // aud or client_id; empty: not checked
+    std::string oidc_jwks;  // file or https:// URL; empty: <issuer>/.well-known/jwks.json
+    // AMAZON_COGNITO_USER_POOLS
+    std::string cognito_user_pool_id;  // us-east-1_AbCdEf
+    std::string cognito_region;        // empty: the pool id's prefix
+    std::vector<std::string> cognito_client_ids;
+    std::string cognito_jwks;    // empty: <issuer>/.well-known/jwks.json
+    std::string cognito_issuer;  // empty: https://cognito-idp.<region>.amazonaws.com/<pool>
+    std::string jwks_ca_file;    // CA bundle for JWKS URLs; empty: the system's
+    std::chrono::seconds jwt_clock_skew{60};
+    std::chrono::seconds jwks_min_refresh{30};  // unknown kids refetch at most this often
+    // AWS_IAM
+    std::string iam_keys_file;  // lines "ACCESS_KEY_ID SECRET_ACCESS_KEY [principal]"
+    std::string iam_region;     // empty: any region in the credential scope
+    std::chrono::seconds iam_clock_skew{300};
+    // AWS_LAMBDA (an HTTP webhook with the Lambda authorizer's request and response)
+    std::string lambda_url;
+    std::chrono::milliseconds lambda_timeout{5000};
+    std::chrono::seconds lambda_ttl{300};  // cache time when the answer has no ttlOverride
+    // rate limits (0: none)
+    std::size_t max_connections_per_ip = 0;
+    double max_ops_per_second = 0;  // per WebSocket connection: subscribe/unsubscribe/publish
+};
+
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
@@ -77,6 +116,7 @@ struct config {
     std::vector<std::string> cors_origins{"*"};
     limits lim;
     chat_config chat;
+    auth_config auth;
 };
 
 /// Parses the command line of `eventcast serve`: argv[0] is "serve" (main passes argv + 1), the

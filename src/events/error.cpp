@@ -15,6 +15,7 @@ const char* protocol_error::ws_error_type() const noexcept {
         case error_kind::duplicate_id: return "DuplicatedOperationError";
         case error_kind::unknown_operation: return "UnknownOperationError";
         case error_kind::unsupported: return "UnsupportedOperation";
+        case error_kind::limit_exceeded: return "LimitExceededError";
     }
     return "InvalidInputError";
 }
@@ -22,12 +23,17 @@ const char* protocol_error::ws_error_type() const noexcept {
 const char* protocol_error::http_error_type() const noexcept {
     switch (kind) {
         case error_kind::unauthorized: return "UnauthorizedException";
+        case error_kind::limit_exceeded: return "LimitExceededException";
         default: return "BadRequestException";
     }
 }
 
 unsigned protocol_error::http_status() const noexcept {
-    return kind == error_kind::unauthorized ? 401 : 400;
+    switch (kind) {
+        case error_kind::unauthorized: return 401;
+        case error_kind::limit_exceeded: return 429;
+        default: return 400;
+    }
 }
 
 void throw_exception_from_error(const protocol_error& e, const boost::source_location&) {

@@ -16,6 +16,7 @@ enum class error_kind {
     duplicate_id,       // subscribe with an id that is live on this connection
     unknown_operation,  // unsubscribe of an id that is not live
     unsupported,        // unknown message type or binary frame
+    limit_exceeded,     // a rate limit (WS LimitExceededError, HTTP 429)
 };
 
 struct protocol_error {

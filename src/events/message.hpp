@@ -28,6 +28,10 @@ public:
     /// The value of the first entry named `lower_name` (which must be lower case), or null.
     const std::string* find(std::string_view lower_name) const noexcept;
     bool empty() const noexcept { return entries_.empty(); }
+    /// Every entry in order, names lower-cased.
+    const std::vector<std::pair<std::string, std::string>>& entries() const noexcept {
+        return entries_;
+    }
 
 private:
     std::vector<std::pair<std::string, std::string>> entries_;

@@ -1,5 +1,5 @@
-// HTTP routes. Validation order for POST /event: auth, then body shape, then namespace, so an
-// unauthenticated caller learns nothing about the server's namespaces.
+// HTTP routes. POST /event and the chat routes are authorized first (possibly asynchronously),
+// so an unauthenticated caller learns nothing about body rules or the server's namespaces.
 #include "net/http_routes.hpp"
 
 #include "chat/chat_service.hpp"
@@ -61,31 +61,96 @@ http_response protocol_error_response(const events::protocol_error& e, const htt
                       req.keep_alive(), cfg, req[http::field::origin]);
 }
 
-http_response publish(const http_request& req, server_context& ctx) {
-    auto creds = request_credentials(req);
-    if (auto r = ctx.api.authorize(creds, "publish"); !r)
-        return protocol_error_response(r.error(), req, ctx.cfg, &ctx.api.stats());
-    const auto content_type = req[http::field::content_type];
-    if (!content_type.empty() && content_type.substr(0, 16) != "application/json")
-        return http_error(415, "BadRequestException",
-                          "content-type '" + std::string(content_type.substr(0, 60)) +
-                              "' is not supported; send application/json",
-                          req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
-    auto body = events::parse_http_publish(req.body(), ctx.cfg.lim);
-    if (!body)
-        return protocol_error_response(body.error(), req, ctx.cfg, &ctx.api.stats());
-    if (auto r = ctx.api.check_namespace(body->channel.namespace_name()); !r)
-        return protocol_error_response(r.error(), req, ctx.cfg, &ctx.api.stats());
-    auto outcome = ctx.api.publish(body->channel, body->events);
-    std::string out = R"({"failed":[],"successful":[)";
-    for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
-        if (i)
-            out += ',';
-        out += R"({"identifier":")" + outcome.identifiers[i] + R"(","index":)" + std::to_string(i) +
-               '}';
+// Where an answer goes once an asynchronous authorization is in: what the response needs from
+// the request, copied, since the request may be gone by then.
+struct reply_to {
+    unsigned version;
+    bool keep_alive;
+    std::string origin;
+};
+
+http_response error_to(const events::protocol_error& e, const reply_to& to, const core::config& cfg,
+                       core::stats* stats) {
+    if (stats) {
+        core::stats::add(stats->protocol_errors);
+        core::stats::add(stats->errors_by_kind[static_cast<std::size_t>(e.kind)]);
     }
-    out += "]}";
-    return json_response(200, std::move(out), req, ctx.cfg);
+    return http_error(e.http_status(), e.http_error_type(), e.message, to.version, to.keep_alive,
+                      cfg, to.origin);
+}
+
+// Authorizes, then calls `then` with the decision: at once, or later from another thread when
+// the decision needs I/O (JWKS refresh, Lambda webhook).
+void authorize_then(server_context& ctx, const auth::auth_request& r,
+                    std::function<void(auth::auth_result)> then) {
+    if (auto res = ctx.api.auth().try_authorize(r))
+        return then(std::move(*res));
+    ctx.api.auth().authorize_async(r, std::move(then));
+}
+
+// POST /event. Order: body shape (needed to know the namespace, whose modes apply), then
+// authorization, then the errors of the body, then the namespace, so an unauthenticated caller
+// learns nothing about the body rules or the server's namespaces.
+void publish(const http_request& req, server_context& ctx, http_responder& respond) {
+    reply_to to{req.version(), req.keep_alive(), std::string(req[http::field::origin])};
+    const auto target = std::string_view(req.target().data(), req.target().size());
+    const auto q = target.find('?');
+    const auth::http_view view{
+        std::string_view(req.method_string().data(), req.method_string().size()),
+        target.substr(0, q),
+        q == std::string_view::npos ? std::string_view{} : target.substr(q + 1), req.body()};
+    const auto content_type = req[http::field::content_type];
+    const bool json_type = content_type.empty() || content_type.substr(0, 16) == "application/json";
+    auto body = std::make_shared<events::result<events::http_publish>>(
+        events::parse_http_publish(req.body(), ctx.cfg.lim));
+    const auto creds = request_credentials(req);
+    auth::auth_request r;
+    r.op = auth::operation::publish;
+    r.creds = &creds;
+    r.http = &view;
+    if (*body) {
+        r.ns = (*body)->channel.namespace_name();
+        r.raw_channel = (*body)->channel.str();
+        r.path = &(*body)->channel;
+    }
+    authorize_then(
+        ctx, r,
+        [&ctx, to = std::move(to), body, json_type,
+         content_type = std::string(content_type.substr(0, 60)),
+         respond = std::move(respond)](auth::auth_result a) {
+            auto* stats = &ctx.api.stats();
+            if (!a) {
+                ctx.api.count_refusal();
+                return respond(error_to(a.error(), to, ctx.cfg, stats));
+            }
+            if (!json_type)
+                return respond(http_error(
+                    415, "BadRequestException",
+                    "content-type '" + content_type + "' is not supported; send application/json",
+                    to.version, to.keep_alive, ctx.cfg, to.origin));
+            if (!*body)
+                return respond(error_to(body->error(), to, ctx.cfg, stats));
+            if (auto ns = ctx.api.check_namespace((*body)->channel.namespace_name()); !ns)
+                return respond(error_to(ns.error(), to, ctx.cfg, stats));
+            auto outcome = ctx.api.publish((*body)->channel, (*body)->events);
+            std::string out = R"({"failed":[],"successful":[)";
+            for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
+                if (i)
+                    out += ',';
+                out += R"({"identifier":")" + outcome.identifiers[i] + R"(","index":)" +
+                       std::to_string(i) + '}';
+            }
+            out += "]}";
+            http_response res{http::status::ok, to.version};
+            res.set(http::field::server, "eventcast");
+            res.set(http::field::content_type, "application/json");
+            res.set(http::field::cache_control, "no-store");
+            add_cors(res, ctx.cfg, to.origin);
+            res.keep_alive(to.keep_alive);
+            res.body() = std::move(out);
+            res.prepare_payload();
+            respond(std::move(res));
+        });
 }
 
 // Prometheus text format (version 0.0.4). Counters end in _total; no label has user input.
@@ -120,11 +185,24 @@ std::string render_metrics(server_context& ctx) {
     metric("eventcast_auth_failures_total", "counter", "Refused credentials.",
            st.auth_failures.load());
     out +=
+        "# HELP eventcast_rate_limited_total Refusals by rate limit.\n"
+        "# TYPE eventcast_rate_limited_total counter\n"
+        "eventcast_rate_limited_total{limit=\"connections_per_ip\"} " +
+        std::to_string(st.rate_limited_connections.load()) +
+        "\n"
+        "eventcast_rate_limited_total{limit=\"ops_per_second\"} " +
+        std::to_string(st.rate_limited_operations.load()) + "\n";
+    const auto ac = ctx.api.auth().counters();
+    metric("eventcast_jwks_refreshes_total", "counter",
+           "JWKS refetches asked for by tokens with an unknown kid.", ac.jwks_refreshes);
+    metric("eventcast_lambda_authorizer_calls_total", "counter",
+           "Calls to the Lambda authorizer webhook (cache misses).", ac.lambda_calls);
+    out +=
         "# HELP eventcast_errors_total Error replies by errorType.\n"
         "# TYPE eventcast_errors_total counter\n";
     using k = events::error_kind;
     for (auto kind : {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions,
-                      k::duplicate_id, k::unknown_operation, k::unsupported}) {
+                      k::duplicate_id, k::unknown_operation, k::unsupported, k::limit_exceeded}) {
         events::protocol_error e{kind, {}};
         out += std::string("eventcast_errors_total{errorType=\"") + e.ws_error_type() + "\"} " +
                std::to_string(st.errors_by_kind[static_cast<std::size_t>(kind)].load()) + "\n";
@@ -255,15 +333,49 @@ http_response answer_to_response(const chat::http_answer& a, unsigned version, b
     return res;
 }
 
-// POST /chat, GET /chat/<id>, POST /chat/<id>/cancel. Same API-key auth as POST /event.
+void chat_authorized(const http_request& req, std::string_view path, server_context& ctx,
+                     http_responder& respond, const std::string& user);
+
+void chat_authorized(const http_request& req, std::string_view path, server_context& ctx,
+                     http_responder& respond, const std::string& user);
+
+// POST /chat, GET /chat/<id>, POST /chat/<id>/cancel, authorized with --auth-chat's modes.
 void chat_route(const http_request& req, std::string_view path, server_context& ctx,
                 http_responder& respond) {
     const auto origin = req[http::field::origin];
     if (!ctx.chat)
         return respond(http_error(404, "NotFoundException", "chat is not enabled on this server",
                                   req.version(), req.keep_alive(), ctx.cfg, origin));
-    if (auto r = ctx.api.authorize(request_credentials(req), "chat"); !r)
-        return respond(protocol_error_response(r.error(), req, ctx.cfg));
+    const auto target = std::string_view(req.target().data(), req.target().size());
+    const auto q = target.find('?');
+    const auth::http_view view{
+        std::string_view(req.method_string().data(), req.method_string().size()),
+        target.substr(0, q),
+        q == std::string_view::npos ? std::string_view{} : target.substr(q + 1), req.body()};
+    const auto creds = request_credentials(req);
+    auth::auth_request r;
+    r.op = auth::operation::chat;
+    r.creds = &creds;
+    r.ns = ctx.cfg.chat.chat_namespace;
+    r.http = &view;
+    // The continuation owns what it needs: the request may be gone when it runs.
+    auto owned = std::make_shared<http_request>(req);
+    authorize_then(ctx, r,
+                   [&ctx, owned, path = std::string(path),
+                    respond = std::move(respond)](auth::auth_result a) mutable {
+                       if (!a) {
+                           ctx.api.count_refusal();
+                           return respond(protocol_error_response(a.error(), *owned, ctx.cfg));
+                       }
+                       chat_authorized(*owned, path, ctx, respond, a->user);
+                   });
+}
+
+// The chat routes once the caller is authorized. `user`: the caller's identity (a token's claim
+// or an IAM principal), which is then the userId; empty for API keys and Lambda answers.
+void chat_authorized(const http_request& req, std::string_view path, server_context& ctx,
+                     http_responder& respond, const std::string& user) {
+    const auto origin = req[http::field::origin];
     const auto version = req.version();
     const bool keep_alive = req.keep_alive();
     if (path == "/chat") {
@@ -276,10 +388,13 @@ void chat_route(const http_request& req, std::string_view path, server_context& 
                                       "content-type is not supported; send application/json",
                                       version, keep_alive, ctx.cfg, origin));
         const core::config& cfg = ctx.cfg;
-        ctx.chat->start(req.body(), [respond = std::move(respond), version, keep_alive, &cfg,
-                                     origin = std::string(origin)](chat::http_answer a) {
-            respond(answer_to_response(a, version, keep_alive, cfg, origin));
-        });
+        ctx.chat->start(
+            req.body(),
+            [respond = std::move(respond), version, keep_alive, &cfg,
+             origin = std::string(origin)](chat::http_answer a) {
+                respond(answer_to_response(a, version, keep_alive, cfg, origin));
+            },
+            user);
         return;
     }
     auto rest = path.substr(6);  // after "/chat/"
@@ -288,10 +403,10 @@ void chat_route(const http_request& req, std::string_view path, server_context& 
     const auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
     if (action.empty() && req.method() == http::verb::get)
         return respond(
-            answer_to_response(ctx.chat->status(id), version, keep_alive, ctx.cfg, origin));
+            answer_to_response(ctx.chat->status(id, user), version, keep_alive, ctx.cfg, origin));
     if (action == "/cancel" && req.method() == http::verb::post)
         return respond(
-            answer_to_response(ctx.chat->cancel(id), version, keep_alive, ctx.cfg, origin));
+            answer_to_response(ctx.chat->cancel(id, user), version, keep_alive, ctx.cfg, origin));
     respond(
         http_error(404, "NotFoundException",
                    "chat routes: POST /chat, GET /chat/<streamId>, POST /chat/<streamId>/cancel",
@@ -304,8 +419,6 @@ http_response route(const http_request& req, server_context& ctx) {
     if (verb == http::verb::options)
         return preflight(req, ctx.cfg);
     if (path == "/event") {
-        if (verb == http::verb::post)
-            return publish(req, ctx);
         return http_error(405, "BadRequestException", "/event accepts POST only (publish)",
                           req.version(), req.keep_alive(), ctx.cfg, req[http::field::origin]);
     }
@@ -352,6 +465,8 @@ void handle_http(const http_request& req, server_context& ctx, http_responder re
     const auto path = path_of(target);
     if (req.method() != http::verb::options && (path == "/chat" || path.substr(0, 6) == "/chat/"))
         return chat_route(req, path, ctx, respond);
+    if (req.method() == http::verb::post && path == "/event")
+        return publish(req, ctx, respond);
     respond(route(req, ctx));
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/event_api.hpp"
+#include "auth/rate_limit.hpp"
 
 namespace eventcast::chat {
 class chat_service;
@@ -83,6 +84,7 @@ struct server_context {
     boost::asio::ssl::context& ssl;
     session_registry& registry;
     std::atomic<bool> stopping{false};
+    auth::connection_counter per_ip;  // --max-connections-per-ip
 };
 
 }  // namespace eventcast::net

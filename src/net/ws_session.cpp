@@ -113,10 +113,13 @@ public:
           ctx_(ctx),
           lim_(ctx.cfg.lim),
           auth_(std::move(auth)),
-          deadline_(std::chrono::steady_clock::now() + ctx.cfg.lim.connection_lifetime) {}
+          deadline_(std::chrono::steady_clock::now() + ctx.cfg.lim.connection_lifetime),
+          ops_(ctx.cfg.auth.max_ops_per_second, ctx.cfg.auth.max_ops_per_second) {}
 
     ~ws_session() override {
         ctx_.registry.remove(registry_id_);
+        if (counted_ip_)
+            ctx_.per_ip.remove(peer_address_);
         if (accepted_)
             ctx_.api.stats().connections_open.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -133,6 +136,26 @@ public:
             closing_ = true;
             close_after_write_ = true;
             return;
+        }
+        if (ctx_.per_ip.limit() != 0) {
+            beast::error_code ec;
+            const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+            peer_address_ = ec ? std::string("?") : ep.address().to_string();
+            if (!ctx_.per_ip.try_add(peer_address_)) {
+                core::stats::add(ctx_.api.stats().rate_limited_connections);
+                log::info("net [w{}] refused: {} has {} connections (--max-connections-per-ip)",
+                          registry_id_, peer_address_, ctx_.per_ip.limit());
+                send_raw(
+                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                    "x-amzn-ErrorType: LimitExceededException\r\nContent-Length: 115\r\n"
+                    "Connection: close\r\n\r\n"
+                    R"({"errors":[{"errorType":"LimitExceededException","message":"too many )"
+                    R"(connections from this address"}]})");
+                closing_ = true;
+                close_after_write_ = true;
+                return;
+            }
+            counted_ip_ = true;
         }
         websocket::detail::sec_ws_accept_type accept;
         websocket::detail::make_sec_ws_accept(accept, key);
@@ -190,14 +213,50 @@ private:
             log::info("net [w{}] connect refused: {}", registry_id_, auth_.error->message);
             send_control(events::connection_error(*auth_.error));
             close_with(websocket::close_code::normal, "connection refused", false);
-        } else if (auto r = ctx_.api.authorize_connect(auth_.creds); !r) {
+        } else {
+            auth::auth_request r;
+            r.op = auth::operation::connect;
+            r.creds = &auth_.creds;
+            if (auto decided = ctx_.api.auth().try_authorize(r)) {
+                on_connect_decided(*decided);
+            } else {
+                // The decision needs I/O (JWKS refresh, Lambda webhook): read nothing until it
+                // is in, so no message is handled on an unauthorized connection.
+                paused_ = true;
+                ctx_.api.auth().authorize_async(
+                    r, [self = this->shared_from_this()](auth::auth_result res) {
+                        asio::post(self->stream_.get_executor(), [self, res = std::move(res)] {
+                            self->paused_ = false;
+                            self->on_connect_decided(res);
+                            if (!self->closing_)
+                                self->resume_reading();
+                        });
+                    });
+                auth_ = {};
+                return;
+            }
+        }
+        auth_ = {};  // credentials are not needed past connect; do not keep secrets around
+        do_read();
+    }
+
+    void on_connect_decided(const auth::auth_result& r) {
+        if (closing_)
+            return;
+        if (!r) {
+            ctx_.api.count_refusal();
             log::info("net [w{}] connect refused: unauthorized", registry_id_);
             send_control(events::connection_error(r.error()));
             close_with(websocket::close_code::normal, "unauthorized", false);
-        } else {
-            log::debug("net [w{}] connected", registry_id_);
+            return;
         }
-        auth_ = {};  // credentials are not needed past connect; do not keep secrets around
+        log::debug("net [w{}] connected ({})", registry_id_, auth::mode_name(r->how));
+    }
+
+    // Continues after an asynchronous authorization: frames already read, then the socket.
+    void resume_reading() {
+        if (!parse_frames() || paused_)
+            return;
         do_read();
     }
 
@@ -217,6 +276,8 @@ private:
         rlen_ += n;
         if (!parse_frames())
             return;  // the connection is failing; no more reads
+        if (paused_)
+            return;  // resume_reading() continues once the authorization is in
         if (rlen_ == 0 && rbuf_.size() > initial_read_buffer && message_.empty()) {
             // Idle connections should not keep a buffer sized for their largest message.
             std::vector<char>().swap(rbuf_);
@@ -282,6 +343,8 @@ private:
                     static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask[i & 3]);
             ok = on_frame(fin, opcode, std::string_view(payload, static_cast<std::size_t>(len)));
             pos += total;
+            if (paused_)
+                break;  // the rest waits in rbuf_ for resume_reading()
         }
         if (pos > 0) {
             std::memmove(rbuf_.data(), rbuf_.data() + pos, rlen_ - pos);
@@ -388,14 +451,74 @@ private:
         send_control(events::ka());  // starts the client's keep-alive watchdog right away
     }
 
+    static auth::auth_request request_of(const events::subscribe_msg& m) {
+        auth::auth_request r;
+        r.op = auth::operation::subscribe;
+        r.creds = m.authorization ? &*m.authorization : nullptr;
+        r.ns = m.channel.namespace_name();
+        r.raw_channel = m.raw_channel;
+        r.pattern = &m.channel;
+        return r;
+    }
+    static auth::auth_request request_of(const events::publish_msg& m) {
+        auth::auth_request r;
+        r.op = auth::operation::publish;
+        r.creds = m.authorization ? &*m.authorization : nullptr;
+        r.ns = m.channel.namespace_name();
+        r.raw_channel = m.raw_channel;
+        r.path = &m.channel;
+        r.events = &m.events;
+        return r;
+    }
+
+    // Authorizes `m`, then calls `then(m, result)`: at once when no I/O is needed, else after
+    // the authorizer's answer, with reading paused meanwhile so messages stay in order.
+    template <class Msg>
+    void authorized(Msg& m, void (ws_session::*then)(Msg&, const auth::auth_result&)) {
+        if (auto res = ctx_.api.auth().try_authorize(request_of(m)))
+            return (this->*then)(m, *res);
+        paused_ = true;
+        auto held = std::make_shared<Msg>(std::move(m));
+        ctx_.api.auth().authorize_async(request_of(*held), [self = this->shared_from_this(), held,
+                                                            then](auth::auth_result res) {
+            asio::post(self->stream_.get_executor(), [self, held, then, res = std::move(res)] {
+                self->paused_ = false;
+                if (self->closing_)
+                    return;
+                ((*self).*then)(*held, res);
+                self->resume_reading();
+            });
+        });
+    }
+
+    // --max-ops-per-second; false (and the error sent) when over it.
+    bool within_rate(std::string_view type, const std::string& id) {
+        if (ops_.take())
+            return true;
+        core::stats::add(ctx_.api.stats().rate_limited_operations);
+        reply_error({{events::error_kind::limit_exceeded,
+                      "more than " + std::to_string(ctx_.cfg.auth.max_ops_per_second) +
+                          " operations per second on this connection; slow down"},
+                     std::string(type),
+                     id});
+        return false;
+    }
+
     void on_message(events::subscribe_msg& m) {
+        if (within_rate("subscribe", m.id))
+            authorized(m, &ws_session::on_subscribe);
+    }
+
+    void on_subscribe(events::subscribe_msg& m, const auth::auth_result& r) {
         auto fail = [&](events::protocol_error e) {
             reply_error({std::move(e), "subscribe", m.id});
         };
-        if (auto r = ctx_.api.authorize(m.authorization, "subscribe"); !r)
+        if (!r) {
+            ctx_.api.count_refusal();
             return fail(r.error());
-        if (auto r = ctx_.api.check_namespace(m.channel.namespace_name()); !r)
-            return fail(r.error());
+        }
+        if (auto ns = ctx_.api.check_namespace(m.channel.namespace_name()); !ns)
+            return fail(ns.error());
         if (subs_.count(m.id))
             return fail({events::error_kind::duplicate_id,
                          "subscription id '" + m.id + "' is already live on this connection"});
@@ -414,6 +537,8 @@ private:
     }
 
     void on_message(events::unsubscribe_msg& m) {
+        if (!within_rate("unsubscribe", m.id))
+            return;
         auto it = subs_.find(m.id);
         if (it == subs_.end())
             return reply_error(
@@ -427,11 +552,18 @@ private:
     }
 
     void on_message(events::publish_msg& m) {
+        if (within_rate("publish", m.id))
+            authorized(m, &ws_session::on_publish);
+    }
+
+    void on_publish(events::publish_msg& m, const auth::auth_result& r) {
         auto fail = [&](events::protocol_error e) { reply_error({std::move(e), "publish", m.id}); };
-        if (auto r = ctx_.api.authorize(m.authorization, "publish"); !r)
+        if (!r) {
+            ctx_.api.count_refusal();
             return fail(r.error());
-        if (auto r = ctx_.api.check_namespace(m.channel.namespace_name()); !r)
-            return fail(r.error());
+        }
+        if (auto ns = ctx_.api.check_namespace(m.channel.namespace_name()); !ns)
+            return fail(ns.error());
         auto outcome = ctx_.api.publish(m.channel, m.events);
         send_control(events::publish_success(m.id, outcome));
     }
@@ -633,6 +765,10 @@ private:
     std::chrono::steady_clock::time_point last_ka_;
     std::uint64_t registry_id_ = 0;
     bool accepted_ = false;
+    bool paused_ = false;      // an authorization is in flight; frames wait in rbuf_
+    bool counted_ip_ = false;  // counted in ctx_.per_ip under peer_address_
+    std::string peer_address_;
+    auth::token_bucket ops_;  // --max-ops-per-second
 
     // reading
     std::vector<char> rbuf_;  // received bytes; [0, rlen_) not yet parsed

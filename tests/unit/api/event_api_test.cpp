@@ -1,4 +1,4 @@
-// Tests src/api/event_api.cpp: authorization, namespace checks and publish (identifiers back,
+// Tests src/api/event_api.cpp: namespace checks and publish (identifiers back,
 // bodies out to subscribers), with a real broker and no sockets.
 #include "api/event_api.hpp"
 
@@ -33,12 +33,6 @@ core::config make_config() {
     return cfg;
 }
 
-events::credentials with_key(const std::string& key) {
-    events::credentials c;
-    c.add("X-Api-Key", key);
-    return c;
-}
-
 events::channel_path path(std::string_view text) {
     return *events::channel_path::parse(text);
 }
@@ -48,50 +42,14 @@ protected:
     core::config cfg_ = make_config();
     pubsub::broker broker_;
     core::stats stats_;
-    event_api api_{cfg_, broker_, stats_};
+    std::unique_ptr<auth::authorizer> authz_ = *auth::authorizer::create(cfg_, nullptr);
+    event_api api_{cfg_, broker_, stats_, *authz_};
 };
 
 TEST_F(EventApiTest, ExposesItsParts) {
     EXPECT_EQ(&api_.config(), &cfg_);
     EXPECT_EQ(&api_.broker(), &broker_);
     EXPECT_EQ(&api_.stats(), &stats_);
-}
-
-TEST_F(EventApiTest, AuthorizeConnectAcceptsAConfiguredKey) {
-    EXPECT_TRUE(api_.authorize_connect(with_key("good-key")).has_value());
-    EXPECT_EQ(stats_.auth_failures.load(), 0u);
-}
-
-TEST_F(EventApiTest, AuthorizeConnectRefusesBadMissingAndExpiredKeys) {
-    for (const auto& creds :
-         {with_key("bad-key"), events::credentials{}, with_key("expired-key")}) {
-        auto r = api_.authorize_connect(creds);
-        ASSERT_FALSE(r.has_value());
-        EXPECT_STREQ(r.error().ws_error_type(), "UnauthorizedException");
-        EXPECT_EQ(r.error().message, "You are not authorized to make this call.");
-    }
-    EXPECT_EQ(stats_.auth_failures.load(), 3u);
-}
-
-TEST_F(EventApiTest, AuthorizeAcceptsAGoodAuthorizationObject) {
-    EXPECT_TRUE(api_.authorize(with_key("good-key"), "publish").has_value());
-    EXPECT_EQ(stats_.auth_failures.load(), 0u);
-}
-
-TEST_F(EventApiTest, AuthorizeRefusesAMissingAuthorizationObjectAndNamesTheOperation) {
-    auto r = api_.authorize(std::nullopt, "subscribe");
-    ASSERT_FALSE(r.has_value());
-    EXPECT_EQ(r.error().kind, events::error_kind::unauthorized);
-    EXPECT_EQ(r.error().message.rfind("subscribe needs an 'authorization' object", 0), 0u)
-        << r.error().message;
-    EXPECT_EQ(stats_.auth_failures.load(), 1u);
-}
-
-TEST_F(EventApiTest, AuthorizeRefusesAWrongKey) {
-    auto r = api_.authorize(with_key("nope"), "publish");
-    ASSERT_FALSE(r.has_value());
-    EXPECT_EQ(r.error().kind, events::error_kind::unauthorized);
-    EXPECT_EQ(stats_.auth_failures.load(), 1u);
 }
 
 TEST_F(EventApiTest, CheckNamespaceAcceptsConfiguredNamespaces) {

@@ -95,7 +95,9 @@ protected:
     void make(std::chrono::milliseconds coalesce = 0ms, std::size_t per_user = 4) {
         cfg_.chat.coalesce = coalesce;
         cfg_.chat.max_streams_per_user = per_user;
-        api_ = std::make_unique<api::event_api>(cfg_, broker_, stats_);
+        cfg_.api_keys = {{"test-key", std::nullopt}};
+        authz_ = std::move(*auth::authorizer::create(cfg_, nullptr));
+        api_ = std::make_unique<api::event_api>(cfg_, broker_, stats_, *authz_);
         std::map<std::string, std::unique_ptr<llm::provider>> providers;
         auto p = std::make_unique<scripted_provider>();
         provider_ = p.get();
@@ -116,6 +118,7 @@ protected:
     pubsub::broker broker_;
     core::stats stats_;
     llm::transport transport_;
+    std::unique_ptr<auth::authorizer> authz_;
     std::unique_ptr<api::event_api> api_;
     scripted_provider* provider_ = nullptr;
     std::unique_ptr<chat_service> svc_;

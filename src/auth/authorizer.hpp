@@ -1,0 +1,87 @@
+// Who may connect, subscribe, publish and chat: the AppSync auth modes per operation and per
+// namespace (spec/appsync-events.md §9), per-user namespaces, and the providers behind each mode
+// (API keys, SigV4 keys, Cognito/OIDC JWTs, a Lambda-style webhook).
+//
+// Most requests are decided synchronously on the caller's thread (API key, IAM, JWT with a
+// known key). Two need I/O: a JWT whose kid is not in the cached key set (the JWKS is fetched
+// again) and a Lambda-authorized request without a cached answer. For those try_authorize()
+// returns nullopt and the caller uses authorize_async(), whose callback runs on another thread.
+#pragma once
+
+#include "auth/api_keys.hpp"
+#include "auth/modes.hpp"
+#include "core/config.hpp"
+#include "events/channel.hpp"
+#include "events/error.hpp"
+#include "events/message.hpp"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace eventcast::llm {
+class transport;
+}
+
+namespace eventcast::auth {
+
+/// An HTTP request whose own SigV4 signature AWS_IAM checks (POST /event, /chat).
+struct http_view {
+    std::string_view method;
+    std::string_view path;
+    std::string_view query;
+    std::string_view body;
+};
+
+/// One operation to authorize. Views must outlive try_authorize(); authorize_async() copies.
+struct auth_request {
+    operation op = operation::connect;
+    const events::credentials* creds = nullptr;        // null: the message had no authorization
+    std::string_view ns;                               // empty for connect
+    std::string_view raw_channel;                      // as sent (IAM signs it); empty for connect
+    const events::channel_pattern* pattern = nullptr;  // subscribe
+    const events::channel_path* path = nullptr;        // publish
+    const std::vector<std::string>* events = nullptr;  // WebSocket publish (IAM signs them)
+    const http_view* http = nullptr;                   // HTTP requests (IAM signs them)
+};
+
+using auth_result = events::result<identity>;
+
+struct auth_counters {
+    std::uint64_t jwks_refreshes = 0;
+    std::uint64_t lambda_calls = 0;
+};
+
+/// Thread-safe after create().
+class authorizer {
+public:
+    /// Builds the providers the config names. Fails with every problem (unknown mode, a mode
+    /// without its provider, an unreadable key file, a JWKS that cannot be loaded).
+    static boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> create(
+        const core::config& cfg, llm::transport* outbound);
+    ~authorizer();
+
+    /// The decision when it needs no I/O; nullopt when authorize_async() must be used.
+    std::optional<auth_result> try_authorize(const auth_request& req) const;
+
+    /// Decides with I/O (JWKS refresh, Lambda webhook). `done` runs exactly once, on another
+    /// thread (or on this one when no I/O turned out to be needed).
+    void authorize_async(const auth_request& req, std::function<void(auth_result)> done);
+
+    /// True when `ns` binds its first segment to the caller's identity.
+    bool user_namespace(std::string_view ns) const;
+
+    /// The modes allowed for `op` on `ns` (connect ignores `ns`).
+    mode_set allowed(operation op, std::string_view ns) const;
+
+    auth_counters counters() const;
+
+private:
+    struct impl;
+    explicit authorizer(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace eventcast::auth

@@ -1,0 +1,50 @@
+// The five AppSync auth modes, the operations they guard, and who a caller turned out to be.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace eventcast::auth {
+
+enum class mode : std::uint8_t { api_key, iam, cognito, oidc, lambda };
+inline constexpr std::size_t mode_count = 5;
+
+/// A set of modes (bit i = mode i).
+class mode_set {
+public:
+    constexpr mode_set() = default;
+    void add(mode m) noexcept { bits_ |= bit(m); }
+    bool has(mode m) const noexcept { return (bits_ & bit(m)) != 0; }
+    bool empty() const noexcept { return bits_ == 0; }
+    /// "API_KEY, AWS_IAM" in the enum's order.
+    std::string describe() const;
+
+private:
+    static constexpr std::uint8_t bit(mode m) noexcept {
+        return static_cast<std::uint8_t>(1u << static_cast<unsigned>(m));
+    }
+    std::uint8_t bits_ = 0;
+};
+
+/// AWS's name: API_KEY, AWS_IAM, AMAZON_COGNITO_USER_POOLS, OPENID_CONNECT, AWS_LAMBDA.
+const char* mode_name(mode m) noexcept;
+
+/// Accepts AWS's names and Amplify's (apiKey, iam, userPool, oidc, lambda), any case.
+std::optional<mode> parse_mode(std::string_view text) noexcept;
+
+enum class operation : std::uint8_t { connect, subscribe, publish, chat };
+const char* operation_name(operation op) noexcept;  // "connect", "subscribe", ...
+
+/// Who made a request, once authorized.
+struct identity {
+    mode how = mode::api_key;
+    /// The caller's identity for per-user namespaces: the configured claim of a token, the
+    /// principal (or access key id) of an IAM key. Empty for API keys and Lambda answers.
+    std::string user;
+    std::vector<std::string> groups;  // cognito:groups, when present
+};
+
+}  // namespace eventcast::auth
