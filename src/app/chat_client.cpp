@@ -46,11 +46,12 @@ struct endpoint {
 // Plain or TLS stream behind one interface, so the protocol code is written once.
 template <class Stream>
 int converse(Stream& ws_next, const endpoint& ep, asio::io_context& ioc, asio::ssl::context& ssl,
-             const std::string& key, const std::string& user, const std::string& ns,
-             const json::object& chat_body) {
+             const std::string& cred_name, const std::string& cred_value, const std::string& user,
+             const std::string& ns, const json::object& chat_body) {
     websocket::stream<Stream&> ws(ws_next);
+    // x-api-key, or Authorization with a Cognito/OIDC token or a Lambda authorizer's token.
     const std::string auth =
-        json::serialize(json::object{{"host", ep.host + ":" + ep.port}, {"x-api-key", key}});
+        json::serialize(json::object{{"host", ep.host + ":" + ep.port}, {cred_name, cred_value}});
     ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
         req.set(http::field::sec_websocket_protocol,
                 "aws-appsync-event-ws,header-" + core::base64url_encode(auth));
@@ -84,7 +85,7 @@ int converse(Stream& ws_next, const endpoint& ep, asio::io_context& ioc, asio::s
     // POST /chat on a second connection of the same kind.
     http::request<http::string_body> req{http::verb::post, "/chat", 11};
     req.set(http::field::host, ep.host + ":" + ep.port);
-    req.set("x-api-key", key);
+    req.set(cred_name, cred_value);
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(chat_body);
     req.prepare_payload();
@@ -162,6 +163,11 @@ int run_chat_client(int argc, const char* const* argv) {
         ->envname("EVENTCAST_URL")
         ->capture_default_str();
     app.add_option("--api-key", key, "API key")->envname("EVENTCAST_API_KEY");
+    std::string token;
+    app.add_option("--token", token,
+                   "Authorization token instead of an API key (Cognito/OIDC JWT, Lambda token); "
+                   "--user must then be the token's identity")
+        ->envname("EVENTCAST_TOKEN");
     app.add_option("--user", user, "user id, the last channel segment (default: $USER)");
     app.add_option("--chat-namespace", ns, "chat namespace")->capture_default_str();
     app.add_option("--provider", provider, "demo, bedrock or openai (default: the server's)");
@@ -175,10 +181,13 @@ int run_chat_client(int argc, const char* const* argv) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
-    if (key.empty()) {
-        std::cerr << "eventcast chat: give --api-key or EVENTCAST_API_KEY\n";
+    if (key.empty() && token.empty()) {
+        std::cerr << "eventcast chat: give --api-key (EVENTCAST_API_KEY) or --token "
+                     "(EVENTCAST_TOKEN)\n";
         return 2;
     }
+    const std::string cred_name = token.empty() ? "x-api-key" : "Authorization";
+    const std::string cred_value = token.empty() ? key : token;
     if (user.empty()) {
         const char* u = std::getenv("USER");
         user = u && *u ? u : "me";
@@ -220,11 +229,11 @@ int run_chat_client(int argc, const char* const* argv) {
             beast::get_lowest_layer(s).connect(addrs);
             set_sni(s, ep.host);
             s.handshake(asio::ssl::stream_base::client);
-            return converse(s, ep, ioc, ssl, key, user, ns, body);
+            return converse(s, ep, ioc, ssl, cred_name, cred_value, user, ns, body);
         }
         beast::tcp_stream s(ioc);
         s.connect(addrs);
-        return converse(s, ep, ioc, ssl, key, user, ns, body);
+        return converse(s, ep, ioc, ssl, cred_name, cred_value, user, ns, body);
     } catch (const std::exception& e) {
         std::cerr << "eventcast chat: " << e.what() << "\n";
         return 1;

@@ -35,8 +35,9 @@ bool lower_hex(std::string_view s) {
                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-// "YYYYMMDDTHHMMSSZ" -> time point; nullopt when malformed.
-std::optional<std::chrono::system_clock::time_point> parse_amz_date(std::string_view s) {
+// "YYYYMMDDTHHMMSSZ" -> seconds since 1970; nullopt when malformed. Seconds, not a
+// system_clock time point: year 9999 in nanoseconds overflows.
+std::optional<std::time_t> parse_amz_date(std::string_view s) {
     if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z' || !all_digits(s.substr(0, 8)) ||
         !all_digits(s.substr(9, 6)))
         return std::nullopt;
@@ -59,7 +60,7 @@ std::optional<std::chrono::system_clock::time_point> parse_amz_date(std::string_
     const std::time_t t = timegm(&tm);
     if (t == -1)
         return std::nullopt;
-    return std::chrono::system_clock::from_time_t(t);
+    return t;
 }
 
 }  // namespace
@@ -219,10 +220,10 @@ boost::system::result<iam_caller, std::string> verify_sigv4(
         return std::string("x-amz-date must be YYYYMMDDTHHMMSSZ");
     if (date_text->substr(0, 8) != auth->date)
         return std::string("the credential scope's date is not x-amz-date's date");
-    const auto skew = when > now ? *when - now : now - *when;
-    if (skew > policy.clock_skew)
-        return "x-amz-date is " +
-               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(skew).count()) +
+    const std::int64_t now_s = std::chrono::system_clock::to_time_t(now);
+    const std::int64_t skew = *when > now_s ? *when - now_s : now_s - *when;
+    if (skew > policy.clock_skew.count())
+        return "x-amz-date is " + std::to_string(skew) +
                " s away from the server's clock; at most " +
                std::to_string(policy.clock_skew.count()) + " s is accepted";
     bool signs_host = false, signs_date = false, signs_token = false;
@@ -259,7 +260,9 @@ boost::system::result<iam_caller, std::string> verify_sigv4(
         return std::string("signed header 'x-amz-security-token' is missing from the request");
     }
     llm::sigv4_request request{req.method, req.path, req.query, headers, req.body};
-    auto sig = llm::sign_request(request, creds, {auth->region, auth->service, *when}, options);
+    auto sig = llm::sign_request(
+        request, creds,
+        {auth->region, auth->service, std::chrono::system_clock::from_time_t(*when)}, options);
     if (!sig)
         return "cannot check the signature: " + sig.error().message;
     // Both lists are sorted by SigV4's rules, so equal sets give equal strings.

@@ -44,8 +44,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auth::signed_request req{"POST", "/event", "", creds, in};
     auto v = auth::verify_sigv4(req, keys, {}, std::chrono::system_clock::now());
     fuzz::check(!v.has_value(), "a signature from the input verified (forgery)");
-    fuzz::check(v.error().find("fuzz-secret-0123") == std::string::npos,
-                "a refusal message contains the secret");
+    // (Unless the input itself holds it: messages may quote what the client sent.)
+    if (in.find("fuzz-secret-0123") == std::string_view::npos)
+        fuzz::check(v.error().find("fuzz-secret-0123") == std::string::npos,
+                    "a refusal message contains the secret");
 
     (void)auth::iam_key_store::parse(in);
     auto [answer, ttl] = auth::lambda_authorizer::parse_answer(200, in, std::chrono::seconds(5));

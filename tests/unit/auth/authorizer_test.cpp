@@ -257,6 +257,12 @@ TEST_F(AuthorizerTest, IamRefusesWrongSecretsSkewUnknownKeysAndTampering) {
     for (const auto& [n, v] : tampered.entries())
         changed.add(n, n == "host" ? std::string("evil:443") : v);
     expect_refused(changed, "does not match");
+    // A date far in the future is a clear refusal, not an overflow (found by fuzz_authorization).
+    auto far = iam_headers("{}", "AKIDALICE", "alice-secret", now);
+    events::credentials far_future;
+    for (const auto& [n, v] : far.entries())
+        far_future.add(n, n == "x-amz-date" ? std::string("40520202T000000Z") : v);
+    expect_refused(far_future, "x-amz-date");
     // Within the skew it is fine.
     EXPECT_TRUE(
         connect(iam_headers("{}", "AKIDALICE", "alice-secret", now - std::chrono::minutes(4)))
