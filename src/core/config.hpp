@@ -61,6 +61,20 @@ struct chat_config {
     std::string openai_max_tokens_field = "max_tokens";  // OpenAI proper: max_completion_tokens
 };
 
+/// Cluster mode (docs/CLUSTER.md): nodes share events through NATS. Off when `urls` is empty.
+struct cluster_config {
+    std::vector<std::string> urls;  // nats://host:port or tls://host:port; several: one cluster
+    std::string subject_prefix = "eventcast";  // channel /ns/a -> subject <prefix>.ns.a
+    // Reconnect delay: starts at reconnect_wait, doubles per failed round over the URLs up to
+    // reconnect_max, plus up to 50% jitter so restarted nodes do not reconnect in step.
+    std::chrono::milliseconds reconnect_wait{250};
+    std::chrono::milliseconds reconnect_max{5000};
+    // A node's first subscription in a namespace waits this long at most for NATS to confirm
+    // the node's interest before subscribe_success, so what other nodes publish after the
+    // acknowledgement arrives (spec §11.2). Past it the subscription is acknowledged anyway.
+    std::chrono::milliseconds subscribe_timeout{1000};
+};
+
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
@@ -77,6 +91,7 @@ struct config {
     std::vector<std::string> cors_origins{"*"};
     limits lim;
     chat_config chat;
+    cluster_config cluster;
 };
 
 /// Parses the command line of `eventcast serve`: argv[0] is "serve" (main passes argv + 1), the

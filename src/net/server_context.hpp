@@ -7,6 +7,9 @@
 namespace eventcast::chat {
 class chat_service;
 }
+namespace eventcast::cluster {
+class nats_bridge;
+}
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -83,6 +86,7 @@ struct server_context {
     boost::asio::ssl::context& ssl;
     session_registry& registry;
     std::atomic<bool> stopping{false};
+    const cluster::nats_bridge* cluster = nullptr;  // null: single node (no --cluster)
 };
 
 }  // namespace eventcast::net
