@@ -34,6 +34,20 @@ std::string status_text(natsStatus s) {
     return out;
 }
 
+// The server we are connected to, for the log, without any user:password@ it may carry.
+std::string connected_url(natsConnection* nc) {
+    char buf[256] = {0};
+    if (natsConnection_GetConnectedUrl(nc, buf, sizeof buf) != NATS_OK)
+        return "?";
+    std::string url = buf;
+    const auto scheme = url.find("://");
+    const auto at = url.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (at != std::string::npos)
+        url.erase(scheme == std::string::npos ? 0 : scheme + 3,
+                  at + 1 - (scheme == std::string::npos ? 0 : scheme + 3));
+    return url;
+}
+
 }  // namespace
 
 nats_bridge::nats_bridge(const core::cluster_config& cfg, api::event_api& api)
@@ -88,9 +102,7 @@ void nats_bridge::start() {
     if (s == NATS_OK) {
         connected_ = true;
         ever_connected_ = true;
-        char url[256] = {0};
-        natsConnection_GetConnectedUrl(conn_, url, sizeof url);
-        log::info("cluster: connected to NATS at {}", url);
+        log::info("cluster: connected to NATS at {}", connected_url(conn_));
     } else if (s == NATS_NOT_YET_CONNECTED) {
         log::warn(
             "cluster: no NATS server reachable yet; serving local clients only and retrying "
@@ -264,9 +276,7 @@ void nats_bridge::on_connected(natsConnection* nc, void* closure) {
     auto* self = static_cast<nats_bridge*>(closure);
     self->connected_ = true;
     self->ever_connected_ = true;
-    char url[256] = {0};
-    natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    log::info("cluster: connected to NATS at {}", url);
+    log::info("cluster: connected to NATS at {}", connected_url(nc));
 }
 
 void nats_bridge::on_disconnected(natsConnection*, void* closure) {
@@ -286,9 +296,7 @@ void nats_bridge::on_reconnected(natsConnection* nc, void* closure) {
     self->connected_ = true;
     self->ever_connected_ = true;
     const auto n = self->stats_.reconnects.fetch_add(1, std::memory_order_relaxed) + 1;
-    char url[256] = {0};
-    natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    log::info("cluster: reconnected to NATS at {} (#{})", url, n);
+    log::info("cluster: reconnected to NATS at {} (#{})", connected_url(nc), n);
 }
 
 void nats_bridge::on_closed(natsConnection*, void* closure) {
