@@ -100,7 +100,9 @@ void nats_bridge::start() {
           "retry");
     const auto s = natsConnection_Connect(&conn_, opts_);
     if (s == NATS_OK) {
-        connected_ = true;
+        // Asked, not assumed: the connection may already have dropped again (on_disconnected
+        // found nothing to clear then).
+        connected_ = natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
         ever_connected_ = true;
         log::info("cluster: connected to NATS at {}", connected_url(conn_));
     } else if (s == NATS_NOT_YET_CONNECTED) {
@@ -139,6 +141,11 @@ void nats_bridge::stop() {
         subs_.clear();
     }
     closing_ = true;
+    if (!conn_) {  // start() failed before connecting
+        natsOptions_Destroy(opts_);
+        opts_ = nullptr;
+        return;
+    }
     natsConnection_Close(conn_);
     {
         std::unique_lock lock(closed_mutex_);
@@ -211,7 +218,12 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
                 std::lock_guard closed_lock(closed_mutex_);
                 ++live_subscriptions_;
             }
-            natsSubscription_SetOnCompleteCB(*slot, &nats_bridge::on_subscription_complete, this);
+            if (natsSubscription_SetOnCompleteCB(*slot, &nats_bridge::on_subscription_complete,
+                                                 this) != NATS_OK) {
+                // No completion call will come: do not let stop() wait for one.
+                std::lock_guard closed_lock(closed_mutex_);
+                --live_subscriptions_;
+            }
             // Past these a subscription drops messages (counted in on_error) instead of growing
             // without bound when the broker cannot keep up.
             natsSubscription_SetPendingLimits(*slot, 1 << 16, 256 << 20);
