@@ -149,7 +149,8 @@ std::string render_metrics(server_context& ctx) {
         metric("eventcast_cluster_messages_out_total", "counter",
                "Publishes sent to NATS (one message per publish batch).", cs.messages_out.load());
         metric("eventcast_cluster_messages_in_total", "counter",
-               "NATS messages delivered to this node's subscribers.", cs.messages_in.load());
+               "NATS messages handed to this node's broker (matched or not).",
+               cs.messages_in.load());
         metric("eventcast_cluster_publish_failures_total", "counter",
                "Publishes NATS refused; delivered on this node only.", cs.publish_failures.load());
         metric("eventcast_cluster_local_only_total", "counter",
