@@ -108,6 +108,10 @@ int main(int argc, char** argv) {
     fanout->add_option("--rate", fan.rate, "events/s in total (0: as fast as possible)")
         ->capture_default_str();
     fanout->add_option("--channel", fan.channel)->capture_default_str();
+    std::string publish_url;
+    fanout->add_option("--publish-url", publish_url,
+                       "publishers connect here, ws://HOST:PORT (another cluster node); "
+                       "subscribers use --url");
 
     streams_options str;
     auto* streams =
@@ -169,6 +173,13 @@ int main(int argc, char** argv) {
         return run_fake_openai(fake);
     if (!apply_url(url, common))
         return 2;
+    if (!publish_url.empty()) {
+        common_options pub;
+        if (!apply_url(publish_url, pub))
+            return 2;
+        common.publish_host = pub.host;
+        common.publish_port = pub.port;
+    }
     common.drain_timeout = std::max(common.drain_timeout, 0.0);
     scenario_result r;
     if (*fanout)

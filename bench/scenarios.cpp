@@ -130,6 +130,13 @@ public:
         target_.server = tcp::endpoint(asio::ip::make_address(common.host), common.port);
         target_.host_header = common.host + ":" + std::to_string(common.port);
         target_.api_key = common.api_key;
+        publish_target_ = target_;
+        if (!common.publish_host.empty()) {
+            publish_target_.server =
+                tcp::endpoint(asio::ip::make_address(common.publish_host), common.publish_port);
+            publish_target_.host_header =
+                common.publish_host + ":" + std::to_string(common.publish_port);
+        }
         const std::size_t threads = std::max<std::size_t>(1, common.threads);
         for (std::size_t t = 0; t < threads; ++t) {
             workers_.push_back(std::make_unique<worker>(t));
@@ -145,8 +152,10 @@ public:
 protected:
     worker& worker_for(std::size_t index) { return *workers_[index % workers_.size()]; }
 
-    ws_conn& add_conn(std::size_t index) {
-        conns_.push_back(std::make_unique<ws_conn>(worker_for(index), target_, *this, index));
+    /// `publisher`: connect to --publish-url when given (a cluster's other node).
+    ws_conn& add_conn(std::size_t index, bool publisher = false) {
+        conns_.push_back(std::make_unique<ws_conn>(
+            worker_for(index), publisher ? publish_target_ : target_, *this, index));
         return *conns_.back();
     }
 
@@ -283,6 +292,7 @@ protected:
 
     const common_options& common_;
     ws_target target_;
+    ws_target publish_target_;  // target_ unless --publish-url names another node
     std::string auth_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::unique_ptr<ws_conn>> conns_;
@@ -321,7 +331,7 @@ public:
         publishers_.resize(opt_.publishers);
         start_workers();
         for (std::size_t i = 0; i < n + opt_.publishers; ++i) {
-            ws_conn& c = add_conn(i);
+            ws_conn& c = add_conn(i, i >= n);
             if (i >= n)
                 publishers_[i - n].conn = &c;
         }
@@ -363,6 +373,11 @@ public:
                                         {"window", opt_.window},
                                         {"max_lag", opt_.max_lag},
                                         {"rate", num(opt_.rate)},
+                                        {"publish_to",
+                                         common_.publish_host.empty()
+                                             ? std::string("same server")
+                                             : common_.publish_host + ":" +
+                                                   std::to_string(common_.publish_port)},
                                         {"duration_s", num(common_.duration)},
                                         {"warmup_s", num(common_.warmup)},
                                         {"threads", workers_.size()},

@@ -22,6 +22,10 @@ struct common_options {
     double connect_timeout = 60;      // for all connections to be subscribed
     std::size_t max_connecting = 64;  // per worker: connects + upgrades in progress
     bool busy_poll = false;           // workers spin on poll() instead of sleeping
+    // Where publisher connections go (fanout): another node of a cluster, so events cross NATS
+    // before reaching the subscribers. Empty host: the same server as everything else.
+    std::string publish_host;
+    std::uint16_t publish_port = 0;
 };
 
 struct fanout_options {

@@ -32,10 +32,16 @@ events::publish_outcome event_api::publish(const events::channel_path& path,
         batch->bytes += batch->bodies.back().size();
         outcome.identifiers.push_back(core::uuid_v4());
     }
-    const auto reached = broker_.publish(path, batch);
     core::stats::add(stats_.events_in, events.size());
-    core::stats::add(stats_.frames_out, reached * events.size());
+    auto* link = cluster_.load(std::memory_order_acquire);
+    if (!link || !link->publish(path, batch))
+        deliver_local(path, batch);
     return outcome;
+}
+
+void event_api::deliver_local(const events::channel_path& path, const pubsub::shared_batch& batch) {
+    const auto reached = broker_.publish(path, batch);
+    core::stats::add(stats_.frames_out, reached * batch->bodies.size());
 }
 
 }  // namespace eventcast::api

@@ -62,6 +62,19 @@ bool valid_namespace_name(std::string_view s) {
     return alnum(s.front()) && alnum(s.back());
 }
 
+// The NATS subject prefix: tokens of [A-Za-z0-9_-] separated by single dots (no wildcards,
+// whitespace or empty tokens). cluster::valid_subject_prefix says the same; core cannot use it.
+bool valid_subject_prefix(std::string_view s) {
+    if (s.empty() || s.size() > 200 || s.front() == '.' || s.back() == '.' ||
+        s.find("..") != std::string_view::npos)
+        return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    return true;
+}
+
 // A config file format that yields nothing, for the first pass of with_environment().
 class no_config_file : public CLI::Config {
 public:
@@ -390,6 +403,35 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         ->envname(env("MAX_OPS_PER_SECOND"))
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    // Cluster mode (docs/CLUSTER.md).
+    auto& cl = cfg.cluster;
+    std::int64_t reconnect_wait_ms = cl.reconnect_wait.count();
+    std::int64_t reconnect_max_ms = cl.reconnect_max.count();
+    std::int64_t subscribe_timeout_ms = cl.subscribe_timeout.count();
+    app.add_option("--cluster", cl.urls,
+                   "NATS server URL (nats://host:port); repeatable or comma-separated; "
+                   "none: single node")
+        ->envname(env("CLUSTER"))
+        ->delimiter(',');
+    app.add_option("--cluster-subject-prefix", cl.subject_prefix,
+                   "NATS subject prefix: channel /ns/a is <prefix>.ns.a")
+        ->envname(env("CLUSTER_SUBJECT_PREFIX"))
+        ->capture_default_str();
+    app.add_option("--cluster-reconnect-wait-ms", reconnect_wait_ms,
+                   "first delay before reconnecting to NATS; doubles up to the maximum")
+        ->envname(env("CLUSTER_RECONNECT_WAIT_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--cluster-reconnect-max-ms", reconnect_max_ms,
+                   "longest delay between NATS reconnect rounds")
+        ->envname(env("CLUSTER_RECONNECT_MAX_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--cluster-subscribe-timeout-ms", subscribe_timeout_ms,
+                   "how long a node's first subscription in a namespace waits for NATS")
+        ->envname(env("CLUSTER_SUBSCRIBE_TIMEOUT_MS"))
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
 
     const auto args = with_environment(app, argc, argv);
     std::vector<const char*> arg_ptrs;
@@ -450,6 +492,26 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         cfg.namespaces.push_back(c.chat_namespace);
     if (c.provider == "openai" && c.openai_base_url.empty())
         problems.push_back("--chat-provider openai needs --openai-base-url");
+    cl.reconnect_wait = std::chrono::milliseconds(reconnect_wait_ms);
+    cl.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
+    cl.subscribe_timeout = std::chrono::milliseconds(subscribe_timeout_ms);
+    for (const auto& url : cl.urls) {
+        const bool scheme = url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
+        const auto rest =
+            url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+        if (!scheme || rest.empty() || rest.find_first_of(" \t/") != std::string::npos)
+            problems.push_back("--cluster: '" + url +
+                               "' is not a NATS URL; expected nats://host:port or tls://host:port");
+    }
+    if (!valid_subject_prefix(cl.subject_prefix))
+        problems.push_back("--cluster-subject-prefix: '" + cl.subject_prefix +
+                           "' is not a subject prefix; allowed: tokens of A-Z a-z 0-9 _ - "
+                           "separated by single dots, like eventcast or acme.events");
+    if (cl.reconnect_max < cl.reconnect_wait)
+        problems.push_back(
+            "--cluster-reconnect-max-ms must not be below --cluster-reconnect-wait-ms");
+    if (l.max_events_per_publish > 255 && !cl.urls.empty())
+        problems.push_back("--max-events-per-publish above 255 is not supported with --cluster");
     if (l.max_event_bytes > l.max_frame_bytes)
         problems.push_back("--max-event-bytes must not exceed --max-frame-bytes");
     if (!problems.empty())

@@ -98,6 +98,18 @@ struct auth_config {
     // rate limits (0: none)
     std::size_t max_connections_per_ip = 0;
     double max_ops_per_second = 0;  // per WebSocket connection: subscribe/unsubscribe/publish
+/// Cluster mode (docs/CLUSTER.md): nodes share events through NATS. Off when `urls` is empty.
+struct cluster_config {
+    std::vector<std::string> urls;  // nats://host:port or tls://host:port; several: one cluster
+    std::string subject_prefix = "eventcast";  // channel /ns/a -> subject <prefix>.ns.a
+    // Reconnect delay: starts at reconnect_wait, doubles per failed round over the URLs up to
+    // reconnect_max, plus up to 50% jitter so restarted nodes do not reconnect in step.
+    std::chrono::milliseconds reconnect_wait{250};
+    std::chrono::milliseconds reconnect_max{5000};
+    // A node's first subscription in a namespace waits this long at most for NATS to confirm
+    // the node's interest before subscribe_success, so what other nodes publish after the
+    // acknowledgement arrives (spec §11.2). Past it the subscription is acknowledged anyway.
+    std::chrono::milliseconds subscribe_timeout{1000};
 };
 
 struct config {
@@ -117,6 +129,7 @@ struct config {
     limits lim;
     chat_config chat;
     auth_config auth;
+    cluster_config cluster;
 };
 
 /// Parses the command line of `eventcast serve`: argv[0] is "serve" (main passes argv + 1), the

@@ -3,6 +3,7 @@
 #include "net/http_routes.hpp"
 
 #include "chat/chat_service.hpp"
+#include "cluster/nats_bridge.hpp"
 #include "net/static_assets.hpp"
 
 #include <boost/beast/http/field.hpp>
@@ -213,6 +214,33 @@ std::string render_metrics(server_context& ctx) {
            st.chat_streams_total.load());
     metric("eventcast_chat_streams_failed_total", "counter",
            "Chat streams that ended with a provider error.", st.chat_streams_failed.load());
+    if (const auto* cl = ctx.cluster) {
+        const auto& cs = cl->stats();
+        metric("eventcast_cluster_connected", "gauge", "1 while connected to NATS, else 0.",
+               cl->connected() ? 1 : 0);
+        metric("eventcast_cluster_disconnects_total", "counter", "NATS connections lost.",
+               cs.disconnects.load());
+        metric("eventcast_cluster_reconnects_total", "counter", "NATS reconnections.",
+               cs.reconnects.load());
+        metric("eventcast_cluster_namespaces", "gauge",
+               "Namespaces this node subscribes to in NATS.", cs.namespaces.load());
+        metric("eventcast_cluster_messages_out_total", "counter",
+               "Publishes sent to NATS (one message per publish batch).", cs.messages_out.load());
+        metric("eventcast_cluster_messages_in_total", "counter",
+               "NATS messages handed to this node's broker (matched or not).",
+               cs.messages_in.load());
+        metric("eventcast_cluster_publish_failures_total", "counter",
+               "Publishes NATS refused; delivered on this node only.", cs.publish_failures.load());
+        metric("eventcast_cluster_local_only_total", "counter",
+               "Publishes delivered on this node only because NATS was disconnected.",
+               cs.local_only.load());
+        metric("eventcast_cluster_bad_messages_total", "counter",
+               "NATS messages dropped because their subject or payload did not decode.",
+               cs.bad_messages.load());
+        metric("eventcast_cluster_dropped_total", "counter",
+               "NATS messages dropped because this node fell behind (slow consumer).",
+               cs.dropped.load());
+    }
     st.provider_first_chunk.render(out, "eventcast_provider_first_chunk_seconds",
                                    "Time from starting a provider request to its first text.");
     st.chunk_publish.render(out, "eventcast_chunk_publish_seconds",
@@ -440,12 +468,21 @@ http_response route(const http_request& req, server_context& ctx) {
     if (verb == http::verb::get && (path == "/healthz" || path == "/readyz")) {
         if (path == "/readyz" && ctx.stopping.load())
             return json_response(503, R"({"status":"stopping"})", req, ctx.cfg);
+        // In cluster mode a node without NATS is not ready (docs/CLUSTER.md): its clients would
+        // miss everything published on the other nodes, so a load balancer should send new
+        // clients elsewhere. /healthz (liveness) stays 200: restarting the node would not help.
+        const bool cluster_down = ctx.cluster && !ctx.cluster->connected();
         auto& st = ctx.api.stats();
-        std::string body =
-            R"({"status":"ok","connections":)" + std::to_string(st.connections_open.load()) +
-            R"(,"subscriptions":)" + std::to_string(ctx.api.broker().subscription_count()) +
-            R"(,"slowConsumerCloses":)" + std::to_string(st.slow_consumer_closes.load()) + "}";
-        return json_response(200, std::move(body), req, ctx.cfg);
+        std::string body = R"({"status":")";
+        body += path == "/readyz" && cluster_down ? "cluster-disconnected" : "ok";
+        body += R"(","connections":)" + std::to_string(st.connections_open.load()) +
+                R"(,"subscriptions":)" + std::to_string(ctx.api.broker().subscription_count()) +
+                R"(,"slowConsumerCloses":)" + std::to_string(st.slow_consumer_closes.load());
+        if (ctx.cluster)
+            body += R"(,"cluster":")" + ctx.cluster->state() + '"';
+        body += '}';
+        return json_response(path == "/readyz" && cluster_down ? 503 : 200, std::move(body), req,
+                             ctx.cfg);
     }
     if (auto web = web_route(req, path, ctx))
         return std::move(*web);

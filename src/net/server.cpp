@@ -48,6 +48,10 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
         throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) +
                                  ": " + ec.message());
     acceptor_.listen(asio::socket_base::max_listen_connections);
+    if (!cfg.cluster.urls.empty()) {
+        cluster_ = std::make_unique<cluster::nats_bridge>(cfg.cluster, api);
+        ctx_.cluster = cluster_.get();
+    }
 }
 
 void server::do_accept() {
@@ -125,6 +129,8 @@ int server::run() {
             begin_shutdown();
         }
     });
+    if (cluster_)
+        cluster_->start();  // connects, or keeps trying in the background
     do_accept();
     arm_ticker();
     std::vector<std::thread> threads;
@@ -134,6 +140,8 @@ int server::run() {
     ioc_.run();
     for (auto& t : threads)
         t.join();
+    if (cluster_)
+        cluster_->stop();
     log::info("stopped");
     return 0;
 }

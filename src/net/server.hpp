@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/event_api.hpp"
+#include "cluster/nats_bridge.hpp"
 #include "net/server_context.hpp"
 #include "net/tls.hpp"
 
@@ -23,7 +24,8 @@ public:
     /// The port actually bound (useful with --port 0).
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
-    /// Runs the threads until shutdown completes. Returns the process exit code.
+    /// Starts the cluster bridge when --cluster is given, runs the threads until shutdown
+    /// completes, then closes the bridge. Returns the process exit code.
     int run();
 
     /// Thread-safe: begins graceful shutdown (what SIGTERM does).
@@ -42,7 +44,8 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer last_resort_;
-    boost::asio::steady_timer ticker_;  // keep-alives and lifetimes of every session
+    boost::asio::steady_timer ticker_;               // keep-alives and lifetimes of every session
+    std::unique_ptr<cluster::nats_bridge> cluster_;  // null without --cluster
 };
 
 }  // namespace eventcast::net

@@ -8,6 +8,9 @@
 namespace eventcast::chat {
 class chat_service;
 }
+namespace eventcast::cluster {
+class nats_bridge;
+}
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -85,6 +88,7 @@ struct server_context {
     session_registry& registry;
     std::atomic<bool> stopping{false};
     auth::connection_counter per_ip;  // --max-connections-per-ip
+    const cluster::nats_bridge* cluster = nullptr;  // null: single node (no --cluster)
 };
 
 }  // namespace eventcast::net

@@ -86,6 +86,8 @@ subscription_handle broker::subscribe(const events::channel_pattern& pattern,
             child->parent = n;
             child->name = std::string(seg);
             it = n->children.emplace(child->name, std::move(child)).first;
+            if (i == 0 && namespace_listener_)
+                namespace_listener_(seg, true);
         }
         n = it->second.get();
     }
@@ -115,9 +117,19 @@ void broker::unsubscribe(subscription_handle h) {
 void broker::prune(node* n) {
     while (n != root_.get() && n->empty()) {
         node* parent = n->parent;
+        if (parent == root_.get() && namespace_listener_)
+            namespace_listener_(n->name, false);
         parent->children.erase(n->name);  // destroys n
         n = parent;
     }
+}
+
+void broker::set_namespace_listener(namespace_listener listener) {
+    std::unique_lock lock(mutex_);
+    namespace_listener_ = std::move(listener);
+    if (namespace_listener_)
+        for (const auto& [name, child] : root_->children)
+            namespace_listener_(name, true);
 }
 
 std::size_t broker::publish(const events::channel_path& path, const shared_batch& batch) {

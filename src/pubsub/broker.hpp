@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -59,6 +60,15 @@ public:
 
     std::size_t subscription_count() const noexcept { return subscriptions_.load(); }
 
+    /// Called with (namespace, true) when the first subscription in a namespace arrives and
+    /// (namespace, false) when its last one leaves: the interest a cluster node needs from the
+    /// other nodes. Runs under the write lock, so calls are serialized and in order with the
+    /// subscriptions, and the first subscription is acknowledged only after it returns; must
+    /// not call back into the broker. Setting it reports every namespace already subscribed;
+    /// an empty function removes it.
+    using namespace_listener = std::function<void(std::string_view ns, bool interested)>;
+    void set_namespace_listener(namespace_listener listener);
+
     /// Nodes in the subscription trie besides the root. Empty nodes are pruned, so this is 0
     /// whenever nothing is subscribed. O(nodes) under the read lock: for tests and diagnostics.
     std::size_t node_count() const;
@@ -71,6 +81,7 @@ private:
     mutable std::shared_mutex mutex_;
     std::unique_ptr<node> root_;
     std::atomic<std::size_t> subscriptions_{0};
+    namespace_listener namespace_listener_;
 };
 
 }  // namespace eventcast::pubsub

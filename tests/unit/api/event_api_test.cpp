@@ -115,5 +115,50 @@ TEST_F(EventApiTest, PublishWithNoSubscribersStillReturnsIdentifiers) {
     EXPECT_EQ(stats_.frames_out.load(), 0u);
 }
 
+// A cluster link that records what it is given and accepts or refuses it, like the NATS bridge
+// connected or not.
+class fake_link : public cluster_link {
+public:
+    bool publish(const events::channel_path& p, const pubsub::shared_batch& batch) override {
+        channels.push_back(p.str());
+        batches.push_back(batch);
+        return accept;
+    }
+    bool accept = true;
+    std::vector<std::string> channels;
+    std::vector<pubsub::shared_batch> batches;
+};
+
+TEST_F(EventApiTest, WithAClusterPublishesGoThereAndReachSubscribersOnlyThroughDeliverLocal) {
+    auto sub = std::make_shared<recording_subscriber>();
+    auto prefix = std::make_shared<const std::string>(events::data_prefix("s"));
+    auto h = broker_.subscribe(*events::channel_pattern::parse("/default/room"), sub, prefix);
+    fake_link link;
+    api_.attach_cluster(&link);
+
+    const auto out = api_.publish(path("/default/room"), {R"({"a":1})", "2"});
+    EXPECT_EQ(out.identifiers.size(), 2u);
+    ASSERT_EQ(link.channels, (std::vector<std::string>{"default/room"}));
+    ASSERT_EQ(link.batches[0]->bodies.size(), 2u);  // one batch, index order, encoded once
+    EXPECT_EQ(link.batches[0]->bodies[0], events::data_body(R"({"a":1})"));
+    EXPECT_TRUE(sub->frames.empty()) << "local subscribers wait for the batch to come back";
+
+    api_.deliver_local(path("/default/room"), link.batches[0]);  // what the bridge does
+    EXPECT_EQ(sub->frames.size(), 2u);
+
+    link.accept = false;  // disconnected: delivered here at once, still offered to the link
+    api_.publish(path("/default/room"), {"3"});
+    EXPECT_EQ(sub->frames.size(), 3u);
+    EXPECT_EQ(link.channels.size(), 2u);
+
+    api_.attach_cluster(nullptr);  // single node again
+    api_.publish(path("/default/room"), {"4"});
+    EXPECT_EQ(sub->frames.size(), 4u);
+    EXPECT_EQ(link.channels.size(), 2u);
+    EXPECT_EQ(stats_.events_in.load(), 4u);
+    EXPECT_EQ(stats_.frames_out.load(), 4u);
+    broker_.unsubscribe(h);
+}
+
 }  // namespace
 }  // namespace eventcast::api

@@ -46,6 +46,11 @@ constexpr const char* env_names[] = {
     "EVENTCAST_KEEPALIVE_MS",
     "EVENTCAST_CONNECTION_TIMEOUT_MS",
     "EVENTCAST_HANDSHAKE_TIMEOUT_MS",
+    "EVENTCAST_CLUSTER",
+    "EVENTCAST_CLUSTER_SUBJECT_PREFIX",
+    "EVENTCAST_CLUSTER_RECONNECT_WAIT_MS",
+    "EVENTCAST_CLUSTER_RECONNECT_MAX_MS",
+    "EVENTCAST_CLUSTER_SUBSCRIBE_TIMEOUT_MS",
 };
 
 class ConfigTest : public ::testing::Test {
@@ -442,6 +447,43 @@ TEST_F(ConfigTest, ReportsEveryProblemAtOnce) {
 }
 
 // ---- parse_api_key ------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, ClusterIsOffByDefault) {
+    const auto cfg = loaded({});
+    EXPECT_TRUE(cfg.cluster.urls.empty());
+    EXPECT_EQ(cfg.cluster.subject_prefix, "eventcast");
+}
+
+TEST_F(ConfigTest, ClusterUrlsAreRepeatableCommaSeparatedAndFromTheEnvironment) {
+    auto cfg = loaded({"--cluster", "nats://10.0.0.1:4222,nats://10.0.0.2:4222", "--cluster",
+                       "tls://n3:4222", "--cluster-subject-prefix", "acme.events",
+                       "--cluster-reconnect-wait-ms", "100", "--cluster-reconnect-max-ms", "900",
+                       "--cluster-subscribe-timeout-ms", "300"});
+    EXPECT_EQ(cfg.cluster.urls,
+              (std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222",
+                                        "tls://n3:4222"}));
+    EXPECT_EQ(cfg.cluster.subject_prefix, "acme.events");
+    EXPECT_EQ(cfg.cluster.reconnect_wait, std::chrono::milliseconds(100));
+    EXPECT_EQ(cfg.cluster.reconnect_max, std::chrono::milliseconds(900));
+    EXPECT_EQ(cfg.cluster.subscribe_timeout, std::chrono::milliseconds(300));
+    set_env("EVENTCAST_CLUSTER", "nats://a:1,nats://b:2");
+    cfg = loaded({});
+    EXPECT_EQ(cfg.cluster.urls, (std::vector<std::string>{"nats://a:1", "nats://b:2"}));
+}
+
+TEST_F(ConfigTest, RejectsBadClusterSettings) {
+    const auto p =
+        problems({"--cluster", "http://x:4222", "--cluster", "nats://", "--cluster", "nats://a b:1",
+                  "--cluster-subject-prefix", "a.*", "--cluster-reconnect-wait-ms", "500",
+                  "--cluster-reconnect-max-ms", "100"});
+    EXPECT_TRUE(any_contains(p, "'http://x:4222' is not a NATS URL")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "'nats://' is not a NATS URL")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "'nats://a b:1' is not a NATS URL")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "--cluster-subject-prefix: 'a.*'")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "--cluster-reconnect-max-ms must not be below")) << joined(p);
+    for (const auto* prefix : {"", ".a", "a.", "a..b", "a>", "a b"})
+        EXPECT_FALSE(problems({"--cluster-subject-prefix", prefix}).empty()) << prefix;
+}
 
 TEST(ParseApiKeyTest, KeyWithoutExpiryNeverExpires) {
     auto k = parse_api_key("da2-abc");

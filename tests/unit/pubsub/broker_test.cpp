@@ -382,5 +382,38 @@ TEST(BrokerConcurrencyTest, PublishesFromTwoThreadsWhileAnotherSubscribesAndUnsu
     EXPECT_EQ(b.node_count(), 0u);
 }
 
+TEST(BrokerNamespaceTest, ListenerSeesFirstAndLastSubscriptionOfEachNamespace) {
+    // What a cluster node subscribes to in NATS: a namespace from its first local subscription
+    // (exact or wildcard, any depth) to its last.
+    broker b;
+    auto sub = std::make_shared<recording_subscriber>();
+    auto early = b.subscribe(pattern("/early/x"), sub, prefix_for("e"));
+    std::vector<std::string> calls;
+    b.set_namespace_listener([&](std::string_view ns, bool interested) {
+        calls.push_back((interested ? "+" : "-") + std::string(ns));
+    });
+    EXPECT_EQ(calls, (std::vector<std::string>{"+early"}));  // already subscribed: reported
+    calls.clear();
+
+    auto h1 = b.subscribe(pattern("/default/a"), sub, prefix_for("1"));
+    auto h2 = b.subscribe(pattern("/default/*"), sub, prefix_for("2"));
+    auto h3 = b.subscribe(pattern("/default/a/b/c"), sub, prefix_for("3"));
+    auto h4 = b.subscribe(pattern("/other"), sub, prefix_for("4"));
+    EXPECT_EQ(calls, (std::vector<std::string>{"+default", "+other"}));
+    b.unsubscribe(h1);
+    b.unsubscribe(h3);
+    EXPECT_EQ(calls.size(), 2u);
+    b.unsubscribe(h2);
+    b.unsubscribe(h4);
+    b.unsubscribe(early);
+    EXPECT_EQ(calls,
+              (std::vector<std::string>{"+default", "+other", "-default", "-other", "-early"}));
+    auto again = b.subscribe(pattern("/default/*"), sub, prefix_for("5"));
+    EXPECT_EQ(calls.back(), "+default");
+    b.set_namespace_listener({});
+    b.unsubscribe(again);
+    EXPECT_EQ(calls.back(), "+default");  // removed listener: not called
+}
+
 }  // namespace
 }  // namespace eventcast::pubsub

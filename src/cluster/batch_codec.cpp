@@ -1,0 +1,72 @@
+// Batch payloads. decode_batch is a parser of outside input: bounds-checked, allocation only for
+// the bodies it returns, fuzzed (tests/fuzz/fuzz_cluster_batch.cpp).
+#include "cluster/batch_codec.hpp"
+
+#include "events/message.hpp"
+
+#include <cassert>
+
+namespace eventcast::cluster {
+
+namespace {
+constexpr std::string_view magic = "ecb1";
+}
+
+std::string encode_batch(const pubsub::event_batch& batch) {
+    assert(!batch.bodies.empty() && batch.bodies.size() <= max_batch_bodies &&
+           "event_api publishes 1..max_events_per_publish events");
+    std::string out;
+    out.reserve(magic.size() + 1 + batch.bodies.size() * 4 + batch.bytes);
+    out += magic;
+    out.push_back(static_cast<char>(batch.bodies.size()));
+    for (const auto& body : batch.bodies) {
+        const auto n = static_cast<std::uint32_t>(body.size());
+        out.push_back(static_cast<char>(n >> 24));
+        out.push_back(static_cast<char>(n >> 16));
+        out.push_back(static_cast<char>(n >> 8));
+        out.push_back(static_cast<char>(n));
+        out += body;
+    }
+    return out;
+}
+
+events::result<pubsub::event_batch> decode_batch(std::string_view payload) {
+    using events::protocol_error;
+    if (payload.size() < magic.size() + 1 || payload.substr(0, magic.size()) != magic)
+        return protocol_error::invalid("cluster message does not start with the 'ecb1' header");
+    const auto count = static_cast<unsigned char>(payload[magic.size()]);
+    if (count == 0)
+        return protocol_error::invalid("cluster message holds no events");
+    std::size_t pos = magic.size() + 1;
+    pubsub::event_batch batch;
+    batch.bodies.reserve(count);
+    for (unsigned i = 0; i < count; ++i) {
+        if (payload.size() - pos < 4)
+            return protocol_error::invalid("cluster message ends inside the length of event " +
+                                           std::to_string(i));
+        std::uint32_t n = 0;
+        for (int b = 0; b < 4; ++b)
+            n = (n << 8) | static_cast<unsigned char>(payload[pos++]);
+        if (payload.size() - pos < n)
+            return protocol_error::invalid("cluster message event " + std::to_string(i) +
+                                           " claims " + std::to_string(n) + " bytes; " +
+                                           std::to_string(payload.size() - pos) + " remain");
+        const auto body = payload.substr(pos, n);
+        pos += n;
+        // `"<JSON string>"}`: the literal must be one JSON text (grammar and UTF-8 checked)
+        // and a string, so splicing it after the frame prefix makes a valid data frame.
+        if (body.size() < 3 || body.front() != '"' || body.back() != '}' ||
+            !events::is_json_text(body.substr(0, body.size() - 1)))
+            return protocol_error::invalid("cluster message event " + std::to_string(i) +
+                                           " is not a JSON string followed by '}'");
+        batch.bodies.emplace_back(body);
+        batch.bytes += n;
+    }
+    if (pos != payload.size())
+        return protocol_error::invalid("cluster message has " +
+                                       std::to_string(payload.size() - pos) +
+                                       " bytes after its last event");
+    return batch;
+}
+
+}  // namespace eventcast::cluster

@@ -1,0 +1,358 @@
+// NATS bridge. Why a whole namespace per NATS subscription rather than one per local pattern:
+// NATS delivers a message once per matching subscription, so a node holding both /ns/a/* and
+// /ns/a/b as NATS subscriptions would receive (and deliver) every /ns/a/b event twice; the
+// disjoint pair <prefix>.<ns> and <prefix>.<ns>.> per namespace gets each message exactly once,
+// and the local broker's trie does the exact matching in O(segments). docs/CLUSTER.md measures
+// and discusses the cost (a node receives all of a namespace's traffic once any local client
+// subscribes in it).
+#include "cluster/nats_bridge.hpp"
+
+#include "cluster/batch_codec.hpp"
+#include "cluster/subjects.hpp"
+#include "core/log.hpp"
+
+#include <algorithm>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+namespace eventcast::cluster {
+
+namespace {
+
+// Log the 1st, 2nd, 4th, 8th... occurrence: a stuck NATS server or a stream of bad messages
+// must not flood the log, but the first one is always seen.
+bool worth_logging(std::uint64_t count) noexcept {
+    return (count & (count - 1)) == 0;
+}
+
+std::string status_text(natsStatus s) {
+    std::string out = natsStatus_GetText(s);
+    const char* last = nats_GetLastError(nullptr);
+    if (last && *last)
+        out += std::string(" (") + last + ")";
+    return out;
+}
+
+// The server we are connected to, for the log, without any user:password@ it may carry.
+std::string connected_url(natsConnection* nc) {
+    char buf[256] = {0};
+    if (natsConnection_GetConnectedUrl(nc, buf, sizeof buf) != NATS_OK)
+        return "?";
+    std::string url = buf;
+    const auto scheme = url.find("://");
+    const auto at = url.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (at != std::string::npos)
+        url.erase(scheme == std::string::npos ? 0 : scheme + 3,
+                  at + 1 - (scheme == std::string::npos ? 0 : scheme + 3));
+    return url;
+}
+
+}  // namespace
+
+nats_bridge::nats_bridge(const core::cluster_config& cfg, api::event_api& api)
+    : cfg_(cfg), api_(api) {}
+
+nats_bridge::~nats_bridge() {
+    stop();
+}
+
+std::string nats_bridge::state() const {
+    std::shared_lock lock(life_);
+    if (stopped_)
+        return "closed";
+    if (connected())
+        return "connected";
+    return ever_connected_.load() ? "reconnecting" : "connecting";
+}
+
+void nats_bridge::start() {
+    if (started_)
+        return;
+    started_ = true;
+    auto check = [](natsStatus s, const char* what) {
+        if (s != NATS_OK)
+            throw std::runtime_error(std::string("cluster: ") + what + ": " + status_text(s));
+    };
+    check(natsOptions_Create(&opts_), "options");
+    std::vector<const char*> urls;
+    for (const auto& u : cfg_.urls)
+        urls.push_back(u.c_str());
+    check(natsOptions_SetServers(opts_, urls.data(), static_cast<int>(urls.size())), "--cluster");
+    check(natsOptions_SetName(opts_, "eventcast"), "name");
+    // Reconnect forever: a node keeps serving its local clients meanwhile, and resubscription
+    // is automatic in nats.c. The delay (with jitter) comes from reconnect_delay().
+    check(natsOptions_SetAllowReconnect(opts_, true), "reconnect");
+    check(natsOptions_SetMaxReconnect(opts_, -1), "reconnect");
+    check(natsOptions_SetCustomReconnectDelay(opts_, &nats_bridge::reconnect_delay, this),
+          "reconnect delay");
+    // A server that vanished without closing TCP is noticed within ~30 s.
+    check(natsOptions_SetPingInterval(opts_, 10'000), "ping interval");
+    check(natsOptions_SetMaxPingsOut(opts_, 3), "pings out");
+    check(natsOptions_SetTimeout(opts_, 2'000), "connect timeout");
+    check(natsOptions_SetDisconnectedCB(opts_, &nats_bridge::on_disconnected, this), "callback");
+    check(natsOptions_SetReconnectedCB(opts_, &nats_bridge::on_reconnected, this), "callback");
+    check(natsOptions_SetClosedCB(opts_, &nats_bridge::on_closed, this), "callback");
+    check(natsOptions_SetErrorHandler(opts_, &nats_bridge::on_error, this), "callback");
+    // Start-up with NATS unreachable: Connect returns at once and keeps trying in the
+    // background; on_connected reports success.
+    check(natsOptions_SetRetryOnFailedConnect(opts_, true, &nats_bridge::on_connected, this),
+          "retry");
+    const auto s = natsConnection_Connect(&conn_, opts_);
+    if (s == NATS_OK) {
+        // Asked, not assumed: the connection may already have dropped again (on_disconnected
+        // found nothing to clear then).
+        connected_ = natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
+        ever_connected_ = true;
+        log::info("cluster: connected to NATS at {}", connected_url(conn_));
+    } else if (s == NATS_NOT_YET_CONNECTED) {
+        log::warn(
+            "cluster: no NATS server reachable yet; serving local clients only and retrying "
+            "in the background");
+    } else {
+        check(s, "connect");
+    }
+    // Interest first, then publishes: by the time a publish goes to NATS, the namespaces this
+    // node already serves are subscribed there.
+    api_.broker().set_namespace_listener(
+        [this](std::string_view ns, bool interested) { on_namespace(ns, interested); });
+    api_.attach_cluster(this);
+}
+
+void nats_bridge::stop() {
+    if (!started_)
+        return;
+    {
+        std::unique_lock lock(life_);
+        if (stopped_)
+            return;
+    }
+    api_.attach_cluster(nullptr);
+    api_.broker().set_namespace_listener({});
+    {
+        // Waits for publishes and message handlers in progress; none starts after this.
+        std::unique_lock lock(life_);
+        stopped_ = true;
+    }
+    {
+        std::lock_guard lock(subs_mutex_);
+        for (auto& [ns, subs] : subs_)
+            unsubscribe(subs);
+        subs_.clear();
+    }
+    closing_ = true;
+    if (!conn_) {  // start() failed before connecting
+        natsOptions_Destroy(opts_);
+        opts_ = nullptr;
+        return;
+    }
+    natsConnection_Close(conn_);
+    {
+        std::unique_lock lock(closed_mutex_);
+        if (!closed_cv_.wait_for(lock, std::chrono::seconds(5),
+                                 [this] { return closed_ && live_subscriptions_ == 0; }))
+            log::warn("cluster: NATS callbacks still pending after 5 s at shutdown");
+    }
+    natsConnection_Destroy(conn_);
+    natsOptions_Destroy(opts_);
+    conn_ = nullptr;
+    opts_ = nullptr;
+    connected_ = false;
+    log::info("cluster: disconnected from NATS (shutdown)");
+}
+
+bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared_batch& batch) {
+    std::shared_lock lock(life_);
+    if (stopped_)
+        return false;
+    if (!connected()) {
+        core::stats::add(stats_.local_only);
+        return false;
+    }
+    const auto subject = channel_subject(cfg_.subject_prefix, path);
+    const auto payload = encode_batch(*batch);
+    const auto s = natsConnection_Publish(conn_, subject.c_str(), payload.data(),
+                                          static_cast<int>(payload.size()));
+    if (s != NATS_OK) {
+        const auto n = stats_.publish_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (worth_logging(n))
+            log::warn(
+                "cluster: NATS refused a publish of {} bytes: {}; delivered locally only "
+                "(failures so far: {})",
+                payload.size(), status_text(s), n);
+        return false;
+    }
+    core::stats::add(stats_.messages_out);
+    return true;
+}
+
+void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
+    try {
+        std::lock_guard lock(subs_mutex_);
+        if (!interested) {
+            auto it = subs_.find(ns);
+            if (it == subs_.end())
+                return;
+            unsubscribe(it->second);
+            subs_.erase(it);
+            stats_.namespaces.fetch_sub(1, std::memory_order_relaxed);
+            return;
+        }
+        std::shared_lock life(life_);
+        if (stopped_ || subs_.count(ns))
+            return;
+        const auto exact = cfg_.subject_prefix + "." + encode_token(ns);
+        const auto below = exact + ".>";
+        namespace_subs subs;
+        for (auto [slot, subject] :
+             {std::pair{&subs.exact, &exact}, std::pair{&subs.below, &below}}) {
+            const auto s = natsConnection_Subscribe(slot, conn_, subject->c_str(),
+                                                    &nats_bridge::on_message, this);
+            if (s != NATS_OK) {
+                log::error("cluster: cannot subscribe to NATS subject {}: {}", *subject,
+                           status_text(s));
+                unsubscribe(subs);
+                return;
+            }
+            {
+                std::lock_guard closed_lock(closed_mutex_);
+                ++live_subscriptions_;
+            }
+            if (natsSubscription_SetOnCompleteCB(*slot, &nats_bridge::on_subscription_complete,
+                                                 this) != NATS_OK) {
+                // No completion call will come: do not let stop() wait for one.
+                std::lock_guard closed_lock(closed_mutex_);
+                --live_subscriptions_;
+            }
+            // Past these a subscription drops messages (counted in on_error) instead of growing
+            // without bound when the broker cannot keep up.
+            natsSubscription_SetPendingLimits(*slot, 1 << 16, 256 << 20);
+        }
+        subs_.emplace(std::string(ns), subs);
+        stats_.namespaces.fetch_add(1, std::memory_order_relaxed);
+        // The caller acknowledges the subscription when we return (spec §11.2): make sure the
+        // NATS server has our interest first, so publishes on other nodes after the ack arrive.
+        // One round trip, bounded, only for a node's first subscription in a namespace.
+        if (connected()) {
+            const auto s = natsConnection_FlushTimeout(conn_, cfg_.subscribe_timeout.count());
+            if (s != NATS_OK)
+                log::warn(
+                    "cluster: NATS did not confirm the subscription to namespace {} within "
+                    "{} ms: {}",
+                    ns, cfg_.subscribe_timeout.count(), status_text(s));
+        }
+        log::debug("cluster: subscribed to namespace {} in NATS", ns);
+    } catch (const std::exception& e) {
+        log::error("cluster: namespace {} subscription failed: {}", ns, e.what());
+    }
+}
+
+void nats_bridge::unsubscribe(namespace_subs& subs) noexcept {
+    for (auto* slot : {&subs.exact, &subs.below}) {
+        if (!*slot)
+            continue;
+        natsSubscription_Unsubscribe(*slot);
+        natsSubscription_Destroy(*slot);
+        *slot = nullptr;
+    }
+}
+
+void nats_bridge::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    try {
+        std::shared_lock lock(self->life_);
+        if (!self->stopped_) {
+            const std::string_view subject = natsMsg_GetSubject(msg);
+            auto path = subject_channel(self->cfg_.subject_prefix, subject);
+            auto batch = path ? decode_batch(std::string_view(natsMsg_GetData(msg),
+                                                              natsMsg_GetDataLength(msg)))
+                              : events::result<pubsub::event_batch>(path.error());
+            if (!batch) {
+                const auto n = self->stats_.bad_messages.fetch_add(1, std::memory_order_relaxed);
+                if (worth_logging(n + 1))
+                    log::warn("cluster: dropped a NATS message on {}: {} (dropped so far: {})",
+                              subject.substr(0, 200), batch.error().message, n + 1);
+            } else {
+                self->api_.deliver_local(
+                    *path, std::make_shared<const pubsub::event_batch>(std::move(*batch)));
+                core::stats::add(self->stats_.messages_in);
+            }
+        }
+    } catch (const std::exception& e) {
+        log::error("cluster: NATS message handler failed: {}", e.what());
+    }
+    natsMsg_Destroy(msg);
+}
+
+void nats_bridge::on_connected(natsConnection* nc, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    self->connected_ = true;
+    self->ever_connected_ = true;
+    log::info("cluster: connected to NATS at {}", connected_url(nc));
+}
+
+void nats_bridge::on_disconnected(natsConnection*, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    const bool was = self->connected_.exchange(false);
+    if (!was || self->closing_.load())
+        return;
+    const auto n = self->stats_.disconnects.fetch_add(1, std::memory_order_relaxed) + 1;
+    log::warn(
+        "cluster: lost the NATS connection (#{}); delivering local publishes locally "
+        "while reconnecting",
+        n);
+}
+
+void nats_bridge::on_reconnected(natsConnection* nc, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    self->connected_ = true;
+    self->ever_connected_ = true;
+    const auto n = self->stats_.reconnects.fetch_add(1, std::memory_order_relaxed) + 1;
+    log::info("cluster: reconnected to NATS at {} (#{})", connected_url(nc), n);
+}
+
+void nats_bridge::on_closed(natsConnection*, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    self->connected_ = false;
+    std::lock_guard lock(self->closed_mutex_);
+    self->closed_ = true;
+    self->closed_cv_.notify_all();
+}
+
+void nats_bridge::on_subscription_complete(void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    std::lock_guard lock(self->closed_mutex_);
+    --self->live_subscriptions_;
+    self->closed_cv_.notify_all();
+}
+
+void nats_bridge::on_error(natsConnection*, natsSubscription*, natsStatus status, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    if (status == NATS_SLOW_CONSUMER) {
+        const auto n = self->stats_.dropped.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (worth_logging(n))
+            log::warn(
+                "cluster: NATS messages dropped: this node's subscribers fall behind "
+                "(drops so far: {})",
+                n);
+        return;
+    }
+    log::warn("cluster: NATS error: {}", natsStatus_GetText(status));
+}
+
+std::int64_t nats_bridge::reconnect_delay(natsConnection*, int attempts, void* closure) {
+    // Exponential from reconnect_wait to reconnect_max, plus up to 50% jitter, so nodes that
+    // lost NATS together do not come back in step.
+    auto* self = static_cast<nats_bridge*>(closure);
+    const auto base = self->cfg_.reconnect_wait.count();
+    const auto cap = self->cfg_.reconnect_max.count();
+    std::int64_t delay = base;
+    for (int i = 1; i < attempts && delay < cap; ++i)
+        delay *= 2;
+    delay = std::min(delay, cap);
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    std::uniform_int_distribution<std::int64_t> jitter(0, delay / 2);
+    return delay + jitter(rng);
+}
+
+}  // namespace eventcast::cluster

@@ -1,0 +1,105 @@
+// Cluster mode: the bridge between this node and NATS (docs/CLUSTER.md). Publishes go to NATS
+// and come back to every interested node, this one included, so all nodes deliver a channel's
+// events in the order the NATS server gives them. A node subscribes in NATS only to the
+// namespaces its local clients subscribe to (reference-counted by the broker's trie).
+//
+// Threads: publish() runs on whichever thread publishes (I/O threads, the llm thread); NATS
+// messages and connection events arrive on nats.c's threads and go straight into the
+// thread-safe, non-blocking broker (event_api::deliver_local). Nothing here blocks an I/O
+// thread except one bounded flush when a node's first subscription in a namespace arrives.
+#pragma once
+
+#include "api/event_api.hpp"
+#include "core/config.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <nats/nats.h>
+#include <shared_mutex>
+#include <string>
+
+namespace eventcast::cluster {
+
+/// Counters for /metrics and /readyz; relaxed atomics, updated from any thread.
+struct bridge_stats {
+    std::atomic<std::uint64_t> messages_out{0};      // NATS messages published (one per batch)
+    std::atomic<std::uint64_t> messages_in{0};       // NATS messages delivered to local subscribers
+    std::atomic<std::uint64_t> publish_failures{0};  // publishes NATS refused (then local only)
+    std::atomic<std::uint64_t> local_only{0};        // publishes kept local while disconnected
+    std::atomic<std::uint64_t> bad_messages{0};      // undecodable subject or payload, dropped
+    std::atomic<std::uint64_t> dropped{0};           // slow-consumer drops inside nats.c
+    std::atomic<std::uint64_t> disconnects{0};
+    std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::int64_t> namespaces{0};  // namespaces subscribed in NATS now
+};
+
+/// Lifetime: construct, start(), stop() (or destroy) before the event_api and broker go away.
+class nats_bridge final : public api::cluster_link {
+public:
+    nats_bridge(const core::cluster_config& cfg, api::event_api& api);
+    ~nats_bridge() override;
+    nats_bridge(const nats_bridge&) = delete;
+    nats_bridge& operator=(const nats_bridge&) = delete;
+
+    /// Connects (or keeps trying in the background when no server answers), then attaches to
+    /// the event_api and the broker. Throws std::runtime_error on an unusable configuration.
+    void start();
+    /// Detaches, unsubscribes and closes the connection. After it returns no callback of ours
+    /// runs again. Idempotent.
+    void stop();
+
+    bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) override;
+
+    bool connected() const noexcept { return connected_.load(std::memory_order_acquire); }
+    /// "connecting" (never connected yet), "connected", "reconnecting" or "closed".
+    std::string state() const;
+    const bridge_stats& stats() const noexcept { return stats_; }
+
+private:
+    struct namespace_subs {
+        natsSubscription* exact = nullptr;  // <prefix>.<ns>: the bare namespace channel
+        natsSubscription* below = nullptr;  // <prefix>.<ns>.>: everything below it
+    };
+    void on_namespace(std::string_view ns, bool interested) noexcept;
+    void unsubscribe(namespace_subs& subs) noexcept;
+
+    // nats.c callbacks; `closure` is the bridge.
+    static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+    static void on_connected(natsConnection*, void* closure);
+    static void on_disconnected(natsConnection*, void* closure);
+    static void on_reconnected(natsConnection*, void* closure);
+    static void on_closed(natsConnection*, void* closure);
+    static void on_error(natsConnection*, natsSubscription*, natsStatus status, void* closure);
+    static std::int64_t reconnect_delay(natsConnection*, int attempts, void* closure);
+    static void on_subscription_complete(void* closure);
+
+    const core::cluster_config& cfg_;
+    api::event_api& api_;
+    bridge_stats stats_;
+    std::atomic<bool> connected_{false};
+    std::atomic<bool> ever_connected_{false};
+    std::atomic<bool> closing_{false};  // stop() closes the connection: no outage to report
+
+    // Held shared by every publish and every NATS callback, exclusively by stop(): once
+    // stopped_ is set under it, nothing touches the connection or the event_api again.
+    mutable std::shared_mutex life_;
+    bool stopped_ = false;
+    bool started_ = false;
+
+    natsOptions* opts_ = nullptr;
+    natsConnection* conn_ = nullptr;
+    std::mutex subs_mutex_;  // the broker's write lock already serializes on_namespace
+    std::map<std::string, namespace_subs, std::less<>> subs_;
+
+    // stop() waits until nats.c is done calling us: the connection's closed callback has run and
+    // every subscription's completion callback (no message handler running or to come).
+    std::mutex closed_mutex_;
+    std::condition_variable closed_cv_;
+    bool closed_ = false;
+    int live_subscriptions_ = 0;
+};
+
+}  // namespace eventcast::cluster

@@ -1,0 +1,36 @@
+// A real nats-server for the cluster tests: JetStream on (-js) with its store in a temporary
+// directory, on 127.0.0.1 and a free port; killed and its directory removed on destruction.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace eventcast::testing {
+
+/// Path of nats-server (PATH, then /usr/sbin where Debian installs it), or "" when missing.
+std::string nats_server_binary();
+
+class nats_server_process {
+public:
+    /// Starts on a free port. Throws std::runtime_error when it does not come up.
+    nats_server_process();
+    ~nats_server_process();
+    nats_server_process(const nats_server_process&) = delete;
+    nats_server_process& operator=(const nats_server_process&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+    /// SIGKILL, as a crash would: clients see the TCP connection drop.
+    void kill_now();
+    /// Starts again on the same port (and store directory). Throws when it does not come up.
+    void restart();
+
+private:
+    void launch();
+    int pid_ = -1;
+    std::uint16_t port_ = 0;
+    std::string dir_;
+};
+
+}  // namespace eventcast::testing
