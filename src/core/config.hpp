@@ -98,6 +98,8 @@ struct auth_config {
     // rate limits (0: none)
     std::size_t max_connections_per_ip = 0;
     double max_ops_per_second = 0;  // per WebSocket connection: subscribe/unsubscribe/publish
+};
+
 /// Cluster mode (docs/CLUSTER.md): nodes share events through NATS. Off when `urls` is empty.
 struct cluster_config {
     std::vector<std::string> urls;  // nats://host:port or tls://host:port; several: one cluster
