@@ -15,6 +15,7 @@ const char* protocol_error::ws_error_type() const noexcept {
         case error_kind::duplicate_id: return "DuplicatedOperationError";
         case error_kind::unknown_operation: return "UnknownOperationError";
         case error_kind::unsupported: return "UnsupportedOperation";
+        case error_kind::resume_too_old: return "ResumeWindowExceeded";
     }
     return "InvalidInputError";
 }
@@ -22,11 +23,14 @@ const char* protocol_error::ws_error_type() const noexcept {
 const char* protocol_error::http_error_type() const noexcept {
     switch (kind) {
         case error_kind::unauthorized: return "UnauthorizedException";
+        case error_kind::resume_too_old: return "ResumeWindowExceeded";
         default: return "BadRequestException";
     }
 }
 
 unsigned protocol_error::http_status() const noexcept {
+    if (kind == error_kind::resume_too_old)
+        return 410;  // Gone: the events asked for existed but are no longer kept
     return kind == error_kind::unauthorized ? 401 : 400;
 }
 

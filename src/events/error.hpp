@@ -16,6 +16,7 @@ enum class error_kind {
     duplicate_id,       // subscribe with an id that is live on this connection
     unknown_operation,  // unsubscribe of an id that is not live
     unsupported,        // unknown message type or binary frame
+    resume_too_old,     // a resume position whose following events are no longer retained
 };
 
 struct protocol_error {

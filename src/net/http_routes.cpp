@@ -124,7 +124,7 @@ std::string render_metrics(server_context& ctx) {
         "# TYPE eventcast_errors_total counter\n";
     using k = events::error_kind;
     for (auto kind : {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions,
-                      k::duplicate_id, k::unknown_operation, k::unsupported}) {
+                      k::duplicate_id, k::unknown_operation, k::unsupported, k::resume_too_old}) {
         events::protocol_error e{kind, {}};
         out += std::string("eventcast_errors_total{errorType=\"") + e.ws_error_type() + "\"} " +
                std::to_string(st.errors_by_kind[static_cast<std::size_t>(kind)].load()) + "\n";
