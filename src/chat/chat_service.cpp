@@ -407,10 +407,10 @@ private:
     std::shared_ptr<llm::completion> completion_;
     state state_ = state::starting;
     const char* outcome_ = "starting";
-    std::int64_t seq_ = 0;  // next seq to assign
+    std::int64_t seq_ = 0;             // next seq to assign
     events::position start_position_;  // of the start event; seq 0 until it is published
-    std::string text_;      // everything streamed so far
-    std::string pending_;   // not yet published (coalescing window)
+    std::string text_;                 // everything streamed so far
+    std::string pending_;              // not yet published (coalescing window)
     bool flush_scheduled_ = false;
     bool cancel_requested_ = false;
     std::string stop_reason_;

@@ -114,9 +114,9 @@ boost::system::result<std::pair<std::string, history_limits>, std::string> parse
     const auto count = text.substr(a + 1, b - a - 1);
     auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), out.second.count);
     if (ec != std::errc() || ptr != count.data() + count.size() || count.empty())
-        return r(boost::system::in_place_error,
-                 "'" + std::string(text) + "': COUNT '" + std::string(count) +
-                     "' is not a whole number of events");
+        return r(boost::system::in_place_error, "'" + std::string(text) + "': COUNT '" +
+                                                    std::string(count) +
+                                                    "' is not a whole number of events");
     auto age = parse_duration(text.substr(b + 1));
     if (!age)
         return r(boost::system::in_place_error, "'" + std::string(text) + "': AGE " + age.error());
@@ -443,8 +443,7 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     // otherwise, so a client that reconnects late in a long answer can still recover it.
     if (h.defaults.count > 0 && h.defaults.count < 1000 &&
         &h.for_namespace(c.chat_namespace) == &h.defaults)
-        h.per_namespace.emplace_back(c.chat_namespace,
-                                     history_limits{1000, h.defaults.age});
+        h.per_namespace.emplace_back(c.chat_namespace, history_limits{1000, h.defaults.age});
     if (c.provider == "openai" && c.openai_base_url.empty())
         problems.push_back("--chat-provider openai needs --openai-base-url");
     if (l.max_event_bytes > l.max_frame_bytes)

@@ -64,7 +64,7 @@ struct chat_config {
 /// How much history one namespace keeps per channel (docs/protocol.md, "History and resume").
 /// Either bound at 0 turns history off for the namespace.
 struct history_limits {
-    std::size_t count = 100;                   // newest events kept per channel
+    std::size_t count = 100;                     // newest events kept per channel
     std::chrono::milliseconds age{10 * 60'000};  // events older than this are dropped
 };
 

@@ -189,15 +189,15 @@ result<std::optional<position>> read_resume(const json::object& obj) {
     const auto* v = obj.if_contains("resume");
     if (!v || v->is_null())
         return std::optional<position>{};
-    static constexpr const char* shape = R"({"after":"<the position of the last data frame seen>"})";
+    static constexpr const char* shape =
+        R"({"after":"<the position of the last data frame seen>"})";
     const auto* o = v->if_object();
     if (!o)
         return protocol_error::invalid(std::string("'resume' is ") + core::json_kind_name(*v) +
                                        "; expected an object like " + shape);
     const auto* after = o->if_contains("after");
     if (!after)
-        return protocol_error::invalid(std::string("'resume.after' is missing; expected ") +
-                                       shape);
+        return protocol_error::invalid(std::string("'resume.after' is missing; expected ") + shape);
     const auto* s = after->if_string();
     if (!s)
         return protocol_error::invalid(std::string("'resume.after' is ") +
@@ -309,8 +309,7 @@ boost::system::result<client_message, message_error> parse_client_message(
         if (!resume)
             return fail(resume.error());
         return client_message{subscribe_msg{std::move(id), std::move(*pattern),
-                                            std::move(*channel_text), std::move(*auth),
-                                            *resume}};
+                                            std::move(*channel_text), std::move(*auth), *resume}};
     }
 
     auto path = channel_path::parse(*channel_text);

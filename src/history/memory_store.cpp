@@ -146,8 +146,8 @@ events::result<std::vector<stored_event>> memory_store::since(
             "events after position " + shown(after.seq) + " on /" + pattern.str() +
                 " are no longer retained (retained: after " + shown(floor) + "; namespace '" +
                 ns.name + "' keeps " + std::to_string(lim.count) + " events per channel for " +
-                std::to_string(lim.age.count() / 1000) +
-                " s). Subscribe without 'resume' and fetch the current state"};
+                core::format_duration(lim.age) +
+                "). Subscribe without 'resume' and fetch the current state"};
     }
     return out;
 }

@@ -65,9 +65,9 @@ public:
     virtual void expire(clock::time_point now) { (void)now; }
 
     struct usage {
-        std::size_t events = 0;    // retained now
-        std::size_t bytes = 0;     // counted against the byte cap
-        std::uint64_t evicted = 0; // since start, by count, age or bytes
+        std::size_t events = 0;     // retained now
+        std::size_t bytes = 0;      // counted against the byte cap
+        std::uint64_t evicted = 0;  // since start, by count, age or bytes
     };
     virtual usage stats() const = 0;
 };

@@ -129,6 +129,12 @@ std::string render_metrics(server_context& ctx) {
         out += std::string("eventcast_errors_total{errorType=\"") + e.ws_error_type() + "\"} " +
                std::to_string(st.errors_by_kind[static_cast<std::size_t>(kind)].load()) + "\n";
     }
+    const auto hist = ctx.api.history().stats();
+    metric("eventcast_history_events", "gauge", "Events retained for resume.", hist.events);
+    metric("eventcast_history_bytes", "gauge",
+           "Bytes counted against --history-max-bytes.", hist.bytes);
+    metric("eventcast_history_evicted_total", "counter",
+           "Events dropped from history by count, age or the byte cap.", hist.evicted);
     metric("eventcast_chat_streams_active", "gauge", "Chat streams running.",
            ctx.chat ? ctx.chat->active_streams() : 0);
     metric("eventcast_chat_streams_total", "counter", "Chat streams started.",

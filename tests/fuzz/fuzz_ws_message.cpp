@@ -38,8 +38,10 @@ bool string_is(const json::value* v, std::string_view expected) {
 void check_data_frames(std::string_view id, const std::vector<std::string>& events) {
     const auto prefix = events::data_prefix(id);
     for (const auto& e : events) {
-        const auto obj = parse_frame(prefix + events::data_body(e));
-        check(obj.size() == 3, "data frame has type, id, event");
+        const events::position pos{0x5f3a0c1e, 42};
+        const auto obj = parse_frame(prefix + events::data_body(e, pos));
+        check(obj.size() == 4, "data frame has type, id, event, position");
+        check(string_is(obj.if_contains("position"), "5f3a0c1e-42"), "data frame position");
         check(string_is(obj.if_contains("type"), "data"), "data frame type");
         check(string_is(obj.if_contains("id"), id), "data frame id");
         check(string_is(obj.if_contains("event"), e), "data frame event round-trips");
@@ -71,6 +73,13 @@ void check_message(const events::client_message& msg, const core::limits& limits
                 auto again = events::channel_pattern::parse(m.channel.str());
                 check(again && again->str() == m.channel.str(), "pattern normalizes stably");
                 check_data_frames(m.id, {R"({"a":1})"});
+                if (m.resume_after) {
+                    // A position has one spelling: what parsed formats back to a text that
+                    // parses to the same position.
+                    const auto text = events::format_position(*m.resume_after);
+                    auto again = events::parse_position(text);
+                    check(again && *again == *m.resume_after, "position round-trips");
+                }
             } else {
                 check(events::valid_id(m.id, limits.max_id_chars), "publish id is valid");
                 check_events(m.events, limits);
