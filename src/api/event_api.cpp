@@ -34,7 +34,7 @@ event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stat
 }
 
 std::mutex& event_api::order_lock(std::string_view ns) {
-    auto it = order_locks_.find(std::string(ns));
+    auto it = order_locks_.find(ns);
     return it == order_locks_.end() ? other_order_lock_ : *it->second;
 }
 

@@ -76,7 +76,15 @@ private:
     auth::api_key_store keys_;
     std::unordered_set<std::string> namespaces_;
     std::shared_ptr<history::store> history_;
-    std::unordered_map<std::string, std::unique_ptr<std::mutex>> order_locks_;  // fixed at start
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    // Fixed at start; looked up by string_view, so a publish allocates nothing to find its lock.
+    std::unordered_map<std::string, std::unique_ptr<std::mutex>, string_hash, std::equal_to<>>
+        order_locks_;
     std::mutex other_order_lock_;  // namespaces not configured (refused before publish anyway)
 };
 

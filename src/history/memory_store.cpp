@@ -15,7 +15,7 @@ memory_store::memory_store(const core::history_config& cfg, std::uint32_t epoch)
 memory_store::~memory_store() = default;
 
 memory_store::ns_rec& memory_store::ns_for(std::string_view ns) {
-    auto it = namespaces_.find(std::string(ns));
+    auto it = namespaces_.find(ns);
     if (it == namespaces_.end()) {
         it = namespaces_.emplace(std::string(ns), ns_rec{}).first;
         it->second.name = it->first;
@@ -47,7 +47,7 @@ void memory_store::evict_oldest(channel_rec& ch) {
         ns.dropped_through = std::max(ns.dropped_through, ch.evicted_through);
         bytes_ -= channel_overhead + ch.path.str().size();
         const std::string key = ch.path.str();  // not a reference into the erased node
-        ns.channels.erase(key);
+        ns.channels.erase(ns.channels.find(key));
     }
 }
 
@@ -79,8 +79,14 @@ void memory_store::append(const events::channel_path& path, std::uint64_t first_
         bytes_ += channel_overhead + path.str().size();
     }
     auto& ch = it->second;
-    for (std::uint32_t i = 0; i < batch->bodies.size(); ++i) {
-        const auto bytes = batch->bodies[i].size() + event_overhead;
+    // The batch stays in memory while any of its events is retained, so the newest of them,
+    // which is evicted last, carries the bodies of all: the count is what is really held.
+    std::size_t body_bytes = 0;
+    for (const auto& body : batch->bodies)
+        body_bytes += body.size();
+    const auto n = static_cast<std::uint32_t>(batch->bodies.size());
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const auto bytes = event_overhead + (i + 1 == n ? body_bytes : 0);
         ns.order.push_back(entry{first_seq + i, now, batch, i, &ch, bytes});
         ch.items.push_back(std::prev(ns.order.end()));
         bytes_ += bytes;
@@ -154,7 +160,7 @@ events::result<std::vector<stored_event>> memory_store::since(
 
 events::position memory_store::newest(std::string_view ns) const {
     std::lock_guard lock(mutex_);
-    auto it = namespaces_.find(std::string(ns));
+    auto it = namespaces_.find(ns);
     return {epoch_, it == namespaces_.end() ? 0 : it->second.last_seq};
 }
 

@@ -6,6 +6,7 @@
 #include "history/store.hpp"
 
 #include <deque>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <string>
@@ -13,6 +14,8 @@
 
 namespace eventcast::history {
 
+/// Bytes: each event counts `event_overhead`, and a publish's bodies count until its last event
+/// is evicted (they share one allocation with the live frames).
 /// Thread-safe (one mutex; every operation is O(events touched), never a scan of the store
 /// except since() for a wildcard, which visits the namespace's channels once).
 class memory_store final : public store {
@@ -42,6 +45,12 @@ public:
     static constexpr std::size_t channel_overhead = 192;
 
 private:
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
     struct channel_rec;
     struct entry {
         std::uint64_t seq;
@@ -66,7 +75,7 @@ private:
         // cannot be proven complete for any pattern in the namespace.
         std::uint64_t dropped_through = 0;
         std::list<entry> order;  // every retained entry of the namespace, in seq order
-        std::unordered_map<std::string, channel_rec> channels;
+        std::unordered_map<std::string, channel_rec, string_hash, std::equal_to<>> channels;
     };
 
     ns_rec& ns_for(std::string_view ns);
@@ -78,7 +87,7 @@ private:
     const core::history_config cfg_;
     const std::uint32_t epoch_;
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, ns_rec> namespaces_;
+    std::unordered_map<std::string, ns_rec, string_hash, std::equal_to<>> namespaces_;
     std::size_t events_ = 0;
     std::size_t bytes_ = 0;
     std::uint64_t evicted_ = 0;

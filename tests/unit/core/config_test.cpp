@@ -544,8 +544,9 @@ TEST_F(ConfigTest, HistoryFromAConfigFile) {
 
 TEST_F(ConfigTest, BadHistoryValuesAreReportedClearly) {
     auto p = problems({"--history-age", "10"});
-    EXPECT_TRUE(any_contains(p, "--history-age: '10' is not a duration; expected a number and a "
-                                "unit (ms, s, m, h) like 10m, or 0"))
+    EXPECT_TRUE(any_contains(p,
+                             "--history-age: '10' is not a duration; expected a number and a "
+                             "unit (ms, s, m, h) like 10m, or 0"))
         << joined(p);
     p = problems({"--namespace-history", "default:ten:1m", "--namespace-history", "nope:1:1m",
                   "--namespace-history", "default:1", "--namespace-history", "default:1:1d"});

@@ -242,6 +242,19 @@ TEST_F(MemoryStoreTest, APositionFromAnotherEpochIsTooOld) {
     EXPECT_NE(r.error().message.find("from another run of the server"), std::string::npos);
 }
 
+TEST_F(MemoryStoreTest, APartlyEvictedPublishStillCountsItsBodies) {
+    // One publish of 5 events shares one allocation; while any of them is retained, all of the
+    // bodies are held, and counted.
+    memory_store s(config(2, 10min), epoch);
+    publish(s, "default/a", 5, 1000);  // keeps 4, 5
+    EXPECT_EQ(s.stats().events, 2u);
+    EXPECT_EQ(s.stats().bytes,
+              memory_store::channel_overhead + 9 + 5 * 1000 + 2 * memory_store::event_overhead);
+    publish(s, "default/a", 2, 10);  // 6, 7: the first publish is gone entirely
+    EXPECT_EQ(s.stats().bytes,
+              memory_store::channel_overhead + 9 + 2 * 10 + 2 * memory_store::event_overhead);
+}
+
 TEST_F(MemoryStoreTest, BytesReturnToZeroWhenEverythingIsEvicted) {
     memory_store s(config(1, 1s), epoch);
     for (int i = 0; i < 50; ++i)
