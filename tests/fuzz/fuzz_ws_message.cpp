@@ -1,5 +1,6 @@
 // libFuzzer target: events::parse_client_message (every WebSocket text frame a client sends) and
-// parse_http_publish (every POST /event body) on arbitrary bytes. Whatever parses is rebuilt into
+// parse_http_publish (every POST /event body) on arbitrary bytes, and parse_position (a subscribe's
+// "resume":{"after":...}) on the same bytes. Whatever parses is rebuilt into
 // the frames the server would send, which must be valid JSON that gives back the client's text;
 // whatever fails must produce a well-formed error reply.
 #include "events/message.hpp"
@@ -77,8 +78,8 @@ void check_message(const events::client_message& msg, const core::limits& limits
                     // A position has one spelling: what parsed formats back to a text that
                     // parses to the same position.
                     const auto text = events::format_position(*m.resume_after);
-                    auto again = events::parse_position(text);
-                    check(again && *again == *m.resume_after, "position round-trips");
+                    auto reparsed = events::parse_position(text);
+                    check(reparsed && *reparsed == *m.resume_after, "position round-trips");
                 }
             } else {
                 check(events::valid_id(m.id, limits.max_id_chars), "publish id is valid");
@@ -139,6 +140,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         else
             check_refusal(parsed.error(), *limits);
     }
+
+    // The position parser on its own (a resume's "after"): one spelling per position, and a
+    // refusal whose message can go into a JSON text frame.
+    if (auto pos = events::parse_position(text))
+        check(events::format_position(*pos) == text, "an accepted position is its only spelling");
+    else
+        check(fuzz::valid_utf8(pos.error().message) && !pos.error().message.empty(),
+              "position refusals say what is wrong in valid UTF-8");
 
     auto http = events::parse_http_publish(text, default_limits);
     if (http) {
