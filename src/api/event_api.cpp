@@ -3,16 +3,40 @@
 #include "api/event_api.hpp"
 
 #include "core/ids.hpp"
+#include "history/memory_store.hpp"
+
+#include <random>
 
 namespace eventcast::api {
 
+namespace {
+// A random nonzero epoch per run: a position from an earlier run is recognised as such.
+std::uint32_t random_epoch() {
+    std::random_device rd;
+    std::uint32_t e = 0;
+    while (e == 0)
+        e = rd();
+    return e;
+}
+}  // namespace
+
 event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats,
-                     auth::authorizer& authz)
+                     auth::authorizer& authz, std::shared_ptr<history::store> history)
     : cfg_(cfg),
       broker_(broker),
       stats_(stats),
       auth_(authz),
-      namespaces_(cfg.namespaces.begin(), cfg.namespaces.end()) {}
+      namespaces_(cfg.namespaces.begin(), cfg.namespaces.end()),
+      history_(history ? std::move(history)
+                       : std::make_shared<history::memory_store>(cfg.history, random_epoch())) {
+    for (const auto& ns : namespaces_)
+        order_locks_.emplace(ns, std::make_unique<std::mutex>());
+}
+
+std::mutex& event_api::order_lock(std::string_view ns) {
+    auto it = order_locks_.find(ns);
+    return it == order_locks_.end() ? other_order_lock_ : *it->second;
+}
 
 events::result<void> event_api::check_namespace(std::string_view ns) const {
     if (namespaces_.count(std::string(ns)))
@@ -28,20 +52,51 @@ events::publish_outcome event_api::publish(const events::channel_path& path,
     events::publish_outcome outcome;
     outcome.identifiers.reserve(events.size());
     for (const auto& e : events) {
-        batch->bodies.push_back(events::data_body(e));
+        batch->bodies.push_back(events::data_body_open(e));  // the costly part, outside the lock
         batch->bytes += batch->bodies.back().size();
         outcome.identifiers.push_back(core::uuid_v4());
     }
     core::stats::add(stats_.events_in, events.size());
     auto* link = cluster_.load(std::memory_order_acquire);
     if (!link || !link->publish(path, batch))
-        deliver_local(path, batch);
+        outcome.first = deliver_local(path, std::move(batch));
     return outcome;
 }
 
-void event_api::deliver_local(const events::channel_path& path, const pubsub::shared_batch& batch) {
-    const auto reached = broker_.publish(path, batch);
-    core::stats::add(stats_.frames_out, reached * batch->bodies.size());
+events::position event_api::deliver_local(const events::channel_path& path,
+                                          std::shared_ptr<pubsub::event_batch> batch) {
+    std::size_t reached = 0;
+    events::position first;
+    {
+        std::lock_guard lock(order_lock(path.namespace_name()));
+        const auto seq = history_->reserve(path.namespace_name(), batch->bodies.size());
+        const auto epoch = history_->epoch();
+        batch->bytes = 0;
+        for (std::size_t i = 0; i < batch->bodies.size(); ++i) {
+            events::data_body_close(batch->bodies[i], {epoch, seq + i});
+            batch->bytes += batch->bodies[i].size();
+        }
+        first = {epoch, seq};
+        // History before fan-out: an event is retained by the time anyone can have seen it.
+        pubsub::shared_batch shared = std::move(batch);
+        history_->append(path, seq, shared, history::clock::now());
+        reached = broker_.publish(path, shared);
+        core::stats::add(stats_.frames_out, reached * shared->bodies.size());
+    }
+    return first;
+}
+
+events::result<event_api::resumed> event_api::subscribe_resume(
+    const events::channel_pattern& pattern, const events::position& after,
+    std::weak_ptr<pubsub::subscriber> target, pubsub::shared_bytes prefix) {
+    std::lock_guard lock(order_lock(pattern.namespace_name()));
+    auto missed = history_->since(pattern, after, history::clock::now());
+    if (!missed)
+        return missed.error();
+    resumed r;
+    r.missed = std::move(*missed);
+    r.handle = broker_.subscribe(pattern, std::move(target), std::move(prefix));
+    return r;
 }
 
 }  // namespace eventcast::api

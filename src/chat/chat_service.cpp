@@ -206,7 +206,7 @@ public:
                            {"provider", provider_}};
         if (provider_ == "demo")
             start["note"] = "offline demo model: a deterministic answer, not a real LLM";
-        publish(start);
+        start_position_ = publish(start);
         if (!wait_)
             answer(ok_body(false));
     }
@@ -325,6 +325,14 @@ public:
                        {"status", status_name()},
                        {"text", text_},
                        {"seq", seq_ == 0 ? 0 : seq_ - 1}};
+        if (start_position_.seq > 0) {
+            // A client that lost its connection subscribes to `channel` with
+            // "resume":{"after": resumeAfter} and gets the whole stream again, from its start
+            // event (docs/protocol.md, "History and resume"); or from the last position it saw.
+            o["startPosition"] = events::format_position(start_position_);
+            o["resumeAfter"] =
+                events::format_position({start_position_.epoch, start_position_.seq - 1});
+        }
         if (!stop_reason_.empty())
             o["stopReason"] = stop_reason_;
         if (error_)
@@ -351,8 +359,8 @@ private:
         svc_.api_.stats().chunk_publish.observe(std::chrono::steady_clock::now() - pending_since_);
     }
 
-    void publish(const json::object& event) {
-        svc_.api_.publish(channel_, {json::serialize(event)});
+    events::position publish(const json::object& event) {
+        return svc_.api_.publish(channel_, {json::serialize(event)}).first;
     }
 
     void end_locked(const char* outcome) {
@@ -375,6 +383,9 @@ private:
                        {"streamId", id_},
                        {"provider", provider_},
                        {"model", model_}};
+        if (start_position_.seq > 0)
+            o["resumeAfter"] =
+                events::format_position({start_position_.epoch, start_position_.seq - 1});
         if (with_result) {
             o["status"] = status_name();
             o["text"] = text_;
@@ -407,9 +418,10 @@ private:
     std::shared_ptr<llm::completion> completion_;
     state state_ = state::starting;
     const char* outcome_ = "starting";
-    std::int64_t seq_ = 0;  // next seq to assign
-    std::string text_;      // everything streamed so far
-    std::string pending_;   // not yet published (coalescing window)
+    std::int64_t seq_ = 0;             // next seq to assign
+    events::position start_position_;  // of the start event; seq 0 until it is published
+    std::string text_;                 // everything streamed so far
+    std::string pending_;              // not yet published (coalescing window)
     bool flush_scheduled_ = false;
     bool cancel_requested_ = false;
     std::string stop_reason_;

@@ -53,12 +53,13 @@ events::result<pubsub::event_batch> decode_batch(std::string_view payload) {
                                            std::to_string(payload.size() - pos) + " remain");
         const auto body = payload.substr(pos, n);
         pos += n;
-        // `"<JSON string>"}`: the literal must be one JSON text (grammar and UTF-8 checked)
-        // and a string, so splicing it after the frame prefix makes a valid data frame.
-        if (body.size() < 3 || body.front() != '"' || body.back() != '}' ||
-            !events::is_json_text(body.substr(0, body.size() - 1)))
+        // `"<JSON string>"` (events::data_body_open): the literal must be one JSON text
+        // (grammar and UTF-8 checked) and a string, so closing it and splicing it after the
+        // frame prefix makes a valid data frame.
+        if (body.size() < 2 || body.front() != '"' || body.back() != '"' ||
+            !events::is_json_text(body))
             return protocol_error::invalid("cluster message event " + std::to_string(i) +
-                                           " is not a JSON string followed by '}'");
+                                           " is not a JSON string");
         batch.bodies.emplace_back(body);
         batch.bytes += n;
     }

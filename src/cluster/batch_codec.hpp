@@ -1,6 +1,7 @@
 // One publish batch as one NATS message payload. The bodies travel as the publishing node made
-// them (each event already escaped once into `"<event as a JSON string>"}`), so receivers splice
-// them into data frames without encoding anything again.
+// them (each event already escaped once into `"<event as a JSON string>"`, not yet closed: each
+// receiving node appends its own history position and the closing brace in deliver_local), so
+// receivers splice them into data frames without encoding anything again.
 //
 // Layout: "ecb1", one byte with the number of bodies, then per body a 4-byte big-endian length
 // and the bytes. Binary lengths instead of a JSON array: no second escaping pass, and a
@@ -23,7 +24,7 @@ inline constexpr std::size_t max_batch_bodies = 255;
 std::string encode_batch(const pubsub::event_batch& batch);
 
 /// Parses a payload from NATS (outside input: anyone with access to the subjects can publish).
-/// Checks the layout and that every body is a JSON string literal followed by '}', valid UTF-8,
+/// Checks the layout and that every body is one JSON string literal, valid UTF-8,
 /// so what reaches a WebSocket text frame is what a local publish would have produced.
 /// The error says what was wrong and where.
 events::result<pubsub::event_batch> decode_batch(std::string_view payload);

@@ -273,8 +273,8 @@ void nats_bridge::on_message(natsConnection*, natsSubscription*, natsMsg* msg, v
                     log::warn("cluster: dropped a NATS message on {}: {} (dropped so far: {})",
                               subject.substr(0, 200), batch.error().message, n + 1);
             } else {
-                self->api_.deliver_local(
-                    *path, std::make_shared<const pubsub::event_batch>(std::move(*batch)));
+                self->api_.deliver_local(*path,
+                                         std::make_shared<pubsub::event_batch>(std::move(*batch)));
                 core::stats::add(self->stats_.messages_in);
             }
         }

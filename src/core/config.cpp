@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iomanip>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -46,6 +47,81 @@ boost::system::result<api_key, std::string> parse_api_key(std::string_view text)
                     "2026-12-31T00:00:00Z"};
     key.expires = std::chrono::system_clock::from_time_t(timegm(&tm));
     return key;
+}
+
+const history_limits& history_config::for_namespace(std::string_view ns) const noexcept {
+    for (const auto& [name, lim] : per_namespace)
+        if (name == ns)
+            return lim;
+    return defaults;
+}
+
+boost::system::result<std::chrono::milliseconds, std::string> parse_duration(
+    std::string_view text) {
+    auto bad = [&] {
+        return boost::system::result<std::chrono::milliseconds, std::string>(
+            boost::system::in_place_error,
+            "'" + std::string(text.substr(0, 40)) +
+                "' is not a duration; expected a number and a unit (ms, s, m, h) like 10m, or 0");
+    };
+    if (text == "0")
+        return std::chrono::milliseconds(0);
+    std::int64_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || ptr == text.data() || n < 0)
+        return bad();
+    const std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
+    std::int64_t scale = 0;
+    if (unit == "ms")
+        scale = 1;
+    else if (unit == "s")
+        scale = 1000;
+    else if (unit == "m")
+        scale = 60'000;
+    else if (unit == "h")
+        scale = 3'600'000;
+    else
+        return bad();
+    if (n > std::numeric_limits<std::int64_t>::max() / scale)
+        return bad();
+    return std::chrono::milliseconds(n * scale);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+    const auto ms = d.count();
+    if (ms == 0)
+        return "0";
+    if (ms % 3'600'000 == 0)
+        return std::to_string(ms / 3'600'000) + "h";
+    if (ms % 60'000 == 0)
+        return std::to_string(ms / 60'000) + "m";
+    if (ms % 1000 == 0)
+        return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+
+boost::system::result<std::pair<std::string, history_limits>, std::string> parse_namespace_history(
+    std::string_view text) {
+    using r = boost::system::result<std::pair<std::string, history_limits>, std::string>;
+    const auto a = text.find(':');
+    const auto b = a == std::string_view::npos ? a : text.find(':', a + 1);
+    if (b == std::string_view::npos || text.find(':', b + 1) != std::string_view::npos)
+        return r(boost::system::in_place_error,
+                 "'" + std::string(text) +
+                     "' is not NAMESPACE:COUNT:AGE, e.g. BedrockChat:1000:1h (0 turns it off)");
+    std::pair<std::string, history_limits> out;
+    out.first = std::string(text.substr(0, a));
+    const auto count = text.substr(a + 1, b - a - 1);
+    auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), out.second.count);
+    if (ec != std::errc() || ptr != count.data() + count.size() || count.empty())
+        return r(boost::system::in_place_error, "'" + std::string(text) + "': COUNT '" +
+                                                    std::string(count) +
+                                                    "' is not a whole number of events");
+    auto age = parse_duration(text.substr(b + 1));
+    if (!age)
+        return r(boost::system::in_place_error, "'" + std::string(text) + "': AGE " + age.error());
+    out.second.age = *age;
+    return out;
 }
 
 namespace {
@@ -214,6 +290,28 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         ->envname(env("HANDSHAKE_TIMEOUT_MS"))
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+
+    // History and resume (docs/protocol.md).
+    auto& h = cfg.history;
+    std::string history_age = format_duration(h.defaults.age);
+    std::vector<std::string> namespace_history;
+    app.add_option("--history-count", h.defaults.count,
+                   "events kept per channel for resume (0: no history)")
+        ->envname(env("HISTORY_COUNT"))
+        ->capture_default_str();
+    app.add_option("--history-age", history_age,
+                   "how long events are kept for resume: 500ms, 30s, 10m, 1h (0: no history)")
+        ->envname(env("HISTORY_AGE"))
+        ->capture_default_str();
+    app.add_option("--history-max-bytes", h.max_bytes,
+                   "history memory cap over all channels; the oldest events go first")
+        ->envname(env("HISTORY_MAX_BYTES"))
+        ->capture_default_str();
+    app.add_option("--namespace-history", namespace_history,
+                   "per-namespace history NAMESPACE:COUNT:AGE, e.g. BedrockChat:1000:1h; "
+                   "repeatable")
+        ->envname(env("NAMESPACE_HISTORY"))
+        ->delimiter(',');
 
     // POST /chat and the model providers (spec/model-providers.md).
     auto& c = cfg.chat;
@@ -490,6 +588,26 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         // POST /chat publishes there, so it must exist; `--namespace foo` alone should not
         // turn chat off or stop the server from starting.
         cfg.namespaces.push_back(c.chat_namespace);
+    if (auto age = parse_duration(history_age); !age)
+        problems.push_back("--history-age: " + age.error());
+    else
+        h.defaults.age = *age;
+    for (const auto& text : namespace_history) {
+        auto entry = parse_namespace_history(text);
+        if (!entry)
+            problems.push_back("--namespace-history: " + entry.error());
+        else if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), entry->first) ==
+                 cfg.namespaces.end())
+            problems.push_back("--namespace-history: '" + entry->first +
+                               "' is not a configured namespace (see --namespace)");
+        else
+            h.per_namespace.push_back(std::move(*entry));
+    }
+    // A chat answer is one event per delta: the chat namespace keeps at least 1000 unless told
+    // otherwise, so a client that reconnects late in a long answer can still recover it.
+    if (h.defaults.count > 0 && h.defaults.count < 1000 &&
+        &h.for_namespace(c.chat_namespace) == &h.defaults)
+        h.per_namespace.emplace_back(c.chat_namespace, history_limits{1000, h.defaults.age});
     if (c.provider == "openai" && c.openai_base_url.empty())
         problems.push_back("--chat-provider openai needs --openai-base-url");
     cl.reconnect_wait = std::chrono::milliseconds(reconnect_wait_ms);

@@ -114,6 +114,21 @@ struct cluster_config {
     std::chrono::milliseconds subscribe_timeout{1000};
 };
 
+/// How much history one namespace keeps per channel (docs/protocol.md, "History and resume").
+/// Either bound at 0 turns history off for the namespace.
+struct history_limits {
+    std::size_t count = 100;                     // newest events kept per channel
+    std::chrono::milliseconds age{10 * 60'000};  // events older than this are dropped
+};
+
+struct history_config {
+    history_limits defaults;
+    std::vector<std::pair<std::string, history_limits>> per_namespace;  // --namespace-history
+    std::size_t max_bytes = 64 * 1024 * 1024;  // all namespaces together; oldest evicted first
+    /// The override for `ns`, else the defaults.
+    const history_limits& for_namespace(std::string_view ns) const noexcept;
+};
+
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
@@ -132,6 +147,7 @@ struct config {
     chat_config chat;
     auth_config auth;
     cluster_config cluster;
+    history_config history;
 };
 
 /// Parses the command line of `eventcast serve`: argv[0] is "serve" (main passes argv + 1), the
@@ -140,6 +156,15 @@ struct config {
 /// "help:<text>" so main can print it and exit 0.
 boost::system::result<config, std::vector<std::string>> load_config(int argc,
                                                                     const char* const* argv);
+
+/// Parses a duration: a number with a unit, ms, s, m or h ("500ms", "10m"); "0" alone is zero.
+boost::system::result<std::chrono::milliseconds, std::string> parse_duration(std::string_view text);
+/// The shortest exact form parse_duration reads back: "10m", "90s", "1500ms".
+std::string format_duration(std::chrono::milliseconds d);
+
+/// Parses a --namespace-history entry "NAMESPACE:COUNT:AGE", e.g. "BedrockChat:1000:1h".
+boost::system::result<std::pair<std::string, history_limits>, std::string> parse_namespace_history(
+    std::string_view text);
 
 /// Parses "KEY" or "KEY@EXPIRY" where EXPIRY is seconds since the epoch or an RFC 3339 UTC time
 /// (2026-12-31T00:00:00Z). Returns an error line on a bad expiry or an empty key.

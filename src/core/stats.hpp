@@ -25,7 +25,7 @@ struct stats {
     std::atomic<std::uint64_t> rate_limited_operations{0};   // over --max-ops-per-second
     std::atomic<std::uint64_t> ws_frames_written{0};  // socket writes, for frames per write
     /// Error replies by errorType index (events::error_kind), WebSocket and HTTP together.
-    std::array<std::atomic<std::uint64_t>, 8> errors_by_kind{};
+    std::array<std::atomic<std::uint64_t>, 16> errors_by_kind{};  // by events::error_kind
 
     // chat
     std::atomic<std::uint64_t> chat_streams_total{0};

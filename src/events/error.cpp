@@ -16,6 +16,7 @@ const char* protocol_error::ws_error_type() const noexcept {
         case error_kind::unknown_operation: return "UnknownOperationError";
         case error_kind::unsupported: return "UnsupportedOperation";
         case error_kind::limit_exceeded: return "LimitExceededError";
+        case error_kind::resume_too_old: return "ResumeWindowExceeded";
     }
     return "InvalidInputError";
 }
@@ -24,6 +25,7 @@ const char* protocol_error::http_error_type() const noexcept {
     switch (kind) {
         case error_kind::unauthorized: return "UnauthorizedException";
         case error_kind::limit_exceeded: return "LimitExceededException";
+        case error_kind::resume_too_old: return "ResumeWindowExceeded";
         default: return "BadRequestException";
     }
 }
@@ -32,6 +34,8 @@ unsigned protocol_error::http_status() const noexcept {
     switch (kind) {
         case error_kind::unauthorized: return 401;
         case error_kind::limit_exceeded: return 429;
+        case error_kind::resume_too_old:
+            return 410;  // Gone: the events asked for existed but are no longer kept
         default: return 400;
     }
 }

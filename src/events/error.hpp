@@ -17,6 +17,7 @@ enum class error_kind {
     unknown_operation,  // unsubscribe of an id that is not live
     unsupported,        // unknown message type or binary frame
     limit_exceeded,     // a rate limit (WS LimitExceededError, HTTP 429)
+    resume_too_old,     // a resume position whose following events are no longer retained
 };
 
 struct protocol_error {

@@ -184,6 +184,31 @@ result<std::string> read_channel_text(const json::object& obj) {
     return std::string(s->data(), s->size());
 }
 
+// Reads the optional `resume` extension: {"after":"<position>"}. null counts as absent.
+result<std::optional<position>> read_resume(const json::object& obj) {
+    const auto* v = obj.if_contains("resume");
+    if (!v || v->is_null())
+        return std::optional<position>{};
+    static constexpr const char* shape =
+        R"({"after":"<the position of the last data frame seen>"})";
+    const auto* o = v->if_object();
+    if (!o)
+        return protocol_error::invalid(std::string("'resume' is ") + core::json_kind_name(*v) +
+                                       "; expected an object like " + shape);
+    const auto* after = o->if_contains("after");
+    if (!after)
+        return protocol_error::invalid(std::string("'resume.after' is missing; expected ") + shape);
+    const auto* s = after->if_string();
+    if (!s)
+        return protocol_error::invalid(std::string("'resume.after' is ") +
+                                       core::json_kind_name(*after) +
+                                       "; expected a position string like \"5f3a0c1e-42\"");
+    auto p = parse_position(std::string_view(s->data(), s->size()));
+    if (!p)
+        return protocol_error{p.error().kind, "'resume.after': " + p.error().message};
+    return std::optional<position>(*p);
+}
+
 }  // namespace
 
 boost::system::result<client_message, message_error> parse_client_message(
@@ -280,8 +305,11 @@ boost::system::result<client_message, message_error> parse_client_message(
         auto pattern = channel_pattern::parse(*channel_text);
         if (!pattern)
             return fail(pattern.error());
+        auto resume = read_resume(*obj);
+        if (!resume)
+            return fail(resume.error());
         return client_message{subscribe_msg{std::move(id), std::move(*pattern),
-                                            std::move(*channel_text), std::move(*auth)}};
+                                            std::move(*channel_text), std::move(*auth), *resume}};
     }
 
     auto path = channel_path::parse(*channel_text);
@@ -438,11 +466,23 @@ std::string data_prefix(std::string_view subscription_id) {
     return out;
 }
 
-std::string data_body(std::string_view event_json_text) {
+std::string data_body_open(std::string_view event_json_text) {
     std::string out;
-    out.reserve(event_json_text.size() + event_json_text.size() / 8 + 8);
+    // Room for the escaping of a typical event and the position suffix: one allocation.
+    out.reserve(event_json_text.size() + event_json_text.size() / 8 + 48);
     append_json_string(out, event_json_text);
-    out += '}';
+    return out;
+}
+
+void data_body_close(std::string& body, const position& pos) {
+    body += R"(,"position":")";
+    append_position(body, pos);
+    body += "\"}";
+}
+
+std::string data_body(std::string_view event_json_text, const position& pos) {
+    auto out = data_body_open(event_json_text);
+    data_body_close(out, pos);
     return out;
 }
 

@@ -6,6 +6,7 @@
 #include "core/config.hpp"
 #include "events/channel.hpp"
 #include "events/error.hpp"
+#include "events/position.hpp"
 
 #include <optional>
 #include <string>
@@ -43,6 +44,8 @@ struct subscribe_msg {
     channel_pattern channel;
     std::string raw_channel;  // as sent: IAM signatures cover the unnormalized text (§9.3)
     std::optional<credentials> authorization;
+    // Extension: "resume":{"after":"<position>"} asks for the retained events after it first.
+    std::optional<position> resume_after;
 };
 struct unsubscribe_msg {
     std::string id;
@@ -109,13 +112,19 @@ std::string error_reply(const message_error& e);
 
 struct publish_outcome {
     std::vector<std::string> identifiers;  // one per event, index order
+    position first;                        // of the first event; the others follow it
 };
 std::string publish_success(std::string_view id, const publish_outcome& outcome);
 
 /// Data frames are built in two parts so fan-out encodes each event once (DESIGN.md §2):
 /// a per-subscription prefix `{"type":"data","id":"<id>","event":` made at subscribe time, and a
-/// per-event body `"<event as a JSON string>"}` shared by every subscriber.
+/// per-event body `"<event as a JSON string>","position":"<position>"}` shared by every
+/// subscriber. `position` is an extension field; AWS clients read only id, type and event.
 std::string data_prefix(std::string_view subscription_id);
-std::string data_body(std::string_view event_json_text);
+std::string data_body(std::string_view event_json_text, const position& pos);
+/// data_body in two steps, for a caller that encodes outside a lock and learns the position
+/// inside it: data_body_open gives `"<event as a JSON string>"`, data_body_close appends the rest.
+std::string data_body_open(std::string_view event_json_text);
+void data_body_close(std::string& body, const position& pos);
 
 }  // namespace eventcast::events

@@ -203,11 +203,18 @@ std::string render_metrics(server_context& ctx) {
         "# TYPE eventcast_errors_total counter\n";
     using k = events::error_kind;
     for (auto kind : {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions,
-                      k::duplicate_id, k::unknown_operation, k::unsupported, k::limit_exceeded}) {
+                      k::duplicate_id, k::unknown_operation, k::unsupported, k::limit_exceeded,
+                      k::resume_too_old}) {
         events::protocol_error e{kind, {}};
         out += std::string("eventcast_errors_total{errorType=\"") + e.ws_error_type() + "\"} " +
                std::to_string(st.errors_by_kind[static_cast<std::size_t>(kind)].load()) + "\n";
     }
+    const auto hist = ctx.api.history().stats();
+    metric("eventcast_history_events", "gauge", "Events retained for resume.", hist.events);
+    metric("eventcast_history_bytes", "gauge",
+           "Bytes counted against --history-max-bytes.", hist.bytes);
+    metric("eventcast_history_evicted_total", "counter",
+           "Events dropped from history by count, age or the byte cap.", hist.evicted);
     metric("eventcast_chat_streams_active", "gauge", "Chat streams running.",
            ctx.chat ? ctx.chat->active_streams() : 0);
     metric("eventcast_chat_streams_total", "counter", "Chat streams started.",

@@ -83,7 +83,9 @@ void server::arm_ticker() {
     ticker_.async_wait([this](boost::system::error_code ec) {
         if (ec || ctx_.stopping)
             return;
-        registry_.tick_all(std::chrono::steady_clock::now());
+        const auto now = std::chrono::steady_clock::now();
+        registry_.tick_all(now);
+        ctx_.api.history().expire(now);  // idle channels give back their expired events
         arm_ticker();
     });
 }

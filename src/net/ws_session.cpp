@@ -530,10 +530,28 @@ private:
         auto prefix = std::make_shared<const std::string>(events::data_prefix(m.id));
         // Live in the broker before the ack is queued, so no publish that follows the ack is
         // missed (spec §11.2).
-        auto handle = ctx_.api.broker().subscribe(m.channel, this->weak_from_this(), prefix);
+        pubsub::subscription_handle handle = nullptr;
+        std::vector<history::stored_event> missed;
+        if (m.resume_after) {
+            // Taken with the live subscription under the namespace's order lock: every later
+            // event is delivered live, every earlier one is in `missed`. Live deliveries are
+            // posted to this strand, so they queue behind the frames queued here.
+            auto resumed = ctx_.api.subscribe_resume(m.channel, *m.resume_after,
+                                                     this->weak_from_this(), prefix);
+            if (!resumed)
+                return fail(resumed.error());
+            handle = resumed->handle;
+            missed = std::move(resumed->missed);
+        } else {
+            handle = ctx_.api.broker().subscribe(m.channel, this->weak_from_this(), prefix);
+        }
         live_prefixes_.insert(prefix.get());
-        subs_.emplace(m.id, live_subscription{handle, std::move(prefix)});
+        subs_.emplace(m.id, live_subscription{handle, prefix});
         send_control(events::subscribe_success(m.id));
+        for (const auto& e : missed)
+            if (!enqueue({prefix, e.batch, e.index, frame_kind::text}))
+                return;
+        core::stats::add(ctx_.api.stats().frames_out, missed.size());
     }
 
     void on_message(events::unsubscribe_msg& m) {

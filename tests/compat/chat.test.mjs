@@ -750,3 +750,143 @@ describe('chat over the official Amplify client: Bedrock session token and beare
         assert.equal(rec.status, 403);
     });
 });
+
+// ---- 7: resume (docs/protocol.md, "History and resume") ------------------------------------------
+//
+// Amplify cannot send the `resume` extension (it builds `subscribe` from a fixed set of fields)
+// nor see a data frame's `position` (it reads only id, type and event), so the live part runs on
+// Amplify and the resume on a raw `ws` client, as a browser app would do it after a reconnect.
+
+/** A raw wss client for BedrockChat/<user>: queues every data frame (position and parsed event). */
+async function rawSubscribe(server, channel, resumeAfter) {
+    const { default: WS } = await import('ws');
+    const auth = { host: `localhost:${server.port}`, 'x-api-key': server.apiKey };
+    const header = Buffer.from(JSON.stringify(auth)).toString('base64url');
+    const ws = new WS(server.wssUrl, ['aws-appsync-event-ws', `header-${header}`], { ca: server.ca });
+    const frames = [];
+    const waiters = new Set();
+    ws.on('message', (data) => {
+        frames.push(JSON.parse(data.toString('utf8')));
+        for (const w of [...waiters]) w();
+    });
+    ws.on('error', () => {});
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const msg = { type: 'subscribe', id: 'r1', channel, authorization: { 'x-api-key': server.apiKey } };
+    if (resumeAfter !== undefined) msg.resume = { after: resumeAfter };
+    ws.send(JSON.stringify(msg));
+    const self = {
+        ws,
+        frames,
+        data: () => frames.filter((f) => f.type === 'data').map((f) => ({ position: f.position, event: JSON.parse(f.event) })),
+        waitFor(pred, timeoutMs, what) {
+            return new Promise((resolve, reject) => {
+                const check = () => {
+                    const found = frames.find(pred);
+                    if (!found) return;
+                    done();
+                    resolve(found);
+                };
+                const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}: ${JSON.stringify(frames).slice(0, 2000)}`)); }, timeoutMs);
+                const done = () => { clearTimeout(timer); waiters.delete(check); };
+                waiters.add(check);
+                check();
+            });
+        },
+    };
+    await self.waitFor((f) => f.type === 'subscribe_success' || f.type === 'subscribe_error', 5000, 'the subscribe answer');
+    return self;
+}
+
+const seqOf = (position) => BigInt(position.split('-')[1]);
+
+describe('chat resume: a client that drops mid-answer resubscribes with resume and recovers every delta', { timeout: 60000 }, () => {
+    let server;
+    let sub;
+    let home;
+
+    before(async () => {
+        home = mkdtempSync(join(tmpdir(), 'eventcast-chat-home-'));
+        // The demo model at 20 ms a word, 100 words: the answer takes about 2 s.
+        server = await startServer({
+            extraArgs: ['--chat-provider', 'demo', '--demo-pace-ms', '20', '--chat-coalesce-ms', '0'],
+            env: serverEnv(home),
+        });
+        sub = await startSubscriber(server, [WILDCARD]);
+    });
+
+    after(async () => {
+        await sub?.stop();
+        await server?.stop();
+        if (home) rmSync(home, { recursive: true, force: true });
+    });
+
+    test('7a. Amplify drops mid-answer; a resume after resumeAfter gives the rest: seq gapless, text complete', { timeout: 30000 }, async () => {
+        const user = uniq('rena');
+        const started = await startChat(server, { userId: user, prompt: 'tell me how resume works', maxTokens: 100 });
+        assert.match(started.resumeAfter, /^[0-9a-f]{8}-\d+$/, JSON.stringify(started));
+        // The live part on Amplify: the start and a few deltas, then the client goes away.
+        await sub.waitFor((r) => r.event?.streamId === started.streamId && r.event.seq >= 3, 10000, 'a few deltas');
+        await sub.stop();
+        const live = sub.stream(started.streamId);
+        const mid = await call(server, 'GET', `/chat/${started.streamId}`);
+        assert.equal(mid.json.status, 'streaming', 'the client left mid-answer');
+        assert.equal(mid.json.resumeAfter, started.resumeAfter);
+        assert.equal(seqOf(mid.json.startPosition), seqOf(started.resumeAfter) + 1n);
+
+        // Reconnect: resume after the position before the stream's start, skip what was seen.
+        const again = await rawSubscribe(server, `BedrockChat/${user}`, started.resumeAfter);
+        assert.equal(again.frames[0].type, 'subscribe_success', JSON.stringify(again.frames[0]));
+        await again.waitFor((f) => f.type === 'data' && ['end', 'error'].includes(JSON.parse(f.event).type), 15000, 'the end of the stream');
+        again.ws.terminate();
+        const lastSeen = live[live.length - 1].seq;
+        const resumed = again.data().map((d) => d.event).filter((e) => e.streamId === started.streamId);
+        assert.deepEqual(resumed.slice(0, live.length), live, 'the replay starts with what Amplify saw, identical');
+        const { text, last } = checkStream([...live, ...resumed.filter((e) => e.seq > lastSeen)], started.streamId);
+        assert.equal(last.type, 'end');
+        const final = await call(server, 'GET', `/chat/${started.streamId}`);
+        assert.equal(final.json.status, 'completed');
+        assert.equal(text, final.json.text);
+    });
+
+    test('7b. a raw client drops mid-answer and resumes after the last position it saw: nothing missing, nothing twice', { timeout: 30000 }, async () => {
+        const user = uniq('ravi');
+        const first = await rawSubscribe(server, `BedrockChat/${user}`);
+        const started = await startChat(server, { userId: user, prompt: 'and with positions?', maxTokens: 100 });
+        await first.waitFor((f) => f.type === 'data' && JSON.parse(f.event).seq >= 4, 10000, 'a few deltas');
+        first.ws.terminate(); // the connection is lost, no close handshake
+        const seen = first.data();
+        const lastPosition = seen[seen.length - 1].position;
+        await sleep(300); // events keep coming meanwhile
+        const again = await rawSubscribe(server, `BedrockChat/${user}`, lastPosition);
+        assert.equal(again.frames[0].type, 'subscribe_success', JSON.stringify(again.frames[0]));
+        await again.waitFor((f) => f.type === 'data' && JSON.parse(f.event).type === 'end', 15000, 'the end of the stream');
+        again.ws.terminate();
+        const all = [...seen, ...again.data()];
+        for (let i = 1; i < all.length; i++)
+            assert.equal(seqOf(all[i].position), seqOf(all[i - 1].position) + 1n, `positions consecutive at ${i}`);
+        const { text } = checkStream(all.map((d) => d.event), started.streamId);
+        const final = await call(server, 'GET', `/chat/${started.streamId}`);
+        assert.equal(text, final.json.text);
+    });
+
+    test('7c. a position from another server run gets ResumeWindowExceeded, a malformed one InvalidInputError; the connection stays', { timeout: 30000 }, async () => {
+        const user = uniq('rolf');
+        const r = await rawSubscribe(server, `BedrockChat/${user}`);
+        const started = await startChat(server, { userId: user, prompt: 'short', maxTokens: 3, wait: true });
+        assert.equal(started.status, 'completed');
+        const epoch = started.resumeAfter.split('-')[0];
+        const other = epoch === '00000001' ? '00000002' : '00000001';
+        r.ws.send(JSON.stringify({ type: 'subscribe', id: 'old', channel: `BedrockChat/${user}`,
+            authorization: { 'x-api-key': server.apiKey }, resume: { after: `${other}-1` } }));
+        const err = await r.waitFor((f) => f.id === 'old', 5000, 'the answer to the stale resume');
+        assert.equal(err.type, 'subscribe_error');
+        assert.equal(err.errors[0].errorType, 'ResumeWindowExceeded');
+        assert.match(err.errors[0].message, /another run of the server/);
+        r.ws.send(JSON.stringify({ type: 'subscribe', id: 'junk', channel: `BedrockChat/${user}`,
+            authorization: { 'x-api-key': server.apiKey }, resume: { after: 'yesterday' } }));
+        const junk = await r.waitFor((f) => f.id === 'junk', 5000, 'the answer to the malformed resume');
+        assert.equal(junk.type, 'subscribe_error');
+        assert.equal(junk.errors[0].errorType, 'InvalidInputError');
+        r.ws.terminate();
+    });
+});

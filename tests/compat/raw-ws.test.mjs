@@ -213,7 +213,9 @@ describe('raw ws clients following the AWS docs (wss)', { timeout: 60000 }, () =
                 assert.equal(f.json.id, subId);
                 assert.equal(typeof f.json.event, 'string', 'event is a JSON string, not an array/object (spec §5.3)');
                 assert.equal(f.json.event, TRICKY_EVENTS[i], `event ${i} byte for byte`);
-                assert.deepEqual(Object.keys(f.json).sort(), ['event', 'id', 'type']);
+                // `position` is eventcast's extension (docs/protocol.md, "History and resume").
+                assert.deepEqual(Object.keys(f.json).sort(), ['event', 'id', 'position', 'type']);
+                assert.match(f.json.position, /^[0-9a-f]{8}-[1-9][0-9]*$/);
             });
             assert.equal(reply.json.id, pubId);
             assert.deepEqual(reply.json.failed, []);

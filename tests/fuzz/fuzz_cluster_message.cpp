@@ -41,8 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     check(cluster::encode_batch(*batch) == payload, "a decoded batch re-encodes to its bytes");
-    for (const auto& body : batch->bodies)
+    // Bodies travel open; the receiving node closes each with its position (deliver_local).
+    for (auto body : batch->bodies) {
+        events::data_body_close(body, {1, 1});
         check(events::is_json_text(events::data_prefix("s1") + body),
-              "prefix + body is one JSON text");
+              "prefix + closed body is one JSON text");
+    }
     return 0;
 }

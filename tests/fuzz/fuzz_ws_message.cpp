@@ -1,5 +1,6 @@
 // libFuzzer target: events::parse_client_message (every WebSocket text frame a client sends) and
-// parse_http_publish (every POST /event body) on arbitrary bytes. Whatever parses is rebuilt into
+// parse_http_publish (every POST /event body) on arbitrary bytes, and parse_position (a subscribe's
+// "resume":{"after":...}) on the same bytes. Whatever parses is rebuilt into
 // the frames the server would send, which must be valid JSON that gives back the client's text;
 // whatever fails must produce a well-formed error reply.
 #include "events/message.hpp"
@@ -38,8 +39,10 @@ bool string_is(const json::value* v, std::string_view expected) {
 void check_data_frames(std::string_view id, const std::vector<std::string>& events) {
     const auto prefix = events::data_prefix(id);
     for (const auto& e : events) {
-        const auto obj = parse_frame(prefix + events::data_body(e));
-        check(obj.size() == 3, "data frame has type, id, event");
+        const events::position pos{0x5f3a0c1e, 42};
+        const auto obj = parse_frame(prefix + events::data_body(e, pos));
+        check(obj.size() == 4, "data frame has type, id, event, position");
+        check(string_is(obj.if_contains("position"), "5f3a0c1e-42"), "data frame position");
         check(string_is(obj.if_contains("type"), "data"), "data frame type");
         check(string_is(obj.if_contains("id"), id), "data frame id");
         check(string_is(obj.if_contains("event"), e), "data frame event round-trips");
@@ -71,6 +74,13 @@ void check_message(const events::client_message& msg, const core::limits& limits
                 auto again = events::channel_pattern::parse(m.channel.str());
                 check(again && again->str() == m.channel.str(), "pattern normalizes stably");
                 check_data_frames(m.id, {R"({"a":1})"});
+                if (m.resume_after) {
+                    // A position has one spelling: what parsed formats back to a text that
+                    // parses to the same position.
+                    const auto text = events::format_position(*m.resume_after);
+                    auto reparsed = events::parse_position(text);
+                    check(reparsed && *reparsed == *m.resume_after, "position round-trips");
+                }
             } else {
                 check(events::valid_id(m.id, limits.max_id_chars), "publish id is valid");
                 check_events(m.events, limits);
@@ -130,6 +140,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         else
             check_refusal(parsed.error(), *limits);
     }
+
+    // The position parser on its own (a resume's "after"): one spelling per position, and a
+    // refusal whose message can go into a JSON text frame.
+    if (auto pos = events::parse_position(text))
+        check(events::format_position(*pos) == text, "an accepted position is its only spelling");
+    else
+        check(fuzz::valid_utf8(pos.error().message) && !pos.error().message.empty(),
+              "position refusals say what is wrong in valid UTF-8");
 
     auto http = events::parse_http_publish(text, default_limits);
     if (http) {

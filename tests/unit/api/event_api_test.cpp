@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace eventcast::api {
@@ -30,6 +32,7 @@ core::config make_config() {
     cfg.api_keys = {{"good-key", std::nullopt},
                     {"expired-key", std::chrono::system_clock::now() - std::chrono::hours(1)}};
     cfg.namespaces = {"default", "chat"};
+    cfg.history.defaults.count = 1'000'000;  // the resume race test outruns the default 100
     return cfg;
 }
 
@@ -94,14 +97,21 @@ TEST_F(EventApiTest, PublishedBodiesReachSubscribersAsDataFrames) {
     const std::vector<std::string> events{R"({"msg":"hi \"you\""})", "42"};
     const auto outcome = api_.publish(path("/default/room"), events);
     EXPECT_EQ(outcome.identifiers.size(), 2u);
-    EXPECT_EQ(exact->frames,
-              (std::vector<std::string>{
-                  R"({"type":"data","id":"e1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
-                  R"({"type":"data","id":"e1","event":"42"})"}));
-    EXPECT_EQ(wild->frames,
-              (std::vector<std::string>{
-                  R"({"type":"data","id":"w1","event":"{\"msg\":\"hi \\\"you\\\"\"}"})",
-                  R"({"type":"data","id":"w1","event":"42"})"}));
+    const auto epoch = api_.history().epoch();
+    EXPECT_EQ(outcome.first, (events::position{epoch, 1}));
+    const auto pos = [&](std::uint64_t seq) { return events::format_position({epoch, seq}); };
+    EXPECT_EQ(
+        exact->frames,
+        (std::vector<std::string>{
+            R"({"type":"data","id":"e1","event":"{\"msg\":\"hi \\\"you\\\"\"}","position":")" +
+                pos(1) + "\"}",
+            R"({"type":"data","id":"e1","event":"42","position":")" + pos(2) + "\"}"}));
+    EXPECT_EQ(
+        wild->frames,
+        (std::vector<std::string>{
+            R"({"type":"data","id":"w1","event":"{\"msg\":\"hi \\\"you\\\"\"}","position":")" +
+                pos(1) + "\"}",
+            R"({"type":"data","id":"w1","event":"42","position":")" + pos(2) + "\"}"}));
     EXPECT_TRUE(other->frames.empty());
     EXPECT_EQ(stats_.events_in.load(), 2u);
     EXPECT_EQ(stats_.frames_out.load(), 4u) << "2 subscriptions reached x 2 events";
@@ -140,10 +150,13 @@ TEST_F(EventApiTest, WithAClusterPublishesGoThereAndReachSubscribersOnlyThroughD
     EXPECT_EQ(out.identifiers.size(), 2u);
     ASSERT_EQ(link.channels, (std::vector<std::string>{"default/room"}));
     ASSERT_EQ(link.batches[0]->bodies.size(), 2u);  // one batch, index order, encoded once
-    EXPECT_EQ(link.batches[0]->bodies[0], events::data_body(R"({"a":1})"));
+    // Open bodies: each node adds its own position when the batch comes back.
+    EXPECT_EQ(link.batches[0]->bodies[0], events::data_body_open(R"({"a":1})"));
     EXPECT_TRUE(sub->frames.empty()) << "local subscribers wait for the batch to come back";
 
-    api_.deliver_local(path("/default/room"), link.batches[0]);  // what the bridge does
+    // What the bridge does with the decoded message.
+    api_.deliver_local(path("/default/room"),
+                       std::make_shared<pubsub::event_batch>(*link.batches[0]));
     EXPECT_EQ(sub->frames.size(), 2u);
 
     link.accept = false;  // disconnected: delivered here at once, still offered to the link
@@ -158,6 +171,77 @@ TEST_F(EventApiTest, WithAClusterPublishesGoThereAndReachSubscribersOnlyThroughD
     EXPECT_EQ(stats_.events_in.load(), 4u);
     EXPECT_EQ(stats_.frames_out.load(), 4u);
     broker_.unsubscribe(h);
+}
+
+// The seq of a data frame's position, from the frame text.
+std::uint64_t seq_of(std::string_view frame) {
+    const auto at = frame.rfind('-');
+    return std::stoull(std::string(frame.substr(at + 1, frame.size() - at - 3)));
+}
+
+TEST_F(EventApiTest, ResumeUnderConcurrentPublishingHasNoGapAndNoDuplicate) {
+    const auto room = path("/default/room");
+    for (int i = 0; i < 20; ++i)
+        api_.publish(room, {std::to_string(i)});
+    std::atomic<bool> stop{false};
+    std::thread publisher([&] {
+        for (int i = 0; !stop && i < 100000; ++i)
+            api_.publish(room, {std::to_string(i), "0"});
+    });
+    // Resume from 10 while the publisher runs; give it a head start.
+    while (api_.history().newest("default").seq < 200)
+        std::this_thread::yield();
+    auto live = std::make_shared<recording_subscriber>();
+    auto prefix = std::make_shared<const std::string>(events::data_prefix("r"));
+    auto r = api_.subscribe_resume(*events::channel_pattern::parse("default/room"),
+                                   {api_.history().epoch(), 10}, live, prefix);
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    while (api_.history().newest("default").seq < r->missed.back().seq + 200)
+        std::this_thread::yield();
+    stop = true;
+    publisher.join();
+    broker_.unsubscribe(r->handle);
+
+    std::vector<std::uint64_t> seqs;
+    for (const auto& e : r->missed) {
+        ASSERT_EQ(
+            e.batch->bodies[e.index].find(events::format_position({api_.history().epoch(), e.seq})),
+            e.batch->bodies[e.index].size() - 2 -
+                events::format_position({api_.history().epoch(), e.seq}).size())
+            << "a replayed body carries its own position";
+        seqs.push_back(e.seq);
+    }
+    ASSERT_FALSE(live->frames.empty());
+    for (const auto& f : live->frames)
+        seqs.push_back(seq_of(f));
+    ASSERT_GT(seqs.size(), 300u);
+    for (std::size_t i = 0; i < seqs.size(); ++i)
+        ASSERT_EQ(seqs[i], 11 + i) << "gap or duplicate at index " << i << " (" << r->missed.size()
+                                   << " replayed, then live)";
+}
+
+TEST_F(EventApiTest, ResumeThatCannotBeServedSubscribesNothing) {
+    cfg_.history.defaults.count = 2;  // read by the store created below
+    pubsub::broker broker;
+    event_api api(cfg_, broker, stats_, *authz_);
+    const auto room = path("/default/room");
+    for (int i = 0; i < 5; ++i)
+        api.publish(room, {"1"});
+    auto sub = std::make_shared<recording_subscriber>();
+    auto prefix = std::make_shared<const std::string>(events::data_prefix("r"));
+    const auto pattern = *events::channel_pattern::parse("default/room");
+    auto old = api.subscribe_resume(pattern, {api.history().epoch(), 1}, sub, prefix);
+    ASSERT_FALSE(old.has_value());
+    EXPECT_EQ(old.error().kind, events::error_kind::resume_too_old);
+    auto ahead = api.subscribe_resume(pattern, {api.history().epoch(), 6}, sub, prefix);
+    ASSERT_FALSE(ahead.has_value());
+    EXPECT_EQ(ahead.error().kind, events::error_kind::invalid_input);
+    EXPECT_EQ(broker.subscription_count(), 0u);
+    auto ok = api.subscribe_resume(pattern, {api.history().epoch(), 3}, sub, prefix);
+    ASSERT_TRUE(ok.has_value());
+    EXPECT_EQ(ok->missed.size(), 2u);
+    EXPECT_EQ(broker.subscription_count(), 1u);
+    broker.unsubscribe(ok->handle);
 }
 
 }  // namespace

@@ -22,9 +22,9 @@ struct recorder : pubsub::subscriber {
     void deliver(const pubsub::shared_bytes&, const pubsub::shared_batch& batch) override {
         std::lock_guard l(m);
         for (const auto& body : batch->bodies) {
-            // body is `"<event as JSON string>"}`
-            auto text = json::parse(std::string_view(body).substr(0, body.size() - 1));
-            events.push_back(json::parse(text.as_string()).as_object());
+            // body is `"<event as JSON string>","position":"<position>"}`
+            auto frame = json::parse("{\"event\":" + body).as_object();
+            events.push_back(json::parse(frame.at("event").as_string()).as_object());
         }
         cv.notify_all();
     }

@@ -14,7 +14,7 @@ namespace {
 pubsub::event_batch batch_of(std::initializer_list<std::string_view> events) {
     pubsub::event_batch b;
     for (auto e : events) {
-        b.bodies.push_back(events::data_body(e));
+        b.bodies.push_back(events::data_body_open(e));  // bodies travel open
         b.bytes += b.bodies.back().size();
     }
     return b;
@@ -50,14 +50,15 @@ TEST(BatchCodecTest, RefusesBodiesThatWouldBreakADataFrame) {
         p += body;
         return decode_batch(p);
     };
-    EXPECT_TRUE(one(R"("{\"a\":1}"})").has_value());
-    EXPECT_FALSE(one(R"({"a":1}})").has_value());  // not a string
-    EXPECT_FALSE(one(R"("a"})"
+    EXPECT_TRUE(one(R"("{\"a\":1}")").has_value());
+    EXPECT_FALSE(one(R"({"a":1})").has_value());       // not a string
+    EXPECT_FALSE(one(R"("{\"a\":1}"})").has_value());  // closed: positions are added on arrival
+    EXPECT_FALSE(one(R"("a")"
                      "x")
-                     .has_value());                  // no closing brace last
-    EXPECT_FALSE(one(R"("a" "b"})").has_value());    // two texts
-    EXPECT_FALSE(one("\"a\x01\"}").has_value());     // raw control byte
-    EXPECT_FALSE(one("\"\xff\xfe\"}").has_value());  // invalid UTF-8
+                     .has_value());                 // a byte after the string
+    EXPECT_FALSE(one(R"("a" "b")").has_value());    // two texts
+    EXPECT_FALSE(one("\"a\x01\"").has_value());     // raw control byte
+    EXPECT_FALSE(one("\"\xff\xfe\"").has_value());  // invalid UTF-8
     EXPECT_FALSE(one(R"("a)").has_value());
 }
 

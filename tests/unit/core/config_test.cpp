@@ -540,5 +540,78 @@ TEST(ParseApiKeyTest, RejectsBadExpiryAndNamesIt) {
     }
 }
 
+// ---- history ------------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, HistoryDefaultsAreDocumented) {
+    const auto cfg = loaded({});
+    EXPECT_EQ(cfg.history.defaults.count, 100u);
+    EXPECT_EQ(cfg.history.defaults.age, std::chrono::minutes(10));
+    EXPECT_EQ(cfg.history.max_bytes, 64u * 1024 * 1024);
+    EXPECT_EQ(cfg.history.for_namespace("default").count, 100u);
+    // The chat namespace keeps at least 1000 (an answer is one event per delta).
+    EXPECT_EQ(cfg.history.for_namespace("BedrockChat").count, 1000u);
+    EXPECT_EQ(cfg.history.for_namespace("BedrockChat").age, std::chrono::minutes(10));
+}
+
+TEST_F(ConfigTest, HistoryFlagsAndPerNamespaceOverrides) {
+    const auto cfg = loaded({"--namespace", "default,room", "--history-count", "5", "--history-age",
+                             "90s", "--history-max-bytes", "1000000", "--namespace-history",
+                             "room:0:1h", "--namespace-history", "BedrockChat:20:500ms"});
+    EXPECT_EQ(cfg.history.defaults.count, 5u);
+    EXPECT_EQ(cfg.history.defaults.age, std::chrono::seconds(90));
+    EXPECT_EQ(cfg.history.max_bytes, 1000000u);
+    EXPECT_EQ(cfg.history.for_namespace("default").count, 5u);
+    EXPECT_EQ(cfg.history.for_namespace("room").count, 0u);
+    EXPECT_EQ(cfg.history.for_namespace("room").age, std::chrono::hours(1));
+    EXPECT_EQ(cfg.history.for_namespace("BedrockChat").count, 20u) << "an override wins";
+    EXPECT_EQ(cfg.history.for_namespace("BedrockChat").age, std::chrono::milliseconds(500));
+}
+
+TEST_F(ConfigTest, HistoryOffEverywhereLeavesTheChatNamespaceOffToo) {
+    const auto cfg = loaded({"--history-count", "0"});
+    EXPECT_EQ(cfg.history.for_namespace("BedrockChat").count, 0u);
+}
+
+TEST_F(ConfigTest, HistoryFromAConfigFile) {
+    const auto file = write_file("eventcast.toml",
+                                 "history-count = 7\n"
+                                 "history-age = \"2h\"\n"
+                                 "namespace-history = [\"default:3:1m\"]\n");
+    const auto cfg = loaded({"--config", file});
+    EXPECT_EQ(cfg.history.defaults.count, 7u);
+    EXPECT_EQ(cfg.history.defaults.age, std::chrono::hours(2));
+    EXPECT_EQ(cfg.history.for_namespace("default").count, 3u);
+    EXPECT_EQ(cfg.history.for_namespace("default").age, std::chrono::minutes(1));
+}
+
+TEST_F(ConfigTest, BadHistoryValuesAreReportedClearly) {
+    auto p = problems({"--history-age", "10"});
+    EXPECT_TRUE(any_contains(p,
+                             "--history-age: '10' is not a duration; expected a number and a "
+                             "unit (ms, s, m, h) like 10m, or 0"))
+        << joined(p);
+    p = problems({"--namespace-history", "default:ten:1m", "--namespace-history", "nope:1:1m",
+                  "--namespace-history", "default:1", "--namespace-history", "default:1:1d"});
+    EXPECT_TRUE(any_contains(p, "COUNT 'ten' is not a whole number")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "'nope' is not a configured namespace")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "'default:1' is not NAMESPACE:COUNT:AGE")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "AGE '1d' is not a duration")) << joined(p);
+}
+
+TEST(DurationTest, ParsesAndFormatsEveryUnit) {
+    EXPECT_EQ(*parse_duration("0"), std::chrono::milliseconds(0));
+    EXPECT_EQ(*parse_duration("250ms"), std::chrono::milliseconds(250));
+    EXPECT_EQ(*parse_duration("30s"), std::chrono::seconds(30));
+    EXPECT_EQ(*parse_duration("10m"), std::chrono::minutes(10));
+    EXPECT_EQ(*parse_duration("2h"), std::chrono::hours(2));
+    for (std::string_view bad : {"", "m", "10", "-1s", "1.5s", "10 m", "10M", "99999999999999999h"})
+        EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
+    EXPECT_EQ(format_duration(std::chrono::milliseconds(0)), "0");
+    EXPECT_EQ(format_duration(std::chrono::minutes(10)), "10m");
+    EXPECT_EQ(format_duration(std::chrono::seconds(90)), "90s");
+    EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1500ms");
+    EXPECT_EQ(format_duration(std::chrono::hours(3)), "3h");
+}
+
 }  // namespace
 }  // namespace eventcast::core

@@ -114,6 +114,58 @@ TEST(ParseClientMessageTest, IgnoresUnknownFields) {
     EXPECT_EQ(std::get<subscribe_msg>(*r).id, "0f7c");
 }
 
+// ---- subscribe: the resume extension ------------------------------------------------------------
+
+TEST(ParseClientMessageTest, SubscribeWithoutResumeHasNone) {
+    auto r = parse(R"({"type":"subscribe","id":"s","channel":"ns/a"})");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_FALSE(std::get<subscribe_msg>(*r).resume_after.has_value());
+}
+
+TEST(ParseClientMessageTest, ParsesResumeAfter) {
+    auto r =
+        parse(R"({"type":"subscribe","id":"s","channel":"ns/*","resume":{"after":"5f3a0c1e-42"}})");
+    ASSERT_TRUE(r.has_value()) << r.error().error.message;
+    const auto& m = std::get<subscribe_msg>(*r);
+    ASSERT_TRUE(m.resume_after.has_value());
+    EXPECT_EQ(m.resume_after->epoch, 0x5f3a0c1eu);
+    EXPECT_EQ(m.resume_after->seq, 42u);
+}
+
+TEST(ParseClientMessageTest, ResumeNullIsAbsentAndUnknownResumeFieldsAreIgnored) {
+    auto a = parse(R"({"type":"subscribe","id":"s","channel":"ns/a","resume":null})");
+    ASSERT_TRUE(a.has_value());
+    EXPECT_FALSE(std::get<subscribe_msg>(*a).resume_after.has_value());
+    auto b = parse(
+        R"({"type":"subscribe","id":"s","channel":"ns/a","resume":{"after":"00000001-0","x":1}})");
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(std::get<subscribe_msg>(*b).resume_after->seq, 0u);
+}
+
+TEST(ParseClientMessageTest, MalformedResumeIsASubscribeErrorSayingWhatIsExpected) {
+    const std::pair<std::string, std::string> cases[] = {
+        {R"("5f3a0c1e-42")", "'resume' is a string; expected an object like"},
+        {R"({})", "'resume.after' is missing"},
+        {R"({"after":42})", "'resume.after' is a number; expected a position string"},
+        {R"({"after":"42"})", "'resume.after': position '42' is not <8 hex digits>-<number>"},
+        {R"({"after":"5F3A0C1E-42"})", "does not start with 8 lowercase hex digits"},
+        {R"({"after":"5f3a0c1e-042"})", "has a malformed number"},
+        {R"({"after":"5f3a0c1e-4x"})", "has a malformed number"},
+        {R"({"after":"5f3a0c1e--1"})", "has a malformed number"},
+        {R"({"after":"5f3a0c1e-18446744073709551616"})", "does not fit 64 bits"},
+    };
+    for (const auto& [resume, expected] : cases) {
+        const auto e =
+            refusal(R"({"type":"subscribe","id":"s1","channel":"ns/a","resume":)" + resume + "}");
+        EXPECT_EQ(e.type, "subscribe") << resume;
+        EXPECT_EQ(e.id, "s1") << resume;
+        EXPECT_EQ(e.error.kind, error_kind::invalid_input) << resume;
+        EXPECT_TRUE(contains(e.error.message, expected)) << resume << ": " << e.error.message;
+        // The reply is valid JSON whatever the client sent.
+        parse_object(error_reply(e));
+    }
+}
+
 // ---- unsubscribe --------------------------------------------------------------------------------
 
 TEST(ParseClientMessageTest, ParsesUnsubscribe) {
@@ -657,15 +709,26 @@ TEST(ServerFrameTest, ParseErrorsBecomeTheMatchingReplyFrame) {
 }
 
 TEST(ServerFrameTest, PublishSuccessListsEveryIdentifierWithItsIndex) {
-    publish_outcome outcome{{"u0", "u1"}};
+    publish_outcome outcome;
+    outcome.identifiers = {"u0", "u1"};
     EXPECT_EQ(publish_success("p1", outcome),
               R"({"type":"publish_success","id":"p1","successful":[{"identifier":"u0","index":0},)"
               R"({"identifier":"u1","index":1}],"failed":[]})");
 }
 
+const position pos42{0x5f3a0c1e, 42};
+
 TEST(ServerFrameTest, DataFrameIsPrefixPlusBody) {
-    EXPECT_EQ(data_prefix("X") + data_body(R"({"a":1})"),
-              R"({"type":"data","id":"X","event":"{\"a\":1}"})");
+    EXPECT_EQ(data_prefix("X") + data_body(R"({"a":1})", pos42),
+              R"({"type":"data","id":"X","event":"{\"a\":1}","position":"5f3a0c1e-42"})");
+}
+
+TEST(ServerFrameTest, DataBodyInTwoStepsIsTheSame) {
+    auto body = data_body_open("[1]");
+    EXPECT_EQ(body, R"("[1]")");
+    data_body_close(body, {0, 0});
+    EXPECT_EQ(body, R"("[1]","position":"00000000-0"})");
+    EXPECT_EQ(body, data_body("[1]", {0, 0}));
 }
 
 // The `event` field must give back the published text byte for byte (spec §5.3).
@@ -684,9 +747,10 @@ TEST(ServerFrameTest, DataFrameEventRoundTripsThroughAJsonParser) {
         "",
     };
     for (const auto& event : samples) {
-        const auto frame = data_prefix("sub-1") + data_body(event);
+        const auto frame = data_prefix("sub-1") + data_body(event, pos42);
         const auto obj = parse_object(frame);
-        ASSERT_EQ(obj.size(), 3u) << frame;
+        ASSERT_EQ(obj.size(), 4u) << frame;
+        EXPECT_EQ(obj.at("position"), "5f3a0c1e-42");
         EXPECT_EQ(obj.at("type"), "data");
         EXPECT_EQ(obj.at("id"), "sub-1");
         ASSERT_TRUE(obj.at("event").is_string()) << frame;
@@ -696,16 +760,16 @@ TEST(ServerFrameTest, DataFrameEventRoundTripsThroughAJsonParser) {
 }
 
 TEST(ServerFrameTest, DataBodyEscapesLikeJsonStringify) {
-    EXPECT_EQ(data_body("\"\\\b\f\n\r\t\x01\x1f/"), R"("\"\\\b\f\n\r\t\u0001\u001f/"})");
-    EXPECT_EQ(data_body("</script>"), R"("</script>"})");
-    EXPECT_EQ(data_body("\xc3\xa9\x7f"), "\"\xc3\xa9\x7f\"}");
+    EXPECT_EQ(data_body_open("\"\\\b\f\n\r\t\x01\x1f/"), R"("\"\\\b\f\n\r\t\u0001\u001f/")");
+    EXPECT_EQ(data_body_open("</script>"), R"("</script>")");
+    EXPECT_EQ(data_body_open("\xc3\xa9\x7f"), "\"\xc3\xa9\x7f\"");
 }
 
 TEST(ServerFrameTest, DataBodyRoundTripsEveryByteValue) {
     std::string event;
     for (int c = 0; c < 0x80; ++c)
         event.push_back(static_cast<char>(c));
-    const auto obj = parse_object(data_prefix("i") + data_body(event));
+    const auto obj = parse_object(data_prefix("i") + data_body(event, pos42));
     const auto& got = obj.at("event").get_string();
     EXPECT_EQ(std::string_view(got.data(), got.size()), event);
 }

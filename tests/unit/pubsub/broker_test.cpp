@@ -60,14 +60,14 @@ shared_bytes prefix_for(std::string_view subscription_id) {
 shared_batch batch_of(const std::vector<std::string>& events) {
     auto b = std::make_shared<event_batch>();
     for (const auto& e : events) {
-        b->bodies.push_back(events::data_body(e));
+        b->bodies.push_back(events::data_body(e, {1, 1}));
         b->bytes += b->bodies.back().size();
     }
     return b;
 }
 
 std::string frame(std::string_view id, std::string_view event) {
-    return events::data_prefix(id) + events::data_body(event);
+    return events::data_prefix(id) + events::data_body(event, {1, 1});
 }
 
 class BrokerTest : public ::testing::Test {
