@@ -67,6 +67,21 @@ events::position event_api::deliver_local(const events::channel_path& path,
                                           std::shared_ptr<pubsub::event_batch> batch) {
     std::size_t reached = 0;
     events::position first;
+    if (!history_->assigns_positions()) {
+        // Positions come from the cluster's stream; a batch that did not go through it (NATS
+        // down) is not in history and carries the newest stored position before it.
+        std::lock_guard lock(order_lock(path.namespace_name()));
+        first = history_->newest(path.namespace_name());
+        batch->bytes = 0;
+        for (auto& body : batch->bodies) {
+            events::data_body_close(body, first);
+            batch->bytes += body.size();
+        }
+        pubsub::shared_batch shared = std::move(batch);
+        reached = broker_.publish(path, shared);
+        core::stats::add(stats_.frames_out, reached * shared->bodies.size());
+        return first;
+    }
     {
         std::lock_guard lock(order_lock(path.namespace_name()));
         const auto seq = history_->reserve(path.namespace_name(), batch->bodies.size());
@@ -86,16 +101,39 @@ events::position event_api::deliver_local(const events::channel_path& path,
     return first;
 }
 
+void event_api::deliver_at(const events::channel_path& path,
+                           std::shared_ptr<pubsub::event_batch> batch, const events::position& at) {
+    std::lock_guard lock(order_lock(path.namespace_name()));
+    if (!history_->take_live(path.namespace_name(), at))
+        return;
+    batch->bytes = 0;
+    for (auto& body : batch->bodies) {
+        events::data_body_close(body, at);
+        batch->bytes += body.size();
+    }
+    pubsub::shared_batch shared = std::move(batch);
+    const auto reached = broker_.publish(path, shared);
+    core::stats::add(stats_.frames_out, reached * shared->bodies.size());
+}
+
 events::result<event_api::resumed> event_api::subscribe_resume(
     const events::channel_pattern& pattern, const events::position& after,
     std::weak_ptr<pubsub::subscriber> target, pubsub::shared_bytes prefix) {
+    if (auto ready = history_->prepare_resume(pattern.namespace_name(), after); !ready)
+        return ready.error();
     std::lock_guard lock(order_lock(pattern.namespace_name()));
-    auto missed = history_->since(pattern, after, history::clock::now());
-    if (!missed)
-        return missed.error();
+    // Subscribed first: in cluster mode the node's first subscription in a namespace starts
+    // its interest in NATS, and the store learns there from which position on live events
+    // will arrive; since() answers up to exactly that position. No live delivery runs in
+    // between (it needs this lock), so for a store that assigns positions the order is moot.
     resumed r;
-    r.missed = std::move(*missed);
     r.handle = broker_.subscribe(pattern, std::move(target), std::move(prefix));
+    auto missed = history_->since(pattern, after, history::clock::now());
+    if (!missed) {
+        broker_.unsubscribe(r.handle);
+        return missed.error();
+    }
+    r.missed = std::move(*missed);
     return r;
 }
 

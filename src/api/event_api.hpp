@@ -67,6 +67,12 @@ public:
     events::position deliver_local(const events::channel_path& path,
                                    std::shared_ptr<pubsub::event_batch> batch);
 
+    /// deliver_local for a batch that already has its position (cluster mode with JetStream
+    /// history: the stream sequence, the same on every node). Every body gets `at`; the store's
+    /// take_live() may drop it (already replayed to a resuming subscriber).
+    void deliver_at(const events::channel_path& path, std::shared_ptr<pubsub::event_batch> batch,
+                    const events::position& at);
+
     /// Cluster mode on (non-null) or off (null). The link must outlive its attachment.
     void attach_cluster(cluster_link* link) noexcept { cluster_.store(link); }
 

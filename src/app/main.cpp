@@ -4,6 +4,7 @@
 #include "app/chat_client.hpp"
 #include "auth/authorizer.hpp"
 #include "chat/chat_service.hpp"
+#include "cluster/jetstream_history.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
@@ -94,7 +95,11 @@ int serve(int argc, const char* const* argv) {
                 std::cerr << "eventcast: " << p << "\n";
             return 2;
         }
-        api::event_api api(cfg, broker, stats, **authz);
+        // Cluster mode keeps history in NATS JetStream, so that every node can serve a resume.
+        std::shared_ptr<history::store> history;
+        if (!cfg.cluster.urls.empty())
+            history = std::make_shared<cluster::jetstream_history>(cfg);
+        api::event_api api(cfg, broker, stats, **authz, history);
         std::map<std::string, std::unique_ptr<llm::provider>> providers;
         providers["demo"] = std::make_unique<llm::demo_provider>(transport, cfg.chat.demo_pace,
                                                                  cfg.chat.demo_words_per_chunk);

@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -50,8 +51,9 @@ std::string connected_url(natsConnection* nc) {
 
 }  // namespace
 
-nats_bridge::nats_bridge(const core::cluster_config& cfg, api::event_api& api)
-    : cfg_(cfg), api_(api) {}
+nats_bridge::nats_bridge(const core::cluster_config& cfg, api::event_api& api,
+                         jetstream_history* history)
+    : cfg_(cfg), api_(api), history_(history) {}
 
 nats_bridge::~nats_bridge() {
     stop();
@@ -112,6 +114,17 @@ void nats_bridge::start() {
     } else {
         check(s, "connect");
     }
+    if (history_) {
+        // The context only names the connection; requests go out once it is connected.
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = cfg_.subscribe_timeout.count();
+        check(natsConnection_JetStream(&js_, conn_, &jo), "JetStream");
+        history_->set_context(js_);
+        // on_connected may have run before the context existed: set the streams up here too.
+        if (natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED)
+            history_->connected();
+    }
     // Interest first, then publishes: by the time a publish goes to NATS, the namespaces this
     // node already serves are subscribed there.
     api_.broker().set_namespace_listener(
@@ -140,6 +153,8 @@ void nats_bridge::stop() {
             unsubscribe(subs);
         subs_.clear();
     }
+    if (history_)
+        history_->set_context(nullptr);  // waits for history requests in flight
     closing_ = true;
     if (!conn_) {  // start() failed before connecting
         natsOptions_Destroy(opts_);
@@ -153,6 +168,9 @@ void nats_bridge::stop() {
                                  [this] { return closed_ && live_subscriptions_ == 0; }))
             log::warn("cluster: NATS callbacks still pending after 5 s at shutdown");
     }
+    if (js_)
+        jsCtx_Destroy(js_);
+    js_ = nullptr;
     natsConnection_Destroy(conn_);
     natsOptions_Destroy(opts_);
     conn_ = nullptr;
@@ -169,17 +187,44 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
         core::stats::add(stats_.local_only);
         return false;
     }
+    const bool stored = history_ && history_->has_stream(path.namespace_name());
+    if (stored && !history_->ready(path.namespace_name())) {
+        // Its stream is not there yet (or NATS refused to create it): what we published would
+        // reach nobody, as nodes receive what the stream stores. Deliver here instead.
+        core::stats::add(stats_.local_only);
+        return false;
+    }
     const auto subject = channel_subject(cfg_.subject_prefix, path);
-    const auto payload = encode_batch(*batch);
-    const auto s = natsConnection_Publish(conn_, subject.c_str(), payload.data(),
-                                          static_cast<int>(payload.size()));
+    natsStatus s = NATS_OK;
+    std::size_t bytes = 0;
+    if (stored && batch->bodies.size() > 1) {
+        // One message per event: the stream gives each event its own sequence (its position).
+        // One connection, so they stay in order; a failure part-way is reported as a failure,
+        // and the caller's local delivery may then repeat the events already sent.
+        for (const auto& body : batch->bodies) {
+            pubsub::event_batch one;
+            one.bodies.push_back(body);
+            one.bytes = body.size();
+            const auto payload = encode_batch(one);
+            bytes += payload.size();
+            s = natsConnection_Publish(conn_, subject.c_str(), payload.data(),
+                                       static_cast<int>(payload.size()));
+            if (s != NATS_OK)
+                break;
+        }
+    } else {
+        const auto payload = encode_batch(*batch);
+        bytes = payload.size();
+        s = natsConnection_Publish(conn_, subject.c_str(), payload.data(),
+                                   static_cast<int>(payload.size()));
+    }
     if (s != NATS_OK) {
         const auto n = stats_.publish_failures.fetch_add(1, std::memory_order_relaxed) + 1;
         if (worth_logging(n))
             log::warn(
                 "cluster: NATS refused a publish of {} bytes: {}; delivered locally only "
                 "(failures so far: {})",
-                payload.size(), status_text(s), n);
+                bytes, status_text(s), n);
         return false;
     }
     core::stats::add(stats_.messages_out);
@@ -195,19 +240,28 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
                 return;
             unsubscribe(it->second);
             subs_.erase(it);
+            if (history_)
+                history_->interest_stopped(ns);
             stats_.namespaces.fetch_sub(1, std::memory_order_relaxed);
             return;
         }
         std::shared_lock life(life_);
         if (stopped_ || subs_.count(ns))
             return;
-        const auto exact = cfg_.subject_prefix + "." + encode_token(ns);
+        const bool stored = history_ && history_->has_stream(ns);
+        // With history: one subscription to what the stream republishes (so in sequence
+        // order); without: the disjoint pair of plain subjects.
+        const auto exact = stored ? history_->live_subject(ns) + ".>"
+                                  : cfg_.subject_prefix + "." + encode_token(ns);
         const auto below = exact + ".>";
         namespace_subs subs;
         for (auto [slot, subject] :
              {std::pair{&subs.exact, &exact}, std::pair{&subs.below, &below}}) {
-            const auto s = natsConnection_Subscribe(slot, conn_, subject->c_str(),
-                                                    &nats_bridge::on_message, this);
+            if (stored && slot == &subs.below)
+                break;
+            const auto s = natsConnection_Subscribe(
+                slot, conn_, subject->c_str(),
+                stored ? &nats_bridge::on_stored : &nats_bridge::on_message, this);
             if (s != NATS_OK) {
                 log::error("cluster: cannot subscribe to NATS subject {}: {}", *subject,
                            status_text(s));
@@ -241,6 +295,8 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
                     "{} ms: {}",
                     ns, cfg_.subscribe_timeout.count(), status_text(s));
         }
+        if (stored)
+            history_->interest_started(ns);
         log::debug("cluster: subscribed to namespace {} in NATS", ns);
     } catch (const std::exception& e) {
         log::error("cluster: namespace {} subscription failed: {}", ns, e.what());
@@ -284,11 +340,50 @@ void nats_bridge::on_message(natsConnection*, natsSubscription*, natsMsg* msg, v
     natsMsg_Destroy(msg);
 }
 
+void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    try {
+        std::shared_lock lock(self->life_);
+        if (!self->stopped_) {
+            const char* original = nullptr;
+            const char* seq_text = nullptr;
+            natsMsgHeader_Get(msg, "Nats-Subject", &original);
+            natsMsgHeader_Get(msg, "Nats-Sequence", &seq_text);
+            std::uint64_t seq = 0;
+            if (seq_text)
+                seq = std::strtoull(seq_text, nullptr, 10);
+            auto path = original && seq
+                            ? subject_channel(self->cfg_.subject_prefix, original)
+                            : events::result<events::channel_path>(events::protocol_error::invalid(
+                                  "republished message without Nats-Subject/Nats-Sequence"));
+            auto batch = path ? decode_batch(std::string_view(natsMsg_GetData(msg),
+                                                              natsMsg_GetDataLength(msg)))
+                              : events::result<pubsub::event_batch>(path.error());
+            const auto epoch = batch ? self->history_->epoch_of(path->namespace_name()) : 0;
+            if (!batch || epoch == 0) {
+                const auto n = self->stats_.bad_messages.fetch_add(1, std::memory_order_relaxed);
+                if (worth_logging(n + 1))
+                    log::warn("cluster: dropped a stored NATS message: {} (dropped so far: {})",
+                              batch ? "stream epoch unknown" : batch.error().message, n + 1);
+            } else {
+                self->api_.deliver_at(
+                    *path, std::make_shared<pubsub::event_batch>(std::move(*batch)), {epoch, seq});
+                core::stats::add(self->stats_.messages_in);
+            }
+        }
+    } catch (const std::exception& e) {
+        log::error("cluster: NATS message handler failed: {}", e.what());
+    }
+    natsMsg_Destroy(msg);
+}
+
 void nats_bridge::on_connected(natsConnection* nc, void* closure) {
     auto* self = static_cast<nats_bridge*>(closure);
     self->connected_ = true;
     self->ever_connected_ = true;
     log::info("cluster: connected to NATS at {}", connected_url(nc));
+    if (self->history_)
+        self->history_->connected();
 }
 
 void nats_bridge::on_disconnected(natsConnection*, void* closure) {
@@ -309,6 +404,8 @@ void nats_bridge::on_reconnected(natsConnection* nc, void* closure) {
     self->ever_connected_ = true;
     const auto n = self->stats_.reconnects.fetch_add(1, std::memory_order_relaxed) + 1;
     log::info("cluster: reconnected to NATS at {} (#{})", connected_url(nc), n);
+    if (self->history_)
+        self->history_->connected();
 }
 
 void nats_bridge::on_closed(natsConnection*, void* closure) {

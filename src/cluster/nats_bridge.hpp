@@ -10,6 +10,7 @@
 #pragma once
 
 #include "api/event_api.hpp"
+#include "cluster/jetstream_history.hpp"
 #include "core/config.hpp"
 
 #include <atomic>
@@ -39,7 +40,10 @@ struct bridge_stats {
 /// Lifetime: construct, start(), stop() (or destroy) before the event_api and broker go away.
 class nats_bridge final : public api::cluster_link {
 public:
-    nats_bridge(const core::cluster_config& cfg, api::event_api& api);
+    /// With `history` (cluster mode's JetStream history, owned by the event_api), namespaces
+    /// that keep history travel through their stream (docs/CLUSTER.md, "History across nodes").
+    nats_bridge(const core::cluster_config& cfg, api::event_api& api,
+                jetstream_history* history = nullptr);
     ~nats_bridge() override;
     nats_bridge(const nats_bridge&) = delete;
     nats_bridge& operator=(const nats_bridge&) = delete;
@@ -68,6 +72,9 @@ private:
 
     // nats.c callbacks; `closure` is the bridge.
     static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+    // What a namespace's stream republishes: the original subject and the stream sequence in
+    // headers.
+    static void on_stored(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
     static void on_connected(natsConnection*, void* closure);
     static void on_disconnected(natsConnection*, void* closure);
     static void on_reconnected(natsConnection*, void* closure);
@@ -78,6 +85,8 @@ private:
 
     const core::cluster_config& cfg_;
     api::event_api& api_;
+    jetstream_history* history_;
+    jsCtx* js_ = nullptr;
     bridge_stats stats_;
     std::atomic<bool> connected_{false};
     std::atomic<bool> ever_connected_{false};

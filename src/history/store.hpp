@@ -70,6 +70,30 @@ public:
         std::uint64_t evicted = 0;  // since start, by count, age or bytes
     };
     virtual usage stats() const = 0;
+
+    // A store whose positions come from elsewhere (cluster::jetstream_history: the JetStream
+    // stream's sequence, the same on every node) says so here. event_api then delivers what
+    // arrives with a position through deliver_at(), and a batch delivered locally without one
+    // (a NATS outage) gets newest(ns) and is not recorded.
+    virtual bool assigns_positions() const noexcept { return true; }
+
+    /// For a store that does not assign positions: whether the live event at `p` should be
+    /// delivered (false when it was already handed out here, e.g. by a resume's replay).
+    /// Called under the namespace's order lock.
+    virtual bool take_live(std::string_view ns, const events::position& p) {
+        (void)ns;
+        (void)p;
+        return true;
+    }
+
+    /// Called before subscribe_resume takes the order lock: a store may wait here (bounded)
+    /// until this node has caught up with `after`, or refuse early.
+    virtual events::result<void> prepare_resume(std::string_view ns,
+                                                const events::position& after) {
+        (void)ns;
+        (void)after;
+        return {};
+    }
 };
 
 }  // namespace eventcast::history

@@ -49,7 +49,8 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
                                  ": " + ec.message());
     acceptor_.listen(asio::socket_base::max_listen_connections);
     if (!cfg.cluster.urls.empty()) {
-        cluster_ = std::make_unique<cluster::nats_bridge>(cfg.cluster, api);
+        cluster_ = std::make_unique<cluster::nats_bridge>(
+            cfg.cluster, api, dynamic_cast<cluster::jetstream_history*>(&api.history()));
         ctx_.cluster = cluster_.get();
     }
 }
