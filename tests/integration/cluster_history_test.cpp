@@ -126,7 +126,8 @@ TEST_F(ClusterHistoryTest, PositionsAreTheSameOnEveryNodeAndAResumeOnAnotherNode
 
     // Publishers on both nodes keep going while a client that saw k events on node A resumes
     // on node B.
-    std::thread publisher([&] {
+    // A jthread: joined on every way out of the test, also when an ASSERT returns early.
+    std::jthread publisher([&] {
         ws_client pa(a->port(), a->api_key()), pb(b->port(), b->api_key());
         pa.init();
         pb.init();
