@@ -202,10 +202,15 @@ std::uint32_t jetstream_history::epoch_of(std::string_view ns) {
     return it->second.epoch;
 }
 
-void jetstream_history::interest_started(std::string_view ns) {
+void jetstream_history::interest_started(std::string_view ns, bool connected) {
     auto it = ns_.find(ns);
     if (it == ns_.end())
         return;
+    if (!connected) {
+        std::lock_guard lock(mutex_);
+        it->second.interest = true;
+        return;
+    }
     std::shared_lock io(io_);
     std::uint64_t first = 0, last = 0;
     const bool ok = ensure(it->second) && bounds(it->second, first, last);

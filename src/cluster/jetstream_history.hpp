@@ -58,7 +58,8 @@ public:
     /// The node's NATS subscription for `ns` is confirmed: events stored from now on arrive
     /// live. Reads the stream's last sequence (blocking, bounded) so that older ones, which may
     /// or may not still arrive, are not delivered live and a resume replays them instead.
-    void interest_started(std::string_view ns);
+    /// With `connected` false it only notes the interest (connected() reads the bounds later).
+    void interest_started(std::string_view ns, bool connected);
     void interest_stopped(std::string_view ns);
 
     /// The stream name for `ns`: prefix and namespace with every byte outside [A-Za-z0-9_-]

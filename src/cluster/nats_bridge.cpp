@@ -296,7 +296,7 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
                     ns, cfg_.subscribe_timeout.count(), status_text(s));
         }
         if (stored)
-            history_->interest_started(ns);
+            history_->interest_started(ns, connected());
         log::debug("cluster: subscribed to namespace {} in NATS", ns);
     } catch (const std::exception& e) {
         log::error("cluster: namespace {} subscription failed: {}", ns, e.what());

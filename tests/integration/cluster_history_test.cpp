@@ -223,5 +223,42 @@ TEST_F(ClusterHistoryTest, TooOldAheadAndForeignPositionsAreRefusedOnAnyNode) {
     EXPECT_FALSE(c.read(300ms));
 }
 
+TEST_F(ClusterHistoryTest, WildcardResumeOnAnotherNodeGivesOnlyTheMatchingChannels) {
+    auto a = node();
+    auto b = node();
+    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    auto on_a = subscriber(*a, "all", "default/*");
+    const std::vector<std::string> channels{"default/a/x", "default/b",    "default/a/y/z",
+                                            "default/a",   "default/ab/c", "default/a/x"};
+    for (std::size_t i = 0; i < channels.size(); ++i)
+        publish_range(*a, channels[i], static_cast<int>(i), static_cast<int>(i) + 1);
+    std::vector<std::string> positions;
+    for (std::size_t i = 0; i < channels.size(); ++i) {
+        auto d = next_data(*on_a);
+        ASSERT_TRUE(d);
+        positions.push_back(d->position);
+    }
+    // After the first event: of the rest, default/a/* matches a/y/z (2) and a/x (5) only.
+    ws_client r(b->port(), b->api_key());
+    r.init();
+    ASSERT_TRUE(r.expect_type("connection_ack"));
+    subscribe_resume(r, "w", "default/a/*", positions[0]);
+    ASSERT_TRUE(r.expect_type("subscribe_success"));
+    for (int i : {2, 5}) {
+        auto d = next_data(r);
+        ASSERT_TRUE(d);
+        EXPECT_EQ(d->event, event_text(i));
+        EXPECT_EQ(d->position, positions[static_cast<std::size_t>(i)]);
+    }
+    EXPECT_FALSE(r.read(300ms));
+    publish_range(*a, "default/b", 10, 11);
+    publish_range(*b, "default/a/q", 11, 12);
+    auto live = next_data(r);
+    ASSERT_TRUE(live);
+    EXPECT_EQ(live->event, event_text(11));
+    EXPECT_EQ(seq_of(live->position), seq_of(positions.back()) + 2);
+    EXPECT_FALSE(r.read(300ms));
+}
+
 }  // namespace
 }  // namespace eventcast::testing
