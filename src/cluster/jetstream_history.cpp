@@ -114,9 +114,12 @@ bool jetstream_history::ensure(ns_state& st) {
     }
     if (!js_)
         return false;
+    // Creating a file-backed stream can take a while on a loaded NATS server, and a node that
+    // does not know its stream exists publishes locally only: wait longer here than for reads
+    // (this runs once per namespace per connection).
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = cfg_.cluster.subscribe_timeout.count();
+    jo.Wait = std::max<int64_t>(5000, cfg_.cluster.subscribe_timeout.count());
 
     const char* subjects[2] = {st.subjects[0].c_str(), st.subjects[1].c_str()};
     const std::string live = st.live + ".>";

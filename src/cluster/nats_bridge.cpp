@@ -191,7 +191,12 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
     if (stored && !history_->ready(path.namespace_name())) {
         // Its stream is not there yet (or NATS refused to create it): what we published would
         // reach nobody, as nodes receive what the stream stores. Deliver here instead.
-        core::stats::add(stats_.local_only);
+        const auto n = stats_.local_only.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (worth_logging(n))
+            log::warn(
+                "cluster: the JetStream stream of namespace {} is not set up (yet); publish "
+                "delivered to this node's subscribers only (local-only publishes so far: {})",
+                path.namespace_name(), n);
         return false;
     }
     const auto subject = channel_subject(cfg_.subject_prefix, path);
