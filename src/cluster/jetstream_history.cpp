@@ -76,12 +76,10 @@ void jetstream_history::set_context(jsCtx* js) {
 void jetstream_history::connected() {
     std::shared_lock io(io_);
     for (auto& [ns, st] : ns_) {
-        {
-            std::lock_guard lock(mutex_);
-            st.ready = false;  // maybe another NATS server, or one that lost its store
-        }
+        // Checked again even when known: maybe another NATS server, or one that lost its
+        // store. Meanwhile publishes keep going through the stream believed to be there.
         std::uint64_t first = 0, last = 0;
-        const bool ok = ensure(st) && bounds(st, first, last);
+        const bool ok = ensure(st, true) && bounds(st, first, last);
         std::lock_guard lock(mutex_);
         if (ok && st.interest)
             st.through = std::max(st.through, last);
@@ -106,8 +104,8 @@ std::string jetstream_history::live_subject(std::string_view ns) const {
     return it == ns_.end() ? std::string() : it->second.live;
 }
 
-bool jetstream_history::ensure(ns_state& st) {
-    {
+bool jetstream_history::ensure(ns_state& st, bool force) {
+    if (!force) {
         std::lock_guard lock(mutex_);
         if (st.ready)
             return true;

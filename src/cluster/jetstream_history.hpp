@@ -92,8 +92,9 @@ private:
         std::uint64_t through = 0;  // newest sequence delivered (or skipped) live here
         bool interest = false;
     };
-    // Creates or updates the stream of `st` when not ready. Call with io_ shared, mutex_ not held.
-    bool ensure(ns_state& st);
+    // Creates or updates the stream of `st` when not ready (or always, with `force`). Call with
+    // io_ shared, mutex_ not held.
+    bool ensure(ns_state& st, bool force = false);
     // Stream info (first, last); false when NATS does not answer.
     bool bounds(const ns_state& st, std::uint64_t& first, std::uint64_t& last);
 
