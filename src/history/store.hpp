@@ -2,11 +2,10 @@
 // can resume from the last position it saw (docs/protocol.md, "History and resume").
 //
 // `store` is the seam between event_api and where history lives. memory_store (this folder)
-// keeps it in this process, for a single node. A cluster store on NATS JetStream would implement
-// the same interface: reserve() and append() become one publish to a per-namespace stream whose
-// sequence is the position's seq (the stream's identity the epoch), and since() a consumer that
-// starts after `after.seq`, filtered by the pattern's subject. Nothing outside this folder
-// depends on how a store keeps its events.
+// keeps it in this process, for a single node, and assigns positions itself. In cluster mode
+// cluster::jetstream_history keeps it in one JetStream stream per namespace: positions are the
+// stream's sequence (assigns_positions() is false; events arrive with them through
+// event_api::deliver_at) and since() reads the stream.
 #pragma once
 
 #include "events/channel.hpp"
