@@ -70,11 +70,12 @@ events::position event_api::deliver_local(const events::channel_path& path,
     if (!history_->assigns_positions()) {
         // Positions come from the cluster's stream; a batch that did not go through it (NATS
         // down) is not in history and carries the newest stored position before it.
+        // Returns seq 0: the events have no position of their own to resume before.
         std::lock_guard lock(order_lock(path.namespace_name()));
-        first = history_->newest(path.namespace_name());
+        const auto newest = history_->newest(path.namespace_name());
         batch->bytes = 0;
         for (auto& body : batch->bodies) {
-            events::data_body_close(body, first);
+            events::data_body_close(body, newest);
             batch->bytes += body.size();
         }
         pubsub::shared_batch shared = std::move(batch);

@@ -63,7 +63,8 @@ public:
     /// Hands an accepted batch to this node's subscribers: the one step both local publishes and
     /// batches arriving from the cluster go through. Bodies arrive open (`"<event as a JSON
     /// string>"`, events::data_body_open); here they get their positions and are closed. Any
-    /// thread; takes the namespace's order lock, never blocks on I/O. Returns the first position.
+    /// thread; takes the namespace's order lock, never blocks on I/O. Returns the first position
+    /// (seq 0 when the store does not assign positions: cluster mode with NATS down).
     events::position deliver_local(const events::channel_path& path,
                                    std::shared_ptr<pubsub::event_batch> batch);
 
