@@ -235,6 +235,44 @@ void jetstream_history::interest_stopped(std::string_view ns) {
     it->second.interest = false;
 }
 
+std::uint64_t jetstream_history::live_through(std::string_view ns, bool& interest) const {
+    auto it = ns_.find(ns);
+    interest = false;
+    if (it == ns_.end())
+        return 0;
+    std::lock_guard lock(mutex_);
+    interest = it->second.interest && it->second.ready;
+    return it->second.through;
+}
+
+bool jetstream_history::fetch(std::string_view ns, std::uint64_t seq, std::string& subject,
+                              std::string& payload) {
+    auto it = ns_.find(ns);
+    if (it == ns_.end())
+        return false;
+    std::shared_lock io(io_);
+    if (!js_)
+        return false;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = cfg_.cluster.subscribe_timeout.count();
+    jsDirectGetMsgOptions dg;
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.Sequence = seq;
+    natsMsg* msg = nullptr;
+    if (js_DirectGetMsg(&msg, js_, it->second.stream.c_str(), &jo, &dg) != NATS_OK)
+        return false;
+    const char* original = nullptr;
+    const bool ok = natsMsgHeader_Get(msg, "Nats-Subject", &original) == NATS_OK && original &&
+                    header_u64(msg, "Nats-Sequence") == seq;
+    if (ok) {
+        subject = original;
+        payload.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    }
+    natsMsg_Destroy(msg);
+    return ok;
+}
+
 bool jetstream_history::take_live(std::string_view ns, const events::position& p) {
     auto it = ns_.find(ns);
     if (it == ns_.end())

@@ -75,6 +75,8 @@ private:
     // What a namespace's stream republishes: the original subject and the stream sequence in
     // headers.
     static void on_stored(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+    // Decodes one stored message and hands it to event_api::deliver_at; false when undecodable.
+    bool deliver_stored(std::string_view subject, std::string_view payload, std::uint64_t seq);
     static void on_connected(natsConnection*, void* closure);
     static void on_disconnected(natsConnection*, void* closure);
     static void on_reconnected(natsConnection*, void* closure);
