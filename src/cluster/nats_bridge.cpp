@@ -399,9 +399,13 @@ void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, vo
                     ns ? self->history_->live_through(*ns, interest) : std::uint64_t{0};
                 if (interest && seq > through + 1 && seq - through - 1 <= max_fill) {
                     std::string s, p;
-                    for (auto missing = through + 1; missing < seq; ++missing)
-                        if (self->history_->fetch(*ns, missing, s, p))
-                            self->deliver_stored(s, p, missing);
+                    // Stops at the first miss (expired, or NATS slow to answer): each try is
+                    // bounded, but a thousand timeouts in a row would not be.
+                    for (auto missing = through + 1; missing < seq; ++missing) {
+                        if (!self->history_->fetch(*ns, missing, s, p))
+                            break;
+                        self->deliver_stored(s, p, missing);
+                    }
                 }
                 self->deliver_stored(
                     subject,
