@@ -112,7 +112,7 @@ void publish(const http_request& req, server_context& ctx, http_responder& respo
     r.http = &view;
     if (*body) {
         r.ns = (*body)->channel.namespace_name();
-        r.raw_channel = (*body)->channel.str();
+        r.raw_channel = (*body)->raw_channel;  // as sent: the Lambda authorizer sees it so
         r.path = &(*body)->channel;
     }
     authorize_then(
