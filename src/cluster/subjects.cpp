@@ -2,6 +2,8 @@
 // byte string has exactly one encoding and decoding can refuse anything else.
 #include "cluster/subjects.hpp"
 
+#include "events/channel.hpp"
+
 #include <vector>
 
 namespace eventcast::cluster {
@@ -125,6 +127,12 @@ events::result<events::channel_path> subject_channel(std::string_view prefix,
         auto segment = decode_token(token);
         if (!segment)
             return segment.error();
+        // Each token must be one channel segment: an encoded '/' ("a_2Fb") would otherwise
+        // split into two segments and the subject would not map back to itself.
+        if (!events::valid_segment(*segment))
+            return events::protocol_error::invalid("subject token '" +
+                                                   std::string(token.substr(0, 60)) +
+                                                   "' is not a channel segment");
         path.push_back('/');
         path += *segment;
     }

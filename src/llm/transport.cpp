@@ -1,6 +1,9 @@
-// libcurl multi on one thread. Commands from other threads (start, cancel, timers) go through a
-// mutex-protected queue and curl_multi_wakeup; everything touching curl handles runs on the
-// llm thread. C callbacks are noexcept and never let an exception reach libcurl.
+// libcurl multi on one thread, driven by curl_multi_socket_action over epoll: a wake-up handles
+// only the sockets that are ready, not every transfer (curl_multi_perform walked all of them on
+// every wake-up, so chunk latency grew with the number of streams; docs/BENCHMARKS.md).
+// Commands from other threads (start, cancel, timers) go through a mutex-protected queue and an
+// eventfd; everything touching curl handles runs on the llm thread. C callbacks are noexcept and
+// never let an exception reach libcurl.
 #include "llm/transport.hpp"
 
 #include "core/log.hpp"
@@ -8,12 +11,16 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <queue>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 
 namespace eventcast::llm {
@@ -91,6 +98,8 @@ size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
 
 struct transport::impl {
     CURLM* multi = nullptr;
+    int epoll_fd = -1;
+    int wake_fd = -1;  // eventfd: commands queued or stopping
     std::thread thread;
     mutable std::mutex mutex;
     std::vector<std::function<void()>> commands;  // guarded by mutex
@@ -101,17 +110,34 @@ struct transport::impl {
     // llm thread only:
     std::unordered_map<transfer_id, std::unique_ptr<transfer>> transfers;
     std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers;
+    // libcurl's own timeout (CURLMOPT_TIMERFUNCTION); max(): none.
+    std::chrono::steady_clock::time_point curl_deadline =
+        std::chrono::steady_clock::time_point::max();
+    // Idle transfers are looked for at most this often, not on every wake-up (a scan is O(n)).
+    std::chrono::steady_clock::time_point next_idle_scan{};
 
     impl() {
         multi = curl_multi_init();
-        if (!multi)
-            throw std::runtime_error("curl_multi_init failed");
+        epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (!multi || epoll_fd < 0 || wake_fd < 0)
+            throw std::runtime_error("transport: curl_multi_init, epoll or eventfd failed");
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = wake_fd;
+        epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+        curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
+        curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+        curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
+        curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
         thread = std::thread([this] { loop(); });
     }
 
     ~impl() {
         stop();
         curl_multi_cleanup(multi);
+        close(wake_fd);
+        close(epoll_fd);
     }
 
     void stop() {
@@ -119,9 +145,14 @@ struct transport::impl {
             std::lock_guard lock(mutex);
             stopping = true;
         }
-        curl_multi_wakeup(multi);
+        wake();
         if (thread.joinable())
             thread.join();
+    }
+
+    void wake() const {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = write(wake_fd, &one, sizeof one);
     }
 
     void submit(std::function<void()> fn) {
@@ -129,7 +160,39 @@ struct transport::impl {
             std::lock_guard lock(mutex);
             commands.push_back(std::move(fn));
         }
-        curl_multi_wakeup(multi);
+        wake();
+    }
+
+    // CURLMOPT_SOCKETFUNCTION: keep epoll's interest in sync with what curl waits for.
+    static int on_socket(CURL*, curl_socket_t fd, int what, void* user, void*) noexcept {
+        auto* self = static_cast<impl*>(user);
+        if (what == CURL_POLL_REMOVE) {
+            epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+            return 0;
+        }
+        epoll_event ev{};
+        ev.data.fd = fd;
+        if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+            ev.events |= EPOLLIN;
+        if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+            ev.events |= EPOLLOUT;
+        if (epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0)
+            epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+        return 0;
+    }
+
+    // CURLMOPT_TIMERFUNCTION: -1 removes the timer; 0 means "call socket_action now".
+    static int on_timer(CURLM*, long timeout_ms, void* user) noexcept {
+        auto* self = static_cast<impl*>(user);
+        self->curl_deadline = timeout_ms < 0 ? std::chrono::steady_clock::time_point::max()
+                                             : std::chrono::steady_clock::now() +
+                                                   std::chrono::milliseconds(timeout_ms);
+        return 0;
+    }
+
+    void socket_action(curl_socket_t fd, int events) {
+        int running = 0;
+        curl_multi_socket_action(multi, fd, events, &running);
     }
 
     void add(transfer_id id, http_call call, std::shared_ptr<http_handler> handler) {
@@ -231,7 +294,29 @@ struct transport::impl {
         finish(id, r);
     }
 
+    // Completed transfers, as curl reports them.
+    void collect_done() {
+        int left = 0;
+        while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            transfer* t = nullptr;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+            transfer_result r;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status);
+            const CURLcode code = msg->data.result;
+            if (code == CURLE_OPERATION_TIMEDOUT) {
+                r.timed_out = true;
+                r.error = "timed out (no data from the provider)";
+            } else if (code != CURLE_OK && !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
+                r.error = curl_easy_strerror(code);
+            }
+            finish(t->id, r);
+        }
+    }
+
     void loop() {
+        std::array<epoll_event, 64> ready{};
         while (true) {
             std::vector<std::function<void()>> todo;
             {
@@ -242,33 +327,25 @@ struct transport::impl {
             }
             for (auto& fn : todo)
                 run_safely(fn);
-            const auto now = std::chrono::steady_clock::now();
+            auto now = std::chrono::steady_clock::now();
             while (!timers.empty() && timers.begin()->first <= now) {
                 auto fn = std::move(timers.begin()->second);
                 timers.erase(timers.begin());
                 run_safely(fn);
             }
-            int running = 0;
-            curl_multi_perform(multi, &running);
-            int left = 0;
-            while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
-                if (msg->msg != CURLMSG_DONE)
-                    continue;
-                transfer* t = nullptr;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
-                transfer_result r;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status);
-                const CURLcode code = msg->data.result;
-                if (code == CURLE_OPERATION_TIMEDOUT) {
-                    r.timed_out = true;
-                    r.error = "timed out (no data from the provider)";
-                } else if (code != CURLE_OK &&
-                           !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
-                    r.error = curl_easy_strerror(code);
-                }
-                finish(t->id, r);
+            if (curl_deadline <= now) {
+                curl_deadline = std::chrono::steady_clock::time_point::max();
+                socket_action(CURL_SOCKET_TIMEOUT, 0);
             }
-            auto wake_at = expire_idle();
+            collect_done();
+            auto wake_at = std::min(curl_deadline, next_idle_scan);
+            if (now >= next_idle_scan) {
+                // Idle timeouts are seconds; looking every 50 ms keeps them within 50 ms.
+                const auto earliest = expire_idle();
+                next_idle_scan = std::max(now + std::chrono::milliseconds(50),
+                                          std::min(earliest, now + std::chrono::seconds(1)));
+                wake_at = std::min(curl_deadline, next_idle_scan);
+            }
             if (!timers.empty())
                 wake_at = std::min(wake_at, timers.begin()->first);
             int timeout_ms = 1000;
@@ -278,11 +355,26 @@ struct transport::impl {
                     wake_at - std::chrono::steady_clock::now());
                 timeout_ms = static_cast<int>(std::clamp<long long>(until.count(), 0, 1000));
             }
-            long curl_timeout = -1;
-            curl_multi_timeout(multi, &curl_timeout);
-            if (curl_timeout >= 0)
-                timeout_ms = std::min(timeout_ms, static_cast<int>(curl_timeout));
-            curl_multi_poll(multi, nullptr, 0, timeout_ms, nullptr);
+            const int n =
+                epoll_wait(epoll_fd, ready.data(), static_cast<int>(ready.size()), timeout_ms);
+            for (int i = 0; i < n; ++i) {
+                const int fd = ready[static_cast<std::size_t>(i)].data.fd;
+                const auto ev = ready[static_cast<std::size_t>(i)].events;
+                if (fd == wake_fd) {
+                    std::uint64_t count = 0;
+                    [[maybe_unused]] auto r = read(wake_fd, &count, sizeof count);
+                    continue;
+                }
+                int mask = 0;
+                if (ev & EPOLLIN)
+                    mask |= CURL_CSELECT_IN;
+                if (ev & EPOLLOUT)
+                    mask |= CURL_CSELECT_OUT;
+                if (ev & (EPOLLERR | EPOLLHUP))
+                    mask |= CURL_CSELECT_ERR;
+                socket_action(fd, mask);
+            }
+            collect_done();
         }
         // Shutting down: cancel whatever still runs so every handler completes.
         std::vector<transfer_id> ids;

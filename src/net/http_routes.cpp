@@ -3,6 +3,7 @@
 #include "net/http_routes.hpp"
 
 #include "chat/chat_service.hpp"
+#include "cluster/chat_directory.hpp"
 #include "cluster/nats_bridge.hpp"
 #include "net/static_assets.hpp"
 
@@ -111,7 +112,7 @@ void publish(const http_request& req, server_context& ctx, http_responder& respo
     r.http = &view;
     if (*body) {
         r.ns = (*body)->channel.namespace_name();
-        r.raw_channel = (*body)->channel.str();
+        r.raw_channel = (*body)->raw_channel;  // as sent: the Lambda authorizer sees it so
         r.path = &(*body)->channel;
     }
     authorize_then(
@@ -202,17 +203,17 @@ std::string render_metrics(server_context& ctx) {
         "# HELP eventcast_errors_total Error replies by errorType.\n"
         "# TYPE eventcast_errors_total counter\n";
     using k = events::error_kind;
-    for (auto kind : {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions,
-                      k::duplicate_id, k::unknown_operation, k::unsupported, k::limit_exceeded,
-                      k::resume_too_old}) {
+    for (auto kind :
+         {k::invalid_input, k::bad_request, k::unauthorized, k::max_subscriptions, k::duplicate_id,
+          k::unknown_operation, k::unsupported, k::limit_exceeded, k::resume_too_old}) {
         events::protocol_error e{kind, {}};
         out += std::string("eventcast_errors_total{errorType=\"") + e.ws_error_type() + "\"} " +
                std::to_string(st.errors_by_kind[static_cast<std::size_t>(kind)].load()) + "\n";
     }
     const auto hist = ctx.api.history().stats();
     metric("eventcast_history_events", "gauge", "Events retained for resume.", hist.events);
-    metric("eventcast_history_bytes", "gauge",
-           "Bytes counted against --history-max-bytes.", hist.bytes);
+    metric("eventcast_history_bytes", "gauge", "Bytes counted against --history-max-bytes.",
+           hist.bytes);
     metric("eventcast_history_evicted_total", "counter",
            "Events dropped from history by count, age or the byte cap.", hist.evicted);
     metric("eventcast_chat_streams_active", "gauge", "Chat streams running.",
@@ -436,12 +437,25 @@ void chat_authorized(const http_request& req, std::string_view path, server_cont
     const auto slash = rest.find('/');
     const auto id = rest.substr(0, slash);
     const auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-    if (action.empty() && req.method() == http::verb::get)
-        return respond(
-            answer_to_response(ctx.chat->status(id, user), version, keep_alive, ctx.cfg, origin));
-    if (action == "/cancel" && req.method() == http::verb::post)
-        return respond(
-            answer_to_response(ctx.chat->cancel(id, user), version, keep_alive, ctx.cfg, origin));
+    const bool get_status = action.empty() && req.method() == http::verb::get;
+    if (get_status || (action == "/cancel" && req.method() == http::verb::post)) {
+        auto a = get_status ? ctx.chat->status(id, user) : ctx.chat->cancel(id, user);
+        if (a.status != 404 || !ctx.chat_directory)
+            return respond(answer_to_response(a, version, keep_alive, ctx.cfg, origin));
+        // Not here: in cluster mode the node that runs the stream answers (chat_directory).
+        const core::config& cfg = ctx.cfg;
+        ctx.chat_directory->ask(
+            get_status ? "status" : "cancel", id, user, std::chrono::milliseconds(500),
+            [respond = std::move(respond), a = std::move(a), version, keep_alive, &cfg,
+             origin = std::string(origin)](std::optional<cluster::remote_answer> remote) {
+                if (remote)
+                    return respond(answer_to_response(
+                        {remote->status, std::move(remote->body), std::move(remote->error_type)},
+                        version, keep_alive, cfg, origin));
+                respond(answer_to_response(a, version, keep_alive, cfg, origin));
+            });
+        return;
+    }
     respond(
         http_error(404, "NotFoundException",
                    "chat routes: POST /chat, GET /chat/<streamId>, POST /chat/<streamId>/cancel",

@@ -2,6 +2,8 @@
 // 1001 going away), let run() return as their work drains; ioc.stop() only after a grace period.
 #include "net/server.hpp"
 
+#include "chat/chat_service.hpp"
+#include "cluster/chat_directory.hpp"
 #include "core/log.hpp"
 #include "net/http_session.hpp"
 
@@ -52,6 +54,20 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
         cluster_ = std::make_unique<cluster::nats_bridge>(
             cfg.cluster, api, dynamic_cast<cluster::jetstream_history*>(&api.history()));
         ctx_.cluster = cluster_.get();
+        if (chat) {
+            // GET /chat/<id> and cancel on any node: the owner answers over NATS.
+            chat_directory_ = std::make_unique<cluster::chat_directory>(
+                cfg.cluster,
+                [chat](std::string_view op, std::string_view id,
+                       std::string_view user) -> std::optional<cluster::remote_answer> {
+                    auto a = op == "cancel" ? chat->cancel(id, user) : chat->status(id, user);
+                    if (a.status == 404)
+                        return std::nullopt;  // not here (or not the caller's): stay silent
+                    return cluster::remote_answer{a.status, std::move(a.body),
+                                                  std::move(a.error_type)};
+                });
+            ctx_.chat_directory = chat_directory_.get();
+        }
     }
 }
 
@@ -134,6 +150,8 @@ int server::run() {
     });
     if (cluster_)
         cluster_->start();  // connects, or keeps trying in the background
+    if (chat_directory_)
+        chat_directory_->start();
     do_accept();
     arm_ticker();
     std::vector<std::thread> threads;
@@ -143,6 +161,8 @@ int server::run() {
     ioc_.run();
     for (auto& t : threads)
         t.join();
+    if (chat_directory_)
+        chat_directory_->stop();
     if (cluster_)
         cluster_->stop();
     log::info("stopped");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/event_api.hpp"
+#include "cluster/chat_directory.hpp"
 #include "cluster/nats_bridge.hpp"
 #include "net/server_context.hpp"
 #include "net/tls.hpp"
@@ -46,6 +47,7 @@ private:
     boost::asio::steady_timer last_resort_;
     boost::asio::steady_timer ticker_;               // keep-alives and lifetimes of every session
     std::unique_ptr<cluster::nats_bridge> cluster_;  // null without --cluster
+    std::unique_ptr<cluster::chat_directory> chat_directory_;  // with --cluster and chat
 };
 
 }  // namespace eventcast::net

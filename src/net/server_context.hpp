@@ -10,7 +10,8 @@ class chat_service;
 }
 namespace eventcast::cluster {
 class nats_bridge;
-}
+class chat_directory;
+}  // namespace eventcast::cluster
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -87,8 +88,9 @@ struct server_context {
     boost::asio::ssl::context& ssl;
     session_registry& registry;
     std::atomic<bool> stopping{false};
-    auth::connection_counter per_ip;  // --max-connections-per-ip
-    const cluster::nats_bridge* cluster = nullptr;  // null: single node (no --cluster)
+    auth::connection_counter per_ip;                    // --max-connections-per-ip
+    const cluster::nats_bridge* cluster = nullptr;      // null: single node (no --cluster)
+    cluster::chat_directory* chat_directory = nullptr;  // asks other nodes for chat streams
 };
 
 }  // namespace eventcast::net

@@ -17,6 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import WS from 'ws';
 import { startServer } from './server.mjs';
@@ -226,6 +227,51 @@ describe('auth modes with the official aws-amplify client', { timeout: 180000 },
         const c = await connect({ Authorization: 'allow-lambda-user' });
         c.ws.close();
         assert.equal(lambdaCalls.length, n, 'the connect answer came from the cache (ttlOverride 60)');
+    });
+});
+
+describe('IAM signatures made by the official AWS SDK signer', { timeout: 60000 }, () => {
+    // @smithy/signature-v4 is the AWS SDK for JavaScript v3's signer (@aws-sdk/signature-v4
+    // re-exports it); tests/fakes declares it and @aws-crypto/sha256-js.
+    const fakes = createRequire(join(here, '..', 'fakes', 'package.json'));
+    const { SignatureV4 } = fakes('@smithy/signature-v4');
+    const { Sha256 } = fakes('@aws-crypto/sha256-js');
+    const signer = new SignatureV4({
+        service: 'appsync', region: 'us-east-1', sha256: Sha256,
+        credentials: { accessKeyId: fixture.iam.accessKeyId, secretAccessKey: fixture.iam.secretAccessKey,
+            sessionToken: fixture.iam.sessionToken },
+    });
+    const sign = async (host, body, headers = {}) => (await signer.sign({
+        method: 'POST', protocol: 'https:', hostname: host.split(':')[0], port: Number(host.split(':')[1]),
+        path: '/event', headers: { host, ...headers }, body,
+    })).headers;
+
+    test('WebSocket connect, subscribe and publish, and HTTP publish, signed by the SDK', async () => {
+        const wsHeaders = { accept: 'application/json, text/javascript', 'content-encoding': 'amz-1.0',
+            'content-type': 'application/json; charset=UTF-8' };
+        const c = await connect(await sign(server.host, '{}', wsHeaders));
+        const channel = `/default/sdk${Date.now().toString(36)}`;
+        const subAuth = await sign(server.host, JSON.stringify({ channel }), wsHeaders);
+        c.ws.send(JSON.stringify({ type: 'subscribe', id: 'sdk-sub', channel, authorization: subAuth }));
+        assert.equal((await c.next((m) => m.id === 'sdk-sub')).type, 'subscribe_success');
+        const events = [JSON.stringify({ via: 'ws', text: '<b>&</b>' })];
+        const pubAuth = await sign(server.host, JSON.stringify({ channel, events }), wsHeaders);
+        c.ws.send(JSON.stringify({ type: 'publish', id: 'sdk-pub', channel, events, authorization: pubAuth }));
+        assert.equal((await c.next((m) => m.id === 'sdk-pub')).type, 'publish_success');
+        assert.equal(JSON.parse((await c.next((m) => m.type === 'data')).event).via, 'ws');
+
+        const httpHost = `127.0.0.1:${server.port}`;
+        const body = JSON.stringify({ channel, events: [JSON.stringify({ via: 'http' })] });
+        const headers = await sign(httpHost, body, { 'content-type': 'application/json' });
+        const res = await fetch(`http://${httpHost}/event`, { method: 'POST', headers, body });
+        assert.equal(res.status, 200, await res.text());
+        assert.equal(JSON.parse((await c.next((m) => m.type === 'data')).event).via, 'http');
+
+        // The same signature over another body is refused.
+        const forged = await fetch(`http://${httpHost}/event`, { method: 'POST', headers,
+            body: body.replace('http', 'evil') });
+        assert.equal(forged.status, 401);
+        c.ws.close();
     });
 });
 

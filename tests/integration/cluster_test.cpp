@@ -25,10 +25,11 @@ protected:
         nats_ = std::make_unique<nats_server_process>();
     }
 
-    std::unique_ptr<server_process> node() {
-        return std::make_unique<server_process>(
-            std::vector<std::string>{"--cluster", nats_->url(), "--cluster-reconnect-wait-ms", "50",
-                                     "--cluster-reconnect-max-ms", "200"});
+    std::unique_ptr<server_process> node(std::vector<std::string> extra = {}) {
+        std::vector<std::string> args{"--cluster", nats_->url(), "--cluster-reconnect-wait-ms",
+                                      "50", "--cluster-reconnect-max-ms", "200"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return std::make_unique<server_process>(args);
     }
 
     static unsigned readyz(const server_process& n) {
@@ -172,9 +173,9 @@ TEST_F(ClusterTest, EveryEventArrivesExactlyOncePerSubscriptionOnEveryNode) {
         pub_a.publish("p" + std::to_string(i), "/default/x", {std::to_string(i)});
     for (int i = 0; i < n; ++i)
         ASSERT_TRUE(pub_a.expect_type("publish_success"));
-    // The end marker goes through node A too: publish_success means handed to NATS, so a
-    // publish on another node after it may still be stored in the namespace's history stream
-    // before A's last ones (docs/CLUSTER.md, "What is guaranteed"); one node keeps its order.
+    // The end marker from the same node: its NATS connection keeps the order of what it sends.
+    // From another node it could overtake A's events still in A's write buffer (publish_success
+    // means accepted, not yet on NATS; docs/CLUSTER.md, ordering across publishers).
     ASSERT_EQ(http_publish(*a, "/default/x", {"\"end\""}).status, 200u);
 
     auto count = [&](ws_client& cl, std::size_t subs_matching) -> std::size_t {
@@ -327,6 +328,45 @@ TEST_F(ClusterTest, NodeStartedWithoutNatsServesLocallyAndJoinsWhenNatsComesUp) 
     nats_->restart();
     ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 15s));
     ASSERT_TRUE(delivered_eventually(*a, *sub_b, "joined"));
+}
+
+TEST_F(ClusterTest, ChatStatusAndCancelWorkOnANodeThatDidNotStartTheStream) {
+    // A slow demo answer, so the stream is still running when B is asked about it.
+    auto a = node({"--demo-pace-ms", "50"});
+    auto b = node({"--demo-pace-ms", "50"});
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    const auto started = http_request(a->port(), http::verb::post, "/chat",
+                                      R"({"userId":"carol","prompt":"tell me a long story"})",
+                                      {{"x-api-key", a->api_key()},
+                                       {"content-type", "application/json"}});
+    ASSERT_EQ(started.status, 200u) << started.body;
+    const auto id = std::string(json::parse(started.body).at("streamId").as_string());
+
+    auto on_b = http_request(b->port(), http::verb::get, "/chat/" + id, "",
+                             {{"x-api-key", b->api_key()}});
+    ASSERT_EQ(on_b.status, 200u) << on_b.body;
+    const auto status = json::parse(on_b.body).as_object();
+    EXPECT_EQ(status.at("streamId").as_string(), id);
+    EXPECT_EQ(status.at("channel").as_string(), "/BedrockChat/carol");
+
+    auto cancelled = http_request(b->port(), http::verb::post, "/chat/" + id + "/cancel", "",
+                                  {{"x-api-key", b->api_key()}});
+    EXPECT_EQ(cancelled.status, 202u) << cancelled.body;
+    ASSERT_TRUE(eventually(
+        [&] {
+            const auto s = http_request(a->port(), http::verb::get, "/chat/" + id, "",
+                                        {{"x-api-key", a->api_key()}});
+            return s.body.find("cancel") != std::string::npos;
+        },
+        5s));
+
+    // A stream no node has: 404, after the other nodes stayed silent.
+    auto unknown = http_request(b->port(), http::verb::get, "/chat/s-0000000000000000", "",
+                                {{"x-api-key", b->api_key()}});
+    EXPECT_EQ(unknown.status, 404u) << unknown.body;
+    auto bad = http_request(b->port(), http::verb::get, "/chat/not.a.token", "",
+                            {{"x-api-key", b->api_key()}});
+    EXPECT_EQ(bad.status, 404u) << bad.body;
 }
 
 TEST_F(ClusterTest, RefusesABadClusterUrlAtStartUp) {

@@ -35,19 +35,13 @@ std::string write_temp(const std::string& text) {
     return name;
 }
 
-// Signs like Amplify's IAM mode: the headers Amplify sends, as an authorization object.
-events::credentials iam_headers(std::string_view body, const std::string& akid,
-                                const std::string& secret, system_clock::time_point when,
-                                const std::string& token = "session-token",
-                                const std::string& region = "us-east-1") {
-    std::vector<llm::http_header> headers{
-        {"accept", "application/json, text/javascript"},
-        {"content-encoding", "amz-1.0"},
-        {"content-type", "application/json; charset=UTF-8"},
-        {"host", "localhost:8443"},
-    };
+// POST /event with `headers` and `body`, signed as a client would, as the credentials the
+// server sees: the headers, the ones the signer added, and Authorization.
+events::credentials signed_post(const std::vector<llm::http_header>& headers, std::string_view body,
+                                const llm::aws_credentials& creds, const std::string& region,
+                                system_clock::time_point when) {
     llm::sigv4_request req{"POST", "/event", "", headers, body};
-    auto sig = llm::sign_request(req, {akid, secret, token}, {region, "appsync", when});
+    auto sig = llm::sign_request(req, creds, {region, "appsync", when});
     EXPECT_TRUE(sig.has_value());
     events::credentials c;
     for (const auto& h : headers)
@@ -55,6 +49,19 @@ events::credentials iam_headers(std::string_view body, const std::string& akid,
     for (const auto& h : sig->added_headers)
         c.add(h.name, h.value);
     c.add("Authorization", sig->authorization);
+    return c;
+}
+
+// Signs like Amplify's IAM mode: the headers Amplify sends, as an authorization object.
+events::credentials iam_headers(std::string_view body, const std::string& akid,
+                                const std::string& secret, system_clock::time_point when,
+                                const std::string& token = "session-token",
+                                const std::string& region = "us-east-1") {
+    auto c = signed_post({{"accept", "application/json, text/javascript"},
+                          {"content-encoding", "amz-1.0"},
+                          {"content-type", "application/json; charset=UTF-8"},
+                          {"host", "localhost:8443"}},
+                         body, {akid, secret, token}, region, when);
     c.add("x-amz-user-agent", "aws-amplify/6.0 (not signed)");
     return c;
 }
@@ -275,19 +282,11 @@ TEST_F(AuthorizerTest, IamChecksTheRealRequestOverHttp) {
     ASSERT_TRUE(a);
     const std::string body = R"({"channel":"/default/x","events":["{}"]})";
     // Amplify's HTTP signature: content-type;host;x-amz-date;x-amz-security-token;x-amz-user-agent
-    std::vector<llm::http_header> headers{{"content-type", "application/json; charset=UTF-8"},
-                                          {"host", "127.0.0.1:8080"},
-                                          {"x-amz-user-agent", "aws-amplify/6"}};
-    llm::sigv4_request req{"POST", "/event", "", headers, body};
-    auto sig = llm::sign_request(req, {"AKIDALICE", "alice-secret", "tok"},
-                                 {"us-east-1", "appsync", system_clock::now()});
-    ASSERT_TRUE(sig.has_value());
-    events::credentials c;
-    for (const auto& h : headers)
-        c.add(h.name, h.value);
-    for (const auto& h : sig->added_headers)
-        c.add(h.name, h.value);
-    c.add("Authorization", sig->authorization);
+    const auto c =
+        signed_post({{"content-type", "application/json; charset=UTF-8"},
+                     {"host", "127.0.0.1:8080"},
+                     {"x-amz-user-agent", "aws-amplify/6"}},
+                    body, {"AKIDALICE", "alice-secret", "tok"}, "us-east-1", system_clock::now());
     const auto p = path("/default/x");
     const std::vector<std::string> evs{"{}"};
     http_view hv{"POST", "/event", "", body};

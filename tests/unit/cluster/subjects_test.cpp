@@ -81,6 +81,9 @@ TEST(SubjectsTest, SubjectsThatNameNoValidChannelAreRefused) {
     EXPECT_FALSE(subject_channel("eventcast", "eventcast.a.b.c.d.e.f").has_value());  // 6 segments
     EXPECT_FALSE(subject_channel("eventcast", "eventcast.default.a_2Eb").has_value());  // '.'
     EXPECT_FALSE(subject_channel("eventcast", "eventcast.default.-a").has_value());
+    // An encoded '/' must not split a token into two segments (found by fuzz_cluster_message).
+    EXPECT_FALSE(subject_channel("eventcast", "eventcast.ns.a_2Fb").has_value());
+    EXPECT_FALSE(subject_channel("eventcast", "eventcast.ns._2F").has_value());
     EXPECT_TRUE(subject_channel("eventcast", "eventcast.default.a").has_value());
 }
 
