@@ -4,6 +4,7 @@
 // missed ones, then live ones from either node, with no gap and no duplicate, while a publisher
 // keeps publishing; a position older than the stream's first retained one is refused.
 #include "harness.hpp"
+#include "llm/demo_provider.hpp"
 #include "nats_server.hpp"
 
 #include <gtest/gtest.h>
@@ -312,6 +313,64 @@ TEST_F(ClusterHistoryTest, HistoryOutlivesANatsRestartAndResumesAcrossIt) {
     EXPECT_EQ(d->position, after_restart->position);
     EXPECT_EQ(d->event, after_restart->event);
     EXPECT_FALSE(r.read(300ms));
+}
+
+TEST_F(ClusterHistoryTest, AChatClientThatMovesToAnotherNodeMidAnswerRecoversEveryDelta) {
+    // The answer streams from node A; the client starts on A, loses its connection mid-answer
+    // and comes back through node B (as a load balancer may send it), resuming from the last
+    // position it saw. The joined deltas must equal the whole answer, seq gapless.
+    auto a = node({"--demo-pace-ms", "15", "--chat-coalesce-ms", "0"});
+    auto b = node({"--demo-pace-ms", "15", "--chat-coalesce-ms", "0"});
+    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    auto on_a = subscriber(*a, "chat", "BedrockChat/ivan");
+    const std::string prompt = "tell me about moving between nodes";
+    auto r = http_request(a->port(), http::verb::post, "/chat",
+                          R"({"userId":"ivan","prompt":")" + prompt + R"(","maxTokens":60})",
+                          {{"x-api-key", a->api_key()}, {"content-type", "application/json"}});
+    ASSERT_EQ(r.status, 200u) << r.body;
+    const auto stream_id = str(json::parse(r.body).at("streamId"));
+
+    std::vector<json::object> events;
+    std::string last_position;
+    for (int i = 0; i < 5; ++i) {
+        auto d = next_data(*on_a);
+        ASSERT_TRUE(d);
+        events.push_back(json::parse(d->event).as_object());
+        last_position = d->position;
+    }
+    ASSERT_NE(str(events.back().at("type")), "end") << "the answer must still be running";
+    on_a.reset();
+
+    ws_client on_b(b->port(), b->api_key());
+    on_b.init();
+    ASSERT_TRUE(on_b.expect_type("connection_ack"));
+    subscribe_resume(on_b, "chat2", "BedrockChat/ivan", last_position);
+    ASSERT_TRUE(on_b.expect_type("subscribe_success"));
+    for (;;) {
+        auto d = next_data(on_b, 10s);
+        ASSERT_TRUE(d) << "the stream did not end";
+        auto ev = json::parse(d->event).as_object();
+        events.push_back(ev);
+        if (str(ev.at("type")) == "end" || str(ev.at("type")) == "error")
+            break;
+    }
+    std::string text;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        EXPECT_EQ(events[i].at("seq").as_int64(), static_cast<std::int64_t>(i)) << "gapless seq";
+        EXPECT_EQ(str(events[i].at("streamId")), stream_id);
+        if (str(events[i].at("type")) == "delta")
+            text += str(events[i].at("data"));
+    }
+    EXPECT_EQ(str(events.back().at("type")), "end");
+    llm::completion_request req;
+    req.messages.push_back({"user", prompt});
+    req.max_tokens = 60;
+    EXPECT_EQ(text, llm::demo_provider::answer_for(req));
+    // And node B answers for the stream it does not run (chat_directory).
+    auto st = http_request(b->port(), http::verb::get, "/chat/" + stream_id, "",
+                           {{"x-api-key", b->api_key()}});
+    ASSERT_EQ(st.status, 200u) << st.body;
+    EXPECT_EQ(str(json::parse(st.body).at("text")), text);
 }
 
 }  // namespace
