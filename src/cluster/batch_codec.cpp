@@ -70,4 +70,21 @@ events::result<pubsub::event_batch> decode_batch(std::string_view payload) {
     return batch;
 }
 
+std::optional<std::uint64_t> parse_sequence(std::string_view text) noexcept {
+    if (text.empty() || text.size() > 20 || (text.size() > 1 && text.front() == '0'))
+        return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return std::nullopt;
+        v = v * 10 + d;
+    }
+    if (v == 0)
+        return std::nullopt;
+    return v;
+}
+
 }  // namespace eventcast::cluster

@@ -11,6 +11,8 @@
 #include "events/error.hpp"
 #include "pubsub/broker.hpp"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,5 +30,9 @@ std::string encode_batch(const pubsub::event_batch& batch);
 /// so what reaches a WebSocket text frame is what a local publish would have produced.
 /// The error says what was wrong and where.
 events::result<pubsub::event_batch> decode_batch(std::string_view payload);
+
+/// A JetStream sequence from a message header (`Nats-Sequence`, outside input): 1 to 20 ASCII
+/// digits, no sign, no spaces, no leading zero, fitting 64 bits, not 0. nullopt otherwise.
+std::optional<std::uint64_t> parse_sequence(std::string_view text) noexcept;
 
 }  // namespace eventcast::cluster

@@ -29,11 +29,7 @@ std::uint64_t header_u64(natsMsg* msg, const char* key) {
     const char* v = nullptr;
     if (natsMsgHeader_Get(msg, key, &v) != NATS_OK || !v)
         return 0;
-    std::uint64_t out = 0;
-    const std::string_view sv(v);
-    if (std::from_chars(sv.data(), sv.data() + sv.size(), out).ec != std::errc{})
-        return 0;
-    return out;
+    return parse_sequence(v).value_or(0);
 }
 
 events::protocol_error too_old(std::string message) {

@@ -382,7 +382,7 @@ void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, vo
             const char* seq_text = nullptr;
             natsMsgHeader_Get(msg, "Nats-Subject", &original);
             natsMsgHeader_Get(msg, "Nats-Sequence", &seq_text);
-            const std::uint64_t seq = seq_text ? std::strtoull(seq_text, nullptr, 10) : 0;
+            const std::uint64_t seq = seq_text ? parse_sequence(seq_text).value_or(0) : 0;
             if (!original || seq == 0) {
                 const auto n = self->stats_.bad_messages.fetch_add(1, std::memory_order_relaxed);
                 if (worth_logging(n + 1))

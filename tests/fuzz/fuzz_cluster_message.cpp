@@ -35,6 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         start = i + 1;
     }
 
+    // The subject line doubles as a Nats-Sequence header value.
+    if (auto seq = cluster::parse_sequence(subject))
+        check(*seq > 0 && std::to_string(*seq) == subject, "a sequence is its canonical digits");
+
     auto batch = cluster::decode_batch(payload);
     if (!batch) {
         check(!batch.error().message.empty(), "payload errors say what is wrong");

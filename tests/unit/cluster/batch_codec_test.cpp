@@ -62,5 +62,13 @@ TEST(BatchCodecTest, RefusesBodiesThatWouldBreakADataFrame) {
     EXPECT_FALSE(one(R"("a)").has_value());
 }
 
+TEST(BatchCodecTest, SequencesFromHeadersAreStrictDigits) {
+    EXPECT_EQ(parse_sequence("1"), 1u);
+    EXPECT_EQ(parse_sequence("18446744073709551615"), UINT64_MAX);
+    for (const char* bad : {"", "0", "01", "-1", "+1", " 1", "1 ", "1a", "0x10",
+                            "18446744073709551616", "999999999999999999999"})
+        EXPECT_FALSE(parse_sequence(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace eventcast::cluster
