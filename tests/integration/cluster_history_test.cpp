@@ -4,6 +4,7 @@
 // missed ones, then live ones from either node, with no gap and no duplicate, while a publisher
 // keeps publishing; a position older than the stream's first retained one is refused.
 #include "harness.hpp"
+#include "history_helpers.hpp"
 #include "llm/demo_provider.hpp"
 #include "nats_server.hpp"
 
@@ -16,45 +17,6 @@
 
 namespace eventcast::testing {
 namespace {
-
-std::string str(const json::value& v) {
-    return std::string(v.as_string());
-}
-std::uint64_t seq_of(const std::string& position) {
-    return std::stoull(position.substr(position.find('-') + 1));
-}
-std::string epoch_of(const std::string& position) {
-    return position.substr(0, position.find('-'));
-}
-
-void subscribe_resume(ws_client& c, const std::string& id, const std::string& channel,
-                      const std::string& after) {
-    c.send(R"({"type":"subscribe","id":")" + id + R"(","channel":")" + channel +
-           R"(","authorization":)" + c.auth_json() + R"(,"resume":{"after":")" + after + R"("}})");
-}
-
-struct data_frame {
-    std::string id;
-    std::string event;
-    std::string position;
-};
-
-std::optional<data_frame> next_data(ws_client& c, std::chrono::milliseconds timeout = 10s) {
-    auto f = c.expect_type("data", timeout);
-    if (!f)
-        return std::nullopt;
-    return data_frame{str(f->at("id")), str(f->at("event")), str(f->at("position"))};
-}
-
-void publish_range(const server_process& srv, const std::string& channel, int from, int to) {
-    for (int n = from; n < to; ++n) {
-        auto r = http_request(
-            srv.port(), http::verb::post, "/event",
-            R"({"channel":")" + channel + R"(","events":["{\"n\":)" + std::to_string(n) + R"(}"]})",
-            {{"x-api-key", srv.api_key()}, {"content-type", "application/json"}});
-        ASSERT_EQ(r.status, 200u) << r.body;
-    }
-}
 
 std::string event_text(int n) {
     return R"({"n":)" + std::to_string(n) + "}";

@@ -2,6 +2,7 @@
 // no gap and no duplicate while a publisher keeps publishing, wildcard resume, the refusals (too
 // old, ahead, malformed), and a chat client that reconnects mid-answer.
 #include "harness.hpp"
+#include "history_helpers.hpp"
 #include "llm/demo_provider.hpp"
 
 #include <gtest/gtest.h>
@@ -12,48 +13,6 @@
 
 namespace eventcast::testing {
 namespace {
-
-std::string str(const json::value& v) {
-    return std::string(v.as_string());
-}
-
-// "5f3a0c1e-42" -> 42
-std::uint64_t seq_of(const std::string& position) {
-    return std::stoull(position.substr(position.find('-') + 1));
-}
-std::string epoch_of(const std::string& position) {
-    return position.substr(0, position.find('-'));
-}
-
-void subscribe_resume(ws_client& c, const std::string& id, const std::string& channel,
-                      const std::string& after) {
-    c.send(R"({"type":"subscribe","id":")" + id + R"(","channel":")" + channel +
-           R"(","authorization":)" + c.auth_json() + R"(,"resume":{"after":")" + after + R"("}})");
-}
-
-struct data_frame {
-    std::string id;
-    std::string event;
-    std::string position;
-};
-
-std::optional<data_frame> next_data(ws_client& c, std::chrono::milliseconds timeout = 5s) {
-    auto f = c.expect_type("data", timeout);
-    if (!f)
-        return std::nullopt;
-    return data_frame{str(f->at("id")), str(f->at("event")), str(f->at("position"))};
-}
-
-// Publishes events {"n":from}..{"n":to-1} one per publish over HTTP, returns when all are acked.
-void publish_range(const server_process& srv, const std::string& channel, int from, int to) {
-    for (int n = from; n < to; ++n) {
-        auto r = http_request(
-            srv.port(), http::verb::post, "/event",
-            R"({"channel":")" + channel + R"(","events":["{\"n\":)" + std::to_string(n) + R"(}"]})",
-            {{"x-api-key", srv.api_key()}, {"content-type", "application/json"}});
-        ASSERT_EQ(r.status, 200u) << r.body;
-    }
-}
 
 TEST(HistoryTest, DataFramesCarryAPositionThatGrowsByOnePerEventInANamespace) {
     server_process srv;
