@@ -27,33 +27,6 @@
 
 namespace {
 
-// True when some operation may use API_KEY, so a key must exist (one is generated if none).
-bool uses_api_keys(const eventcast::core::auth_config& a) {
-    auto has = [](const std::vector<std::string>& modes) {
-        for (const auto& m : modes)
-            if (eventcast::auth::parse_mode(m) == eventcast::auth::mode::api_key)
-                return true;
-        return false;
-    };
-    if (has(a.connect_modes) || has(a.publish_modes) || has(a.subscribe_modes) || has(a.chat_modes))
-        return true;
-    for (const auto& rule : a.namespace_rules)
-        if (auto eq = rule.find('='); eq != std::string::npos) {
-            std::vector<std::string> names;
-            std::string rest = rule.substr(eq + 1);
-            for (std::size_t start = 0; start <= rest.size();) {
-                const auto bar = rest.find('|', start);
-                names.push_back(rest.substr(start, bar - start));
-                if (bar == std::string::npos)
-                    break;
-                start = bar + 1;
-            }
-            if (has(names))
-                return true;
-        }
-    return false;
-}
-
 constexpr const char* usage =
     "usage: eventcast serve [options]   run the server (eventcast serve --help for options)\n"
     "       eventcast chat \"prompt\"      ask the server's model, print the answer as it streams\n"
@@ -77,7 +50,7 @@ int serve(int argc, const char* const* argv) {
     log::parse_level(cfg.log_level, level);
     log::init(level, cfg.log_json);
 
-    if (cfg.api_keys.empty() && uses_api_keys(cfg.auth)) {
+    if (cfg.api_keys.empty() && auth::config_allows(cfg.auth, auth::mode::api_key)) {
         cfg.api_keys.push_back({"ec-" + core::random_secret_hex(16), std::nullopt});
         cfg.api_key_generated = true;
     }

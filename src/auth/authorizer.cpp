@@ -8,6 +8,7 @@
 #include "auth/lambda_authorizer.hpp"
 #include "core/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
@@ -107,8 +108,15 @@ struct authorizer::impl {
     std::vector<token_provider> tokens;
     std::unique_ptr<lambda_authorizer> lambda;
     mode_set connect_modes, publish_modes, subscribe_modes, chat_modes;
-    std::unordered_map<std::string, mode_set> ns_publish, ns_subscribe;
-    std::unordered_set<std::string> user_ns;
+    // Looked up by string_view on every subscribe and publish: no allocation per operation.
+    struct sv_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    std::unordered_map<std::string, mode_set, sv_hash, std::equal_to<>> ns_publish, ns_subscribe;
+    std::unordered_set<std::string, sv_hash, std::equal_to<>> user_ns;
     std::string user_claim;
     mutable std::atomic<std::uint64_t> jwks_refreshes{0};
 
@@ -119,11 +127,11 @@ struct authorizer::impl {
             case operation::connect: return connect_modes;
             case operation::chat: return chat_modes;
             case operation::subscribe: {
-                auto it = ns_subscribe.find(std::string(ns));
+                auto it = ns_subscribe.find(ns);
                 return it == ns_subscribe.end() ? subscribe_modes : it->second;
             }
             case operation::publish: {
-                auto it = ns_publish.find(std::string(ns));
+                auto it = ns_publish.find(ns);
                 return it == ns_publish.end() ? publish_modes : it->second;
             }
         }
@@ -198,7 +206,7 @@ struct authorizer::impl {
 
     // The per-user rule: /<ns>/<identity>/... only.
     events::result<void> check_user(const auth_request& r, const identity& who) const {
-        if (r.op == operation::connect || !user_ns.count(std::string(r.ns)))
+        if (r.op == operation::connect || !user_ns.contains(r.ns))
             return {};
         const std::string ns(r.ns);
         if (who.user.empty())
@@ -283,7 +291,7 @@ struct authorizer::impl {
                                                          client_message(v.error()))};
                 }
                 identity who{*d.m, identity_of(*v), v->groups};
-                if (who.user.empty() && user_ns.count(std::string(r.ns)))
+                if (who.user.empty() && user_ns.contains(r.ns))
                     return {protocol_error::unauthorized("the token has no '" + user_claim +
                                                          "' claim to use as the user identity")};
                 return {finish(r, std::move(who))};
@@ -316,6 +324,20 @@ struct authorizer::impl {
         return finish(r, identity{mode::lambda, {}, {}});
     }
 };
+
+bool config_allows(const core::auth_config& a, mode m) {
+    auto has = [m](const std::vector<std::string>& names) {
+        return std::any_of(names.begin(), names.end(),
+                           [m](const std::string& n) { return parse_mode(n) == m; });
+    };
+    if (has(a.connect_modes) || has(a.publish_modes) || has(a.subscribe_modes) || has(a.chat_modes))
+        return true;
+    return std::any_of(a.namespace_rules.begin(), a.namespace_rules.end(),
+                       [&](const std::string& text) {
+                           auto rule = split_namespace_rule(text);
+                           return rule && has(rule->modes);
+                       });
+}
 
 authorizer::authorizer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 authorizer::~authorizer() = default;
@@ -355,28 +377,16 @@ boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> aut
     merge(p->publish_modes);
     merge(p->subscribe_modes);
     merge(p->chat_modes);
-    for (const auto& rule : a.namespace_rules) {
-        // NS:publish=MODE|MODE
-        const auto colon = rule.find(':');
-        const auto eq = rule.find('=');
-        if (colon == std::string::npos || eq == std::string::npos || eq < colon) {
-            problems.push_back("--namespace-auth: '" + rule +
+    for (const auto& text : a.namespace_rules) {
+        auto rule = split_namespace_rule(text);
+        if (!rule) {
+            problems.push_back("--namespace-auth: '" + text +
                                "' must be NS:publish=MODE|MODE or NS:subscribe=MODE|MODE");
             continue;
         }
-        const auto ns = rule.substr(0, colon);
-        const auto op = rule.substr(colon + 1, eq - colon - 1);
-        std::vector<std::string> names;
-        std::string rest = rule.substr(eq + 1);
-        std::size_t start = 0;
-        while (start <= rest.size()) {
-            const auto bar = rest.find('|', start);
-            names.push_back(rest.substr(start, bar - start));
-            if (bar == std::string::npos)
-                break;
-            start = bar + 1;
-        }
-        const auto s = parse_list(names, "--namespace-auth");
+        const auto& ns = rule->ns;
+        const auto& op = rule->op;
+        const auto s = parse_list(rule->modes, "--namespace-auth");
         merge(s);
         if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), ns) == cfg.namespaces.end())
             problems.push_back("--namespace-auth: namespace '" + ns + "' is not defined");
@@ -494,7 +504,7 @@ void authorizer::authorize_async(const auth_request& req, std::function<void(aut
 }
 
 bool authorizer::user_namespace(std::string_view ns) const {
-    return impl_->user_ns.count(std::string(ns)) > 0;
+    return impl_->user_ns.contains(ns);
 }
 
 mode_set authorizer::allowed(operation op, std::string_view ns) const {

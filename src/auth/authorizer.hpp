@@ -54,6 +54,10 @@ struct auth_counters {
     std::uint64_t lambda_calls = 0;
 };
 
+/// True when some operation of `a` (defaults, chat, per-namespace rules) allows `m`, e.g. whether
+/// an API key must exist. Names that are not modes are ignored (create() reports them).
+bool config_allows(const core::auth_config& a, mode m);
+
 /// Thread-safe after create().
 class authorizer {
 public:

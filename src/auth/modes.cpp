@@ -66,6 +66,25 @@ std::optional<mode> parse_mode(std::string_view text) noexcept {
     return std::nullopt;
 }
 
+std::optional<namespace_rule> split_namespace_rule(std::string_view text) {
+    const auto colon = text.find(':');
+    const auto eq = text.find('=');
+    if (colon == std::string_view::npos || eq == std::string_view::npos || eq < colon)
+        return std::nullopt;
+    namespace_rule r{std::string(text.substr(0, colon)),
+                     std::string(text.substr(colon + 1, eq - colon - 1)),
+                     {}};
+    const auto rest = text.substr(eq + 1);
+    for (std::size_t start = 0;;) {
+        const auto bar = rest.find('|', start);
+        r.modes.emplace_back(rest.substr(start, bar - start));
+        if (bar == std::string_view::npos)
+            break;
+        start = bar + 1;
+    }
+    return r;
+}
+
 const char* operation_name(operation op) noexcept {
     switch (op) {
         case operation::connect: return "connect";

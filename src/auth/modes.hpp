@@ -35,6 +35,15 @@ const char* mode_name(mode m) noexcept;
 /// Accepts AWS's names and Amplify's (apiKey, iam, userPool, oidc, lambda), any case.
 std::optional<mode> parse_mode(std::string_view text) noexcept;
 
+/// A `--namespace-auth` rule, "NS:OP=MODE|MODE", split into its parts (names not yet checked);
+/// nullopt when it lacks the ':' or the '='.
+struct namespace_rule {
+    std::string ns;
+    std::string op;
+    std::vector<std::string> modes;
+};
+std::optional<namespace_rule> split_namespace_rule(std::string_view text);
+
 enum class operation : std::uint8_t { connect, subscribe, publish, chat };
 const char* operation_name(operation op) noexcept;  // "connect", "subscribe", ...
 

@@ -81,6 +81,15 @@ http_response error_to(const events::protocol_error& e, const reply_to& to, cons
                       cfg, to.origin);
 }
 
+// What AWS_IAM signs of an HTTP request: method, path, query, body. Views into `req`.
+auth::http_view http_view_of(const http_request& req) {
+    const auto target = std::string_view(req.target().data(), req.target().size());
+    const auto q = target.find('?');
+    return {std::string_view(req.method_string().data(), req.method_string().size()),
+            target.substr(0, q),
+            q == std::string_view::npos ? std::string_view{} : target.substr(q + 1), req.body()};
+}
+
 // Authorizes, then calls `then` with the decision: at once, or later from another thread when
 // the decision needs I/O (JWKS refresh, Lambda webhook).
 void authorize_then(server_context& ctx, const auth::auth_request& r,
@@ -95,12 +104,7 @@ void authorize_then(server_context& ctx, const auth::auth_request& r,
 // learns nothing about the body rules or the server's namespaces.
 void publish(const http_request& req, server_context& ctx, http_responder& respond) {
     reply_to to{req.version(), req.keep_alive(), std::string(req[http::field::origin])};
-    const auto target = std::string_view(req.target().data(), req.target().size());
-    const auto q = target.find('?');
-    const auth::http_view view{
-        std::string_view(req.method_string().data(), req.method_string().size()),
-        target.substr(0, q),
-        q == std::string_view::npos ? std::string_view{} : target.substr(q + 1), req.body()};
+    const auto view = http_view_of(req);
     const auto content_type = req[http::field::content_type];
     const bool json_type = content_type.empty() || content_type.substr(0, 16) == "application/json";
     auto body = std::make_shared<events::result<events::http_publish>>(
@@ -382,12 +386,7 @@ void chat_route(const http_request& req, std::string_view path, server_context& 
     if (!ctx.chat)
         return respond(http_error(404, "NotFoundException", "chat is not enabled on this server",
                                   req.version(), req.keep_alive(), ctx.cfg, origin));
-    const auto target = std::string_view(req.target().data(), req.target().size());
-    const auto q = target.find('?');
-    const auth::http_view view{
-        std::string_view(req.method_string().data(), req.method_string().size()),
-        target.substr(0, q),
-        q == std::string_view::npos ? std::string_view{} : target.substr(q + 1), req.body()};
+    const auto view = http_view_of(req);
     const auto creds = request_credentials(req);
     auth::auth_request r;
     r.op = auth::operation::chat;

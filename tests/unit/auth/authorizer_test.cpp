@@ -346,6 +346,25 @@ TEST_F(AuthorizerTest, UserNamespacesBindTheFirstSegmentToTheCaller) {
     EXPECT_FALSE(a->user_namespace("bedrockchat"));
 }
 
+TEST(AuthConfig, ConfigAllowsSeesDefaultsChatAndNamespaceRules) {
+    core::auth_config a;
+    EXPECT_TRUE(config_allows(a, mode::api_key));  // the defaults
+    a.connect_modes = a.publish_modes = a.subscribe_modes = {"userPool"};
+    EXPECT_FALSE(config_allows(a, mode::api_key));
+    a.namespace_rules = {"default:publish=AWS_IAM|apiKey"};
+    EXPECT_TRUE(config_allows(a, mode::api_key));  // the key must exist: a generated one
+    EXPECT_TRUE(config_allows(a, mode::iam));
+    EXPECT_FALSE(config_allows(a, mode::lambda));
+    a.chat_modes = {"lambda"};
+    EXPECT_TRUE(config_allows(a, mode::lambda));
+    auto r = split_namespace_rule("ns:subscribe=A|B|");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->ns, "ns");
+    EXPECT_EQ(r->op, "subscribe");
+    EXPECT_EQ(r->modes, (std::vector<std::string>{"A", "B", ""}));
+    EXPECT_FALSE(split_namespace_rule("ns=publish:A").has_value());
+}
+
 TEST(SigV4Authorization, ParsesAndExplainsWhatIsWrong) {
     auto ok = parse_sigv4_authorization(
         "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/appsync/aws4_request, "
