@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace eventcast::testing {
 
@@ -52,6 +53,32 @@ inline void publish_range(const server_process& srv, const std::string& channel,
             {{"x-api-key", srv.api_key()}, {"content-type", "application/json"}});
         ASSERT_EQ(r.status, 200u) << r.body;
     }
+}
+
+// Chat events from `c` appended to `events` until the stream's end or error event.
+inline void read_until_end(ws_client& c, std::vector<json::object>& events) {
+    for (;;) {
+        auto d = next_data(c, std::chrono::seconds(10));
+        ASSERT_TRUE(d) << "the stream did not end";
+        auto ev = json::parse(d->event).as_object();
+        events.push_back(ev);
+        if (str(ev.at("type")) == "end" || str(ev.at("type")) == "error")
+            return;
+    }
+}
+
+// The joined delta text of one stream's events, checking that seq is gapless from 0 and every
+// event belongs to `stream_id`.
+inline std::string joined_deltas(const std::vector<json::object>& events,
+                                 const std::string& stream_id) {
+    std::string text;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        EXPECT_EQ(events[i].at("seq").as_int64(), static_cast<std::int64_t>(i)) << "gapless seq";
+        EXPECT_EQ(str(events[i].at("streamId")), stream_id);
+        if (str(events[i].at("type")) == "delta")
+            text += str(events[i].at("data"));
+    }
+    return text;
 }
 
 }  // namespace eventcast::testing

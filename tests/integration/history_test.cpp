@@ -243,21 +243,8 @@ TEST(HistoryTest, AChatClientThatReconnectsMidAnswerRecoversEveryDelta) {
     ws_client again(srv.port(), srv.api_key());
     subscribe_resume(again, "chat2", "BedrockChat/hana", last_position);
     ASSERT_TRUE(again.expect_type("subscribe_success"));
-    for (;;) {
-        auto d = next_data(again, 10s);
-        ASSERT_TRUE(d) << "the stream did not end";
-        auto ev = json::parse(d->event).as_object();
-        events.push_back(ev);
-        if (str(ev.at("type")) == "end" || str(ev.at("type")) == "error")
-            break;
-    }
-    std::string text;
-    for (std::size_t i = 0; i < events.size(); ++i) {
-        EXPECT_EQ(events[i].at("seq").as_int64(), static_cast<std::int64_t>(i)) << "gapless seq";
-        EXPECT_EQ(str(events[i].at("streamId")), stream_id);
-        if (str(events[i].at("type")) == "delta")
-            text += str(events[i].at("data"));
-    }
+    ASSERT_NO_FATAL_FAILURE(read_until_end(again, events));
+    const std::string text = joined_deltas(events, stream_id);
     EXPECT_EQ(str(events.back().at("type")), "end");
     llm::completion_request req;
     req.messages.push_back({"user", "tell me about resuming"});
