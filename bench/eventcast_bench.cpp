@@ -149,6 +149,11 @@ int main(int argc, char** argv) {
     chat->add_option("--namespace", cht.chat_namespace)->capture_default_str();
     chat->add_option("--user-prefix", cht.user_prefix)->capture_default_str();
     chat->add_option("--prompt", cht.prompt)->capture_default_str();
+    chat->add_option("--ramp-ms", cht.ramp_ms,
+                     "start the streams spread over this long (0: all at once); use the "
+                     "provider's chunk interval")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
 
     fake_openai_options fake;
     auto* fake_cmd =

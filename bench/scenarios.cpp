@@ -870,12 +870,23 @@ public:
             wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
-            window_start_ = t0;
-            window_end_ = t0 + seconds_ns(common_.duration);
+            window_start_ = t0 + static_cast<std::int64_t>(opt_.ramp_ms * 1e6) +
+                            seconds_ns(common_.warmup);
+            window_end_ = window_start_ + seconds_ns(common_.duration);
             starting_ = true;
+            for (std::size_t i = 0; i < conns_.size(); ++i) {
+                ws_conn* conn = conns_[i].get();
+                const auto at = std::chrono::nanoseconds(static_cast<std::int64_t>(
+                    opt_.ramp_ms * 1e6 * static_cast<double>(i) /
+                    static_cast<double>(conns_.size())));
+                auto timer = std::make_shared<asio::steady_timer>(conn->owner().ioc(), at);
+                timer->async_wait([this, conn, timer](const boost::system::error_code& ec) {
+                    if (!ec)
+                        start_stream(*conn);
+                });
+            }
+            sleep_until_ns(window_start_);
             mark_window_start();
-            for (auto& c : conns_)
-                asio::post(c->owner().ioc(), [this, conn = c.get()] { start_stream(*conn); });
             sleep_until_ns(window_end_);
             mark_window_end();
             starting_ = false;
@@ -886,12 +897,14 @@ public:
         const latency_histogram chunk = merged_latency();
         const latency_histogram first = merged_secondary();
         std::uint64_t deltas = 0;
+        std::uint64_t deltas_in_window = 0;
         std::uint64_t chunks = 0;
         std::uint64_t lost = 0;
         std::uint64_t seq_gaps = 0;
         std::uint64_t completed = 0;
         for (const auto& s : slots_) {
             deltas += s.deltas;
+            deltas_in_window += s.deltas_in_window;
             chunks += s.chunks;
             lost += s.lost_chunks;
             seq_gaps += s.seq_gaps;
@@ -901,6 +914,7 @@ public:
         r.ok = up && failures_.load() == 0 && lost == 0 && seq_gaps == 0 && unfinished == 0 &&
                completed > 0;
         r.json["params"] = json::object{{"streams", opt_.streams},
+                                        {"ramp_ms", num(opt_.ramp_ms)},
                                         {"namespace", opt_.chat_namespace},
                                         {"duration_s", num(common_.duration)},
                                         {"threads", workers_.size()}};
@@ -909,7 +923,8 @@ public:
         r.json["streams_completed"] = completed;
         r.json["streams_unfinished"] = unfinished;
         r.json["delta_events"] = deltas;
-        r.json["delta_events_per_s"] = round2(static_cast<double>(deltas) / common_.duration);
+        r.json["delta_events_per_s"] =
+            round2(static_cast<double>(deltas_in_window) / common_.duration);
         r.json["provider_chunks"] = chunks;
         r.json["chunk_latency_measured"] = chunk.count() > 0;
         r.json["chunk_latency_us"] = latency_json(chunk);
@@ -931,6 +946,7 @@ private:
         std::int64_t next_chunk = 0;
         std::int64_t chunk_total = -1;
         std::uint64_t deltas = 0;
+        std::uint64_t deltas_in_window = 0;
         std::uint64_t chunks = 0;
         std::uint64_t lost_chunks = 0;
         std::uint64_t seq_gaps = 0;
@@ -1008,17 +1024,22 @@ private:
             ++s.seq_gaps;
         s.next_seq = seq + 1;
         if (type.rfind("delta", 0) == 0) {
+            const bool measured = in_window(now);
             ++s.deltas;
+            if (measured)
+                ++s.deltas_in_window;
             if (!s.got_delta) {
                 s.got_delta = true;
-                conn.owner().secondary.record(now - s.posted_ns);
+                if (measured)
+                    conn.owner().secondary.record(now - s.posted_ns);
             }
             marker m;
             const char* p = payload.data();
             const char* end = payload.data() + payload.size();
             while ((p = find_marker(p, end, m)) != nullptr) {
                 ++s.chunks;
-                conn.owner().latency.record(now - m.ts);
+                if (measured)
+                    conn.owner().latency.record(now - m.ts);
                 if (m.a != s.next_chunk)
                     s.lost_chunks +=
                         static_cast<std::uint64_t>(std::max<std::int64_t>(0, m.a - s.next_chunk));

@@ -58,6 +58,12 @@ struct chat_options {
     std::string chat_namespace = "BedrockChat";
     std::string user_prefix = "bench-u";
     std::string prompt = "Explain AppSync Events in one paragraph.";
+    // The first streams start evenly spread over this many milliseconds (0: all at once), and
+    // measuring begins --warmup seconds after the last has started. With a ramp of one stream's
+    // length (the fake provider's default: 40 chunks x 50 ms), starts and chunks are spread
+    // evenly in time, as with a real service's unrelated users; all at once, every stream's
+    // chunk lands in the same instant, and a chunk's latency is mostly its place in that burst.
+    double ramp_ms = 2000;
 };
 
 struct scenario_result {

@@ -62,7 +62,7 @@ run() {  # NAME ARGS...
 run fanout fanout --subscribers 20 --duration 2 --warmup 0.5
 run streams streams --channels 50 --rate 20 --duration 2 --warmup 0.5
 run idle idle --connections 100 --server-pid "$server_pid" --duration 1 --settle 0.5
-run chat chat --streams 10 --duration 2
+run chat chat --streams 10 --duration 2 --ramp-ms 200 --warmup 0.5
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "smoke: eventcast exited during the run" >&2
