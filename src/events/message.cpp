@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstring>
 
 namespace eventcast::events {
 
@@ -351,32 +352,58 @@ result<http_publish> parse_http_publish(std::string_view body, const core::limit
 
 // ---- building ---------------------------------------------------------------------------------
 
+namespace {
+// How many bytes each byte adds when escaped: 0 (as is), 1 (\" \\ \b \f \n \r \t) or 5 (\u00XX).
+constexpr std::array<std::uint8_t, 256> escape_extra = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (int c = 0; c < 0x20; ++c)
+        t[static_cast<std::size_t>(c)] = 5;
+    for (const unsigned char c : {'"', '\\', '\b', '\f', '\n', '\r', '\t'})
+        t[c] = 1;
+    return t;
+}();
+}  // namespace
+
+// Hot path (every published event): one pass to size the result, then one resize and a copy,
+// or a byte loop only when something needs escaping.
 void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
-    out.push_back('"');
-    std::size_t run = 0;  // start of the current run of bytes that need no escaping
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        out.append(s.data() + run, i - run);
-        run = i + 1;
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                out += "\\u00";
-                out.push_back(hex[c >> 4]);
-                out.push_back(hex[c & 0xF]);
+    std::size_t extra = 0;
+    for (const char ch : s)
+        extra += escape_extra[static_cast<unsigned char>(ch)];
+    const std::size_t at = out.size();
+    out.resize(at + s.size() + extra + 2);
+    char* p = out.data() + at;
+    *p++ = '"';
+    if (extra == 0) {
+        std::memcpy(p, s.data(), s.size());
+        p += s.size();
+    } else {
+        for (const char ch : s) {
+            const auto c = static_cast<unsigned char>(ch);
+            if (escape_extra[c] == 0) {
+                *p++ = ch;
+                continue;
+            }
+            *p++ = '\\';
+            switch (c) {
+                case '"': *p++ = '"'; break;
+                case '\\': *p++ = '\\'; break;
+                case '\b': *p++ = 'b'; break;
+                case '\f': *p++ = 'f'; break;
+                case '\n': *p++ = 'n'; break;
+                case '\r': *p++ = 'r'; break;
+                case '\t': *p++ = 't'; break;
+                default:
+                    *p++ = 'u';
+                    *p++ = '0';
+                    *p++ = '0';
+                    *p++ = hex[c >> 4];
+                    *p++ = hex[c & 0xF];
+            }
         }
     }
-    out.append(s.data() + run, s.size() - run);
-    out.push_back('"');
+    *p = '"';
 }
 
 namespace {
@@ -443,7 +470,9 @@ std::string error_reply(const message_error& e) {
 }
 
 std::string publish_success(std::string_view id, const publish_outcome& outcome) {
-    std::string out = R"({"type":"publish_success","id":")";
+    std::string out;
+    out.reserve(64 + id.size() + outcome.identifiers.size() * 72);
+    out += R"({"type":"publish_success","id":")";
     out += id;
     out += R"(","successful":[)";
     for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
@@ -469,7 +498,7 @@ std::string data_prefix(std::string_view subscription_id) {
 std::string data_body_open(std::string_view event_json_text) {
     std::string out;
     // Room for the escaping of a typical event and the position suffix: one allocation.
-    out.reserve(event_json_text.size() + event_json_text.size() / 8 + 48);
+    out.reserve(event_json_text.size() + event_json_text.size() / 4 + 64);
     append_json_string(out, event_json_text);
     return out;
 }

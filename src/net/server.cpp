@@ -72,8 +72,14 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
 }
 
 void server::do_accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](boost::system::error_code ec,
-                                                           asio::ip::tcp::socket socket) {
+    // A connection's handlers run on its strand, so with several I/O threads they never run
+    // concurrently. With one I/O thread they cannot anyway, and the plain executor makes the
+    // broker's hop onto a subscriber (asio::dispatch) a direct call instead of a strand
+    // enqueue per delivery (docs/BENCHMARKS.md, "One I/O thread without strands").
+    const auto executor = cfg_.threads == 1 ? asio::any_io_executor(ioc_.get_executor())
+                                            : asio::any_io_executor(asio::make_strand(ioc_));
+    acceptor_.async_accept(executor, [this](boost::system::error_code ec,
+                                            asio::ip::tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open())
             return;
         if (ec) {

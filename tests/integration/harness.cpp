@@ -21,6 +21,15 @@ std::string eventcast_binary() {
     return bin;
 }
 
+namespace {
+// EVENTCAST_TEST_THREADS picks the server's I/O threads (default 2): with one, connections run
+// without strands (net/server.cpp), so ctest runs the whole suite both ways.
+std::string io_threads() {
+    const char* t = std::getenv("EVENTCAST_TEST_THREADS");
+    return t && *t ? t : "2";
+}
+}  // namespace
+
 server_process::server_process(std::vector<std::string> extra_args, std::string api_key)
     : api_key_(std::move(api_key)) {
     char tmpl[] = "/tmp/eventcast-it-XXXXXX";
@@ -42,7 +51,7 @@ server_process::server_process(std::vector<std::string> extra_args, std::string 
                                      "--log-level",
                                      "warn",
                                      "--threads",
-                                     "2"};
+                                     io_threads()};
     if (!api_key_.empty()) {
         args.push_back("--api-key");
         args.push_back(api_key_);
