@@ -3,10 +3,10 @@
 //
 // Why not Beast's websocket::stream: it writes one message per async_write, so a subscriber
 // with 50 frames queued cost 50 sendmsg calls, and fan-out spent most of its time in syscalls
-// (docs/BENCHMARKS.md). Here every frame queued while a write is in flight goes out in the next
-// write as one gather (writev) of headers, shared prefixes and shared bodies: no copy of an event,
-// one syscall per batch. The server side of RFC 6455 is small: unmasked frames out; masked
-// frames in, fragmentation, ping/pong, close, UTF-8 checks on text (Beast's checker).
+// (docs/BENCHMARKS.md). Here the frames queued for a connection leave in one send: copied into
+// one buffer (header, shared prefix, shared body), written at once on plain TCP. Reads take up
+// to 64 KiB into a per-thread buffer. The server side of RFC 6455 is small: unmasked frames
+// out; masked frames in, fragmentation, ping/pong, close, UTF-8 checks on text (Beast's).
 //
 // Lifetime: owned only by the handlers it has in flight (each holds shared_from_this()); the
 // broker holds weak_ptrs. Threading: every member is touched only on the strand that is the
