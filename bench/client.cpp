@@ -127,7 +127,8 @@ void ws_conn::on_connect(const boost::system::error_code& ec) {
     socket_.set_option(tcp::no_delay(true), ignored);
     socket_.non_blocking(true, ignored);
     state_ = state::handshaking;
-    out_ += upgrade_request(target_.host_header, target_.path, target_.api_key);
+    out_ += target_.nats ? plain_upgrade_request(target_.host_header, target_.path)
+                         : upgrade_request(target_.host_header, target_.path, target_.api_key);
     flush();
     arm_read();
 }
@@ -182,7 +183,7 @@ std::size_t ws_conn::consume(char* data, std::size_t size, std::int64_t now, std
             return size;
         }
         const std::string_view protocol = header_value(head, "sec-websocket-protocol");
-        if (protocol.find("aws-appsync-event-ws") == std::string_view::npos) {
+        if (!target_.nats && protocol.find("aws-appsync-event-ws") == std::string_view::npos) {
             fail("upgrade answer selected subprotocol '" + std::string(protocol) +
                  "', not aws-appsync-event-ws");
             return size;
@@ -225,6 +226,11 @@ std::size_t ws_conn::consume(char* data, std::size_t size, std::int64_t now, std
 
 void ws_conn::handle_frame(bool fin, std::uint8_t op, char* payload, std::size_t size,
                            std::int64_t now) {
+    if (target_.nats && static_cast<opcode>(op) <= opcode::binary) {
+        // nats-server sends binary frames; a NATS message may span frames or share one, so
+        // frame and fragment boundaries do not matter: the payloads are one byte stream.
+        return nats_data(payload, size, now);
+    }
     switch (static_cast<opcode>(op)) {
         case opcode::text:
         case opcode::binary:
@@ -262,7 +268,45 @@ void ws_conn::handle_frame(bool fin, std::uint8_t op, char* payload, std::size_t
     }
 }
 
-void ws_conn::append_text(std::string_view payload) {
+void ws_conn::nats_data(const char* data, std::size_t size, std::int64_t now) {
+    if (nats_in_.empty()) {
+        // Usual case: whole messages, parsed in place in the receive buffer.
+        const std::size_t used = nats_consume(data, size, now);
+        if (state_ == state::open && used < size)
+            nats_in_.assign(data + used, size - used);
+        return;
+    }
+    nats_in_.append(data, size);  // capacity is kept: no allocation once grown
+    const std::size_t used = nats_consume(nats_in_.data(), nats_in_.size(), now);
+    if (state_ == state::open)
+        nats_in_.erase(0, used);
+}
+
+std::size_t ws_conn::nats_consume(const char* data, std::size_t size, std::int64_t now) {
+    std::size_t pos = 0;
+    while (pos < size && state_ == state::open) {
+        nats_message m;
+        std::size_t used = 0;
+        const auto status = parse_nats_message(data + pos, size - pos, m, used);
+        if (status == nats_message::status::need_more)
+            break;
+        if (status == nats_message::status::bad) {
+            const std::string_view rest(data + pos, std::min<std::size_t>(size - pos, 80));
+            fail("bad NATS protocol message from server: '" + std::string(rest) + "'");
+            return size;
+        }
+        pos += used;
+        if (m.op == nats_op::ping) {
+            append_binary("PONG\r\n");
+            flush();
+            continue;
+        }
+        listener_.on_nats(*this, m.op, m.payload, now);
+    }
+    return pos;
+}
+
+void ws_conn::append_frame(opcode op, std::string_view payload) {
     if (out_pos_ > 0 && out_pos_ == out_.size()) {
         out_.clear();
         out_pos_ = 0;
@@ -270,7 +314,7 @@ void ws_conn::append_text(std::string_view payload) {
         out_.erase(0, out_pos_);
         out_pos_ = 0;
     }
-    append_client_frame(out_, opcode::text, payload, next_mask());
+    append_client_frame(out_, op, payload, next_mask());
 }
 
 void ws_conn::flush() {

@@ -1,5 +1,7 @@
 // eventcast-bench client core: one io_context per worker thread, and a minimal client-side
-// AppSync Events WebSocket connection over plain TCP.
+// AppSync Events WebSocket connection over plain TCP. With ws_target::nats the same connection
+// speaks the NATS client protocol inside WebSocket frames instead (nats-server's websocket
+// listener): no subprotocol, binary frames, NATS parsed as one byte stream across frames.
 //
 // Receive path: each connection has one receive buffer (16 KiB by default, 1 KiB for idle
 // connections) that async_read_some fills; every complete text frame goes to the listener as a
@@ -13,6 +15,7 @@
 #pragma once
 
 #include "histogram.hpp"
+#include "wire.hpp"
 
 #include <boost/asio.hpp>
 
@@ -90,6 +93,9 @@ struct ws_target {
     std::string host_header;  // "127.0.0.1:8080"
     std::string path = "/event/realtime";
     std::string api_key;
+    /// NATS client protocol instead of AppSync: a plain upgrade (no subprotocol, no key), and
+    /// server frames are NATS bytes handed to ws_listener::on_nats one protocol message each.
+    bool nats = false;
 };
 
 /// Callbacks of a connection; all on the connection's worker thread.
@@ -100,6 +106,11 @@ public:
     virtual void on_open(ws_conn& conn) = 0;
     /// One complete text message. `payload` points into a buffer reused after the call.
     virtual void on_text(ws_conn& conn, std::string_view payload, std::int64_t recv_ns) = 0;
+    /// NATS mode: one server protocol message (MSG: `payload` is the message payload; -ERR,
+    /// INFO: the whole line). Server PINGs are answered by the connection and not passed on.
+    /// `payload` points into a buffer reused after the call.
+    virtual void on_nats(ws_conn& /*conn*/, nats_op /*op*/, std::string_view /*payload*/,
+                         std::int64_t /*recv_ns*/) {}
     /// After each read's frames were handed over (a place to publish batched counters).
     virtual void on_read_done(ws_conn& /*conn*/) {}
     /// The connection failed or was closed; `why` is for humans. Called once.
@@ -119,7 +130,9 @@ public:
     void start();
 
     /// Worker thread only. Appends one masked text frame; flush() sends what was appended.
-    void append_text(std::string_view payload);
+    void append_text(std::string_view payload) { append_frame(opcode::text, payload); }
+    /// Appends one masked binary frame (NATS mode sends its protocol bytes this way).
+    void append_binary(std::string_view payload) { append_frame(opcode::binary, payload); }
     void flush();
     void send_text(std::string_view payload) {
         append_text(payload);
@@ -137,6 +150,8 @@ public:
 
     /// Scratch space for building a message before append_text (reused, never shrinks).
     std::string scratch;
+    /// Owned by the listener (worker thread only): NATS mode marks the connection's first PONG.
+    bool ready = false;
 
 private:
     friend class worker;
@@ -150,6 +165,11 @@ private:
     /// bytes consumed. Sets `need` to the bytes a frame needs when it does not fit.
     std::size_t consume(char* data, std::size_t size, std::int64_t now, std::size_t& need);
     void handle_frame(bool fin, std::uint8_t op, char* payload, std::size_t size, std::int64_t now);
+    void append_frame(opcode op, std::string_view payload);
+    /// NATS mode: the payload of one WebSocket frame, a piece of the NATS byte stream.
+    void nats_data(const char* data, std::size_t size, std::int64_t now);
+    /// Hands every complete NATS message in [data, data+size) over; returns the bytes used.
+    std::size_t nats_consume(const char* data, std::size_t size, std::int64_t now);
     void fail(std::string_view why);
     std::uint32_t next_mask();
 
@@ -164,6 +184,7 @@ private:
     std::string out_;
     std::size_t out_pos_ = 0;
     std::string fragments_;
+    std::string nats_in_;  // NATS mode: an incomplete protocol message carried to the next frame
     std::uint32_t mask_state_;
     std::uint8_t fragment_op_ = 0;
     state state_ = state::idle;

@@ -1,7 +1,8 @@
 // eventcast-bench: load generator for AppSync Events servers (eventcast and the peers in
-// bench/peers/). Subcommands fanout, streams, idle and chat print one JSON result line on
-// stdout and exit 1 when anything was lost or a connection failed; fake-openai serves a local
-// OpenAI-compatible stream for the chat scenario. See bench/README.md.
+// bench/peers/), and with --protocol nats for nats-server's websocket listener. Subcommands
+// fanout, streams, idle and chat print one JSON result line on stdout and exit 1 when anything
+// was lost or a connection failed; fake-openai serves a local OpenAI-compatible stream for the
+// chat scenario. See bench/README.md.
 #include "fake_openai.hpp"
 #include "scenarios.hpp"
 
@@ -16,13 +17,20 @@ namespace {
 
 using namespace eventcast::bench;
 
-void add_common(CLI::App& app, common_options& c, std::string& url, double default_duration) {
+void add_common(CLI::App& app, common_options& c, std::string& url, std::string& protocol,
+                double default_duration) {
     c.duration = default_duration;
     app.add_option("--url", url, "server, ws://HOST:PORT (overrides --host/--port)");
     app.add_option("--host", c.host, "server address")->capture_default_str();
     app.add_option("--port", c.port, "server port")->capture_default_str();
-    app.add_option("--api-key", c.api_key, "API key (header- subprotocol and authorization)")
-        ->required();
+    app.add_option("--api-key", c.api_key,
+                   "API key (header- subprotocol and authorization); required for appsync");
+    if (app.get_name() != "chat")  // chat needs POST /chat: AppSync only
+        app.add_option("--protocol", protocol,
+                       "appsync, or nats: the NATS client protocol over nats-server's "
+                       "websocket listener (ws://HOST:PORT, path /)")
+            ->check(CLI::IsMember({"appsync", "nats"}))
+            ->capture_default_str();
     app.add_option("--label", c.label, "name of the server under test, copied into the result");
     app.add_option("--threads", c.threads, "worker threads, one io_context each")
         ->capture_default_str()
@@ -89,11 +97,12 @@ int main(int argc, char** argv) {
 
     common_options common;
     std::string url;
+    std::string protocol = "appsync";
 
     fanout_options fan;
     auto* fanout =
         app.add_subcommand("fanout", "1 channel, N subscribers, publishers at full rate");
-    add_common(*fanout, common, url, 10);
+    add_common(*fanout, common, url, protocol, 10);
     fanout->add_flag("--json", json_only, "print only the JSON result line");
     fanout->add_option("--subscribers", fan.subscribers)->capture_default_str();
     fanout->add_option("--event-bytes", fan.event_bytes, "bytes of event JSON text")
@@ -116,7 +125,7 @@ int main(int argc, char** argv) {
     streams_options str;
     auto* streams =
         app.add_subcommand("streams", "M channels, one subscriber each, R events/s each");
-    add_common(*streams, common, url, 10);
+    add_common(*streams, common, url, protocol, 10);
     streams->add_flag("--json", json_only, "print only the JSON result line");
     streams->add_option("--channels", str.channels)->capture_default_str();
     streams->add_option("--rate", str.rate, "events/s per channel")->capture_default_str();
@@ -129,7 +138,7 @@ int main(int argc, char** argv) {
     idle_options idl;
     auto* idle =
         app.add_subcommand("idle", "K idle subscribed connections; server VmRSS per connection");
-    add_common(*idle, common, url, 10);
+    add_common(*idle, common, url, protocol, 10);
     idle->add_flag("--json", json_only, "print only the JSON result line");
     idle->add_option("--connections", idl.connections)->capture_default_str();
     idle->add_option("--server-pid", idl.server_pid, "read VmRSS from /proc/PID/status")
@@ -142,7 +151,7 @@ int main(int argc, char** argv) {
     chat_options cht;
     auto* chat =
         app.add_subcommand("chat", "C concurrent POST /chat streams with a subscriber each");
-    add_common(*chat, common, url, 10);
+    add_common(*chat, common, url, protocol, 10);
     chat->add_flag("--json", json_only, "print only the JSON result line");
     chat->add_option("--streams", cht.streams, "concurrent streams (one user each)")
         ->capture_default_str();
@@ -178,6 +187,11 @@ int main(int argc, char** argv) {
         return run_fake_openai(fake);
     if (!apply_url(url, common))
         return 2;
+    common.nats = protocol == "nats";
+    if (!common.nats && common.api_key.empty()) {
+        std::cerr << "eventcast-bench: --api-key is required (except with --protocol nats)\n";
+        return 2;
+    }
     if (!publish_url.empty()) {
         common_options pub;
         if (!apply_url(publish_url, pub))

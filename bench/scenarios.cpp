@@ -130,6 +130,10 @@ public:
         target_.server = tcp::endpoint(asio::ip::make_address(common.host), common.port);
         target_.host_header = common.host + ":" + std::to_string(common.port);
         target_.api_key = common.api_key;
+        if (common.nats) {
+            target_.nats = true;
+            target_.path = "/";
+        }
         publish_target_ = target_;
         if (!common.publish_host.empty()) {
             publish_target_.server =
@@ -201,13 +205,58 @@ protected:
         }
     }
 
+    /// AppSync: connection_init, then a subscription to `subscribe_channel` unless it is empty.
+    /// NATS: CONNECT, SUB to the channel's subject, PING (its PONG stands for subscribe_success,
+    /// or for connection_ack without a subscription).
     void send_init(ws_conn& conn, std::string_view subscribe_channel) {
+        if (common_.nats) {
+            conn.append_binary(nats_hello(
+                subscribe_channel.empty() ? std::string() : nats_subject(subscribe_channel)));
+            conn.flush();
+            return;
+        }
         conn.append_text(R"({"type":"connection_init"})");
         if (!subscribe_channel.empty()) {
             const std::string id = "s" + std::to_string(conn.index());
             conn.append_text(subscribe_message(id, subscribe_channel, common_.api_key));
         }
         conn.flush();
+    }
+
+    /// A delivered event (AppSync `data` frame, NATS `MSG` payload).
+    virtual void on_event(ws_conn& /*conn*/, std::string_view /*payload*/, std::int64_t /*now*/) {}
+    /// A publish was acknowledged (AppSync `publish_success`; NATS: a PONG after the first).
+    virtual void on_publish_ack(ws_conn& /*conn*/) {}
+    /// Publisher connections are ready on connection_ack (AppSync) or their first PONG.
+    virtual bool is_publisher(const ws_conn& /*conn*/) const { return false; }
+
+    void on_text(ws_conn& conn, std::string_view payload, std::int64_t now) override {
+        switch (classify(payload)) {
+            case kind::data: return on_event(conn, payload, now);
+            case kind::publish_success: return on_publish_ack(conn);
+            case kind::subscribe_success: ready_.fetch_add(1); return;
+            case kind::connection_ack:
+                if (is_publisher(conn))
+                    ready_.fetch_add(1);
+                return;
+            case kind::failure: return on_failure_message(conn, payload);
+            default: return;
+        }
+    }
+
+    void on_nats(ws_conn& conn, nats_op op, std::string_view payload, std::int64_t now) override {
+        switch (op) {
+            case nats_op::msg: return on_event(conn, payload, now);
+            case nats_op::pong:
+                if (!conn.ready) {  // the PONG to the hello's PING: connected and subscribed
+                    conn.ready = true;
+                    ready_.fetch_add(1);
+                    return;
+                }
+                return on_publish_ack(conn);
+            case nats_op::err: return on_failure_message(conn, payload);
+            default: return;  // INFO, +OK
+        }
     }
 
     void on_closed(ws_conn& conn, std::string_view why) override {
@@ -223,6 +272,7 @@ protected:
     void finish_json(json::object& out, const char* scenario, bool ok) {
         out["scenario"] = scenario;
         out["label"] = common_.label;
+        out["protocol"] = common_.nats ? "nats" : "appsync";
         out["ok"] = ok;
         out["failures"] = failures_.load();
         json::array samples;
@@ -323,6 +373,7 @@ public:
         opt_.batch = std::clamp<std::size_t>(opt_.batch, 1, 5);
         opt_.window = std::max<std::size_t>(1, opt_.window);
         opt_.publishers = std::max<std::size_t>(1, opt_.publishers);
+        subject_ = nats_subject(opt_.channel);
     }
 
     scenario_result run() {
@@ -366,22 +417,21 @@ public:
         const std::uint64_t expected = sent_events_.load() * n;
         const std::uint64_t lost = expected > totals.delivered ? expected - totals.delivered : 0;
         r.ok = up && failures_.load() == 0 && lost == 0 && totals.no_marker == 0 && h.count() > 0;
-        r.json["params"] = json::object{{"subscribers", n},
-                                        {"event_bytes", opt_.event_bytes},
-                                        {"publishers", opt_.publishers},
-                                        {"batch", opt_.batch},
-                                        {"window", opt_.window},
-                                        {"max_lag", opt_.max_lag},
-                                        {"rate", num(opt_.rate)},
-                                        {"publish_to",
-                                         common_.publish_host.empty()
-                                             ? std::string("same server")
-                                             : common_.publish_host + ":" +
-                                                   std::to_string(common_.publish_port)},
-                                        {"duration_s", num(common_.duration)},
-                                        {"warmup_s", num(common_.warmup)},
-                                        {"threads", workers_.size()},
-                                        {"channel", opt_.channel}};
+        r.json["params"] = json::object{
+            {"subscribers", n},
+            {"event_bytes", opt_.event_bytes},
+            {"publishers", opt_.publishers},
+            {"batch", opt_.batch},
+            {"window", opt_.window},
+            {"max_lag", opt_.max_lag},
+            {"rate", num(opt_.rate)},
+            {"publish_to", common_.publish_host.empty()
+                               ? std::string("same server")
+                               : common_.publish_host + ":" + std::to_string(common_.publish_port)},
+            {"duration_s", num(common_.duration)},
+            {"warmup_s", num(common_.warmup)},
+            {"threads", workers_.size()},
+            {"channel", opt_.channel}};
         r.json["connected"] = up;
         r.json["delivered_per_s"] =
             round2(static_cast<double>(totals.in_window) / common_.duration);
@@ -405,46 +455,35 @@ private:
         std::uint64_t next_id = 0;
     };
 
-    bool is_publisher(const ws_conn& c) const { return c.index() >= opt_.subscribers; }
+    bool is_publisher(const ws_conn& c) const override { return c.index() >= opt_.subscribers; }
 
     void on_open(ws_conn& conn) override {
         send_init(conn, is_publisher(conn) ? std::string_view() : std::string_view(opt_.channel));
     }
 
-    void on_text(ws_conn& conn, std::string_view payload, std::int64_t now) override {
-        const kind k = classify(payload);
-        if (k == kind::data) {
-            worker_counters& c = counters_[conn.owner().index()];
-            ++c.delivered;
-            ++c.unflushed;
-            marker m;
-            if (find_marker(payload.data(), payload.data() + payload.size(), m) == nullptr) {
-                ++c.no_marker;
-                return;
-            }
-            if (in_window(now)) {
-                conn.owner().latency.record(now - m.ts);
-                ++c.in_window;
-            }
+    void on_event(ws_conn& conn, std::string_view payload, std::int64_t now) override {
+        worker_counters& c = counters_[conn.owner().index()];
+        ++c.delivered;
+        ++c.unflushed;
+        marker m;
+        if (find_marker(payload.data(), payload.data() + payload.size(), m) == nullptr) {
+            ++c.no_marker;
             return;
         }
-        switch (k) {
-            case kind::publish_success: {
-                publisher& p = publishers_[conn.index() - opt_.subscribers];
-                if (p.inflight > 0)
-                    --p.inflight;
-                acked_messages_.fetch_add(1, std::memory_order_relaxed);
-                pump(p);
-                return;
-            }
-            case kind::subscribe_success: ready_.fetch_add(1); return;
-            case kind::connection_ack:
-                if (is_publisher(conn))
-                    ready_.fetch_add(1);
-                return;
-            case kind::failure: return on_failure_message(conn, payload);
-            default: return;
+        if (in_window(now)) {
+            conn.owner().latency.record(now - m.ts);
+            ++c.in_window;
         }
+    }
+
+    void on_publish_ack(ws_conn& conn) override {
+        if (!is_publisher(conn))
+            return;
+        publisher& p = publishers_[conn.index() - opt_.subscribers];
+        if (p.inflight > 0)
+            --p.inflight;
+        acked_messages_.fetch_add(1, std::memory_order_relaxed);
+        pump(p);
     }
 
     void on_read_done(ws_conn& conn) override {
@@ -504,15 +543,25 @@ private:
             const std::uint64_t seq = sent_events_.fetch_add(count, std::memory_order_relaxed);
             std::string& m = p.conn->scratch;
             m.clear();
-            begin_publish(m, p.next_id++, opt_.channel);
-            for (std::size_t e = 0; e < count; ++e) {
-                if (e > 0)
-                    m += ',';
-                append_event_literal(m, now, 0, static_cast<std::int64_t>(seq + e),
-                                     opt_.event_bytes);
+            if (common_.nats) {
+                // `count` PUBs and a PING in one frame: the PONG is this publish's ack, as
+                // nats-server answers a PING after processing what came before it.
+                for (std::size_t e = 0; e < count; ++e)
+                    append_nats_pub(m, subject_, now, 0, static_cast<std::int64_t>(seq + e),
+                                    opt_.event_bytes);
+                m += "PING\r\n";
+                p.conn->append_binary(m);
+            } else {
+                begin_publish(m, p.next_id++, opt_.channel);
+                for (std::size_t e = 0; e < count; ++e) {
+                    if (e > 0)
+                        m += ',';
+                    append_event_literal(m, now, 0, static_cast<std::int64_t>(seq + e),
+                                         opt_.event_bytes);
+                }
+                end_publish(m, common_.api_key);
+                p.conn->append_text(m);
             }
-            end_publish(m, common_.api_key);
-            p.conn->append_text(m);
             ++p.inflight;
             sent_messages_.fetch_add(1, std::memory_order_relaxed);
             if (in_window(now))
@@ -524,6 +573,7 @@ private:
     }
 
     fanout_options opt_;
+    std::string subject_;  // NATS: opt_.channel as a subject
     std::vector<publisher> publishers_;
     std::atomic<bool> publishing_{false};
     std::atomic<bool> blocked_{false};
@@ -545,6 +595,11 @@ public:
             opt_.publishers = std::max<std::size_t>(1, (opt_.channels + 249) / 250);
         channels_.resize(opt_.channels);
         next_event_.resize(workers_.size(), 0);
+        if (common.nats) {
+            subjects_.reserve(opt_.channels);
+            for (std::size_t c = 0; c < opt_.channels; ++c)
+                subjects_.push_back(nats_subject(channel_name(c)));
+        }
     }
 
     scenario_result run() {
@@ -640,7 +695,7 @@ private:
         std::uint64_t misrouted = 0;
     };
 
-    bool is_publisher(const ws_conn& c) const { return c.index() >= opt_.channels; }
+    bool is_publisher(const ws_conn& c) const override { return c.index() >= opt_.channels; }
 
     static std::string channel_name(std::size_t c) {
         return "/default/streams/c" + std::to_string(c);
@@ -650,50 +705,40 @@ private:
         send_init(conn, is_publisher(conn) ? std::string() : channel_name(conn.index()));
     }
 
-    void on_text(ws_conn& conn, std::string_view payload, std::int64_t now) override {
-        const kind k = classify(payload);
-        if (k == kind::data) {
-            worker_counters& c = counters_[conn.owner().index()];
-            ++c.delivered;
-            ++c.unflushed;
-            if (is_publisher(conn))
-                return;
-            marker mk;
-            if (find_marker(payload.data(), payload.data() + payload.size(), mk) == nullptr) {
-                ++c.no_marker;
-                return;
-            }
-            channel_state& s = channels_[conn.index()];
-            if (static_cast<std::size_t>(mk.a) != conn.index()) {
-                ++s.misrouted;
-                return;
-            }
-            ++s.received;
-            const auto seq = static_cast<std::uint64_t>(mk.b);
-            if (seq == s.expected_seq) {
-                ++s.expected_seq;
-            } else if (seq > s.expected_seq) {
-                s.gaps += seq - s.expected_seq;
-                s.expected_seq = seq + 1;
-            } else {
-                ++s.duplicates;
-            }
-            if (in_window(now)) {
-                conn.owner().latency.record(now - mk.ts);
-                ++c.in_window;
-            }
+    void on_event(ws_conn& conn, std::string_view payload, std::int64_t now) override {
+        worker_counters& c = counters_[conn.owner().index()];
+        ++c.delivered;
+        ++c.unflushed;
+        if (is_publisher(conn))
+            return;
+        marker mk;
+        if (find_marker(payload.data(), payload.data() + payload.size(), mk) == nullptr) {
+            ++c.no_marker;
             return;
         }
-        switch (k) {
-            case kind::publish_success: acked_.fetch_add(1, std::memory_order_relaxed); return;
-            case kind::subscribe_success: ready_.fetch_add(1); return;
-            case kind::connection_ack:
-                if (is_publisher(conn))
-                    ready_.fetch_add(1);
-                return;
-            case kind::failure: return on_failure_message(conn, payload);
-            default: return;
+        channel_state& s = channels_[conn.index()];
+        if (static_cast<std::size_t>(mk.a) != conn.index()) {
+            ++s.misrouted;
+            return;
         }
+        ++s.received;
+        const auto seq = static_cast<std::uint64_t>(mk.b);
+        if (seq == s.expected_seq) {
+            ++s.expected_seq;
+        } else if (seq > s.expected_seq) {
+            s.gaps += seq - s.expected_seq;
+            s.expected_seq = seq + 1;
+        } else {
+            ++s.duplicates;
+        }
+        if (in_window(now)) {
+            conn.owner().latency.record(now - mk.ts);
+            ++c.in_window;
+        }
+    }
+
+    void on_publish_ack(ws_conn& /*conn*/) override {
+        acked_.fetch_add(1, std::memory_order_relaxed);
     }
 
     void on_read_done(ws_conn& conn) override {
@@ -725,11 +770,20 @@ private:
                 continue;
             std::string& m = conn.scratch;
             m.clear();
-            begin_publish(m, next, channel_name(c));
-            append_event_literal(m, now, static_cast<std::int64_t>(c),
-                                 static_cast<std::int64_t>(next / opt_.channels), opt_.event_bytes);
-            end_publish(m, common_.api_key);
-            conn.append_text(m);
+            if (common_.nats) {
+                // One PUB + PING per event: the PONG acknowledges it, as publish_success does.
+                append_nats_pub(m, subjects_[c], now, static_cast<std::int64_t>(c),
+                                static_cast<std::int64_t>(next / opt_.channels), opt_.event_bytes);
+                m += "PING\r\n";
+                conn.append_binary(m);
+            } else {
+                begin_publish(m, next, channel_name(c));
+                append_event_literal(m, now, static_cast<std::int64_t>(c),
+                                     static_cast<std::int64_t>(next / opt_.channels),
+                                     opt_.event_bytes);
+                end_publish(m, common_.api_key);
+                conn.append_text(m);
+            }
             ++mine;
         }
         if (mine > 0) {
@@ -752,6 +806,7 @@ private:
     streams_options opt_;
     std::vector<ws_conn*> publishers_;
     std::vector<channel_state> channels_;    // element c touched only by subscriber c's worker
+    std::vector<std::string> subjects_;      // NATS: channel c's subject
     std::vector<std::uint64_t> next_event_;  // per worker
     std::atomic<bool> publishing_{false};
     std::atomic<std::uint64_t> published_total_{0};
@@ -834,14 +889,6 @@ private:
         send_init(conn, "/default/idle/c" + std::to_string(conn.index()));
     }
 
-    void on_text(ws_conn& conn, std::string_view payload, std::int64_t) override {
-        switch (classify(payload)) {
-            case kind::subscribe_success: ready_.fetch_add(1); return;
-            case kind::failure: return on_failure_message(conn, payload);
-            default: return;
-        }
-    }
-
     idle_options opt_;
 };
 
@@ -870,15 +917,15 @@ public:
             wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
-            window_start_ = t0 + static_cast<std::int64_t>(opt_.ramp_ms * 1e6) +
-                            seconds_ns(common_.warmup);
+            window_start_ =
+                t0 + static_cast<std::int64_t>(opt_.ramp_ms * 1e6) + seconds_ns(common_.warmup);
             window_end_ = window_start_ + seconds_ns(common_.duration);
             starting_ = true;
             for (std::size_t i = 0; i < conns_.size(); ++i) {
                 ws_conn* conn = conns_[i].get();
-                const auto at = std::chrono::nanoseconds(static_cast<std::int64_t>(
-                    opt_.ramp_ms * 1e6 * static_cast<double>(i) /
-                    static_cast<double>(conns_.size())));
+                const auto at = std::chrono::nanoseconds(
+                    static_cast<std::int64_t>(opt_.ramp_ms * 1e6 * static_cast<double>(i) /
+                                              static_cast<double>(conns_.size())));
                 auto timer = std::make_shared<asio::steady_timer>(conn->owner().ioc(), at);
                 timer->async_wait([this, conn, timer](const boost::system::error_code& ec) {
                     if (!ec)

@@ -1,5 +1,6 @@
 // eventcast-bench scenarios: fanout, streams, idle and chat against an AppSync Events server
-// (eventcast or a peer speaking the same subset), each returning one JSON result.
+// (eventcast or a peer speaking the same subset), each returning one JSON result. fanout, streams
+// and idle also speak NATS over WebSocket (common_options::nats), for nats-server as a reference.
 #pragma once
 
 #include <boost/json.hpp>
@@ -14,6 +15,9 @@ struct common_options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
     std::string api_key;
+    // NATS client protocol over nats-server's websocket listener instead of AppSync (fanout,
+    // streams, idle): channels become subjects, PING/PONG stands in for the acks.
+    bool nats = false;
     std::string label;                // copied into the result ("eventcast", "uws", ...)
     std::size_t threads = 1;          // worker threads, one io_context each
     double duration = 10;             // measured window

@@ -1,5 +1,6 @@
 // eventcast-bench wire helpers: client-side WebSocket framing (server frames in, masked client
-// frames out), the upgrade request, and the byte-level markers that carry timestamps in events.
+// frames out), the upgrade request, the byte-level markers that carry timestamps in events, and
+// the few NATS client protocol messages the NATS mode needs (parse server messages, build PUB).
 // No allocation except appending to caller-owned strings; nothing here touches a socket.
 #pragma once
 
@@ -176,6 +177,18 @@ inline std::string upgrade_request(std::string_view host, std::string_view path,
     return req;
 }
 
+/// The HTTP upgrade request for nats-server's websocket listener: no subprotocol, no key.
+inline std::string plain_upgrade_request(std::string_view host, std::string_view path) {
+    std::string req = "GET ";
+    req += path;
+    req += " HTTP/1.1\r\nHost: ";
+    req += host;
+    req +=
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    return req;
+}
+
 inline bool iequals_prefix(std::string_view text, std::string_view prefix) {
     if (text.size() < prefix.size())
         return false;
@@ -294,6 +307,146 @@ inline void append_event_literal(std::string& out, std::int64_t ts, std::int64_t
         event_bytes > text_so_far + closing ? event_bytes - text_so_far - closing : 0;
     out.append(pad, 'x');
     out += "\\\"}\"";
+}
+
+/// Decimal digits of a non-negative number.
+inline std::size_t decimal_digits(std::int64_t v) {
+    std::size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        ++n;
+    }
+    return n;
+}
+
+/// Size of the event text append_event_text writes: `event_bytes`, or its fixed part when that
+/// is longer (`{"m":"~T` + `~C` + `~S` + `~","p":"` + `"}` = 22 bytes, plus the three numbers).
+inline std::size_t event_text_size(std::int64_t ts, std::int64_t channel, std::int64_t seq,
+                                   std::size_t event_bytes) {
+    const std::size_t fixed =
+        22 + decimal_digits(ts) + decimal_digits(channel) + decimal_digits(seq);
+    return std::max(event_bytes, fixed);
+}
+
+/// Appends one benchmark event's text as it is, unquoted (a NATS payload): the same
+/// `{"m":"~T<ts>~C<channel>~S<seq>~","p":"xxx"}` that append_event_literal quotes, padded to
+/// event_text_size() bytes.
+inline void append_event_text(std::string& out, std::int64_t ts, std::int64_t channel,
+                              std::int64_t seq, std::size_t event_bytes) {
+    const std::size_t size = event_text_size(ts, channel, seq, event_bytes);
+    const std::size_t start = out.size();
+    out += "{\"m\":\"~T";
+    append_number(out, ts);
+    out += "~C";
+    append_number(out, channel);
+    out += "~S";
+    append_number(out, seq);
+    out += "~\",\"p\":\"";
+    out.append(size - (out.size() - start) - 2, 'x');
+    out += "\"}";
+}
+
+// ---- NATS ---------------------------------------------------------------------------------
+// The client protocol (https://docs.nats.io/reference/reference-protocols/nats-protocol) as far
+// as the benchmark uses it: the server sends INFO, MSG, PING, PONG, +OK and -ERR; the client
+// sends CONNECT, SUB, PUB, PING and PONG. Each message is one line ending in CRLF; MSG is
+// followed by its payload and another CRLF.
+
+enum class nats_op : std::uint8_t { msg, ping, pong, ok, err, info };
+
+struct nats_message {
+    enum class status : std::uint8_t { need_more, ok, bad };
+    nats_op op = nats_op::ok;
+    std::string_view payload;  // MSG: the payload; -ERR, INFO: the whole line; else empty
+};
+
+/// A protocol line longer than this is refused (INFO with many cluster URLs stays far below).
+constexpr std::size_t max_nats_line = 64 * 1024;
+
+/// Parses the server message at the start of [data, data+size). `ok`: `m` is filled and `used`
+/// is its length; `need_more`: it is incomplete; `bad`: not a server message this client knows
+/// (HMSG too: the client sends headers:false).
+inline nats_message::status parse_nats_message(const char* data, std::size_t size, nats_message& m,
+                                               std::size_t& used) {
+    const void* nl = std::memchr(data, '\n', std::min(size, max_nats_line));
+    if (nl == nullptr)
+        return size >= max_nats_line ? nats_message::status::bad : nats_message::status::need_more;
+    const auto line_end = static_cast<std::size_t>(static_cast<const char*>(nl) - data);
+    std::size_t len = line_end;
+    if (len > 0 && data[len - 1] == '\r')
+        --len;
+    const std::string_view line(data, len);
+    used = line_end + 1;
+    m.payload = {};
+    if (line.size() > 4 && line.compare(0, 4, "MSG ") == 0) {
+        // MSG <subject> <sid> [reply-to] <#bytes>
+        const std::size_t space = line.rfind(' ');
+        std::size_t n = 0;
+        const auto [end, ec] =
+            std::from_chars(line.data() + space + 1, line.data() + line.size(), n);
+        if (ec != std::errc() || end != line.data() + line.size() || space < 4)
+            return nats_message::status::bad;
+        if (n > size || size - used < n + 2)
+            return nats_message::status::need_more;
+        if (data[used + n] != '\r' || data[used + n + 1] != '\n')
+            return nats_message::status::bad;
+        m.op = nats_op::msg;
+        m.payload = std::string_view(data + used, n);
+        used += n + 2;
+        return nats_message::status::ok;
+    }
+    if (line == "PING")
+        m.op = nats_op::ping;
+    else if (line == "PONG")
+        m.op = nats_op::pong;
+    else if (line == "+OK")
+        m.op = nats_op::ok;
+    else if (line.compare(0, 4, "-ERR") == 0)
+        m.op = nats_op::err;
+    else if (line.compare(0, 5, "INFO ") == 0)
+        m.op = nats_op::info;
+    else
+        return nats_message::status::bad;
+    if (m.op == nats_op::err || m.op == nats_op::info)
+        m.payload = line;
+    return nats_message::status::ok;
+}
+
+/// An AppSync channel as a NATS subject: `/default/fanout` -> `default.fanout`.
+inline std::string nats_subject(std::string_view channel) {
+    if (!channel.empty() && channel.front() == '/')
+        channel.remove_prefix(1);
+    std::string s(channel);
+    std::replace(s.begin(), s.end(), '/', '.');
+    return s;
+}
+
+/// What a NATS connection of the benchmark sends first: CONNECT (no echo, no verbose +OK, no
+/// headers), SUB to `subject` with sid 1 unless it is empty, and a PING whose PONG says both
+/// were processed.
+inline std::string nats_hello(std::string_view subject) {
+    std::string m =
+        "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false,\"protocol\":1,"
+        "\"echo\":false,\"name\":\"eventcast-bench\",\"lang\":\"c++\",\"version\":\"0\"}\r\n";
+    if (!subject.empty()) {
+        m += "SUB ";
+        m += subject;
+        m += " 1\r\n";
+    }
+    m += "PING\r\n";
+    return m;
+}
+
+/// Appends `PUB <subject> <n>\r\n<event text>\r\n`: one benchmark event as a NATS payload.
+inline void append_nats_pub(std::string& out, std::string_view subject, std::int64_t ts,
+                            std::int64_t channel, std::int64_t seq, std::size_t event_bytes) {
+    out += "PUB ";
+    out += subject;
+    out += ' ';
+    append_number(out, static_cast<std::int64_t>(event_text_size(ts, channel, seq, event_bytes)));
+    out += "\r\n";
+    append_event_text(out, ts, channel, seq, event_bytes);
+    out += "\r\n";
 }
 
 }  // namespace eventcast::bench
