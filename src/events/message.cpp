@@ -379,12 +379,17 @@ void append_json_string(std::string& out, std::string_view s) {
         std::memcpy(p, s.data(), s.size());
         p += s.size();
     } else {
-        for (const char ch : s) {
-            const auto c = static_cast<unsigned char>(ch);
-            if (escape_extra[c] == 0) {
-                *p++ = ch;
-                continue;
-            }
+        const char* src = s.data();
+        const char* const end = src + s.size();
+        while (src < end) {
+            const char* run = src;
+            while (src < end && escape_extra[static_cast<unsigned char>(*src)] == 0)
+                ++src;
+            std::memcpy(p, run, static_cast<std::size_t>(src - run));
+            p += src - run;
+            if (src == end)
+                break;
+            const auto c = static_cast<unsigned char>(*src++);
             *p++ = '\\';
             switch (c) {
                 case '"': *p++ = '"'; break;
