@@ -17,6 +17,7 @@
 #include "net/ws_session.hpp"
 
 #include "core/log.hpp"
+#include "net/ws_frame_reader.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -92,24 +93,7 @@ struct live_subscription {
 };
 
 constexpr std::size_t max_bytes_per_write = 64 * 1024;
-constexpr std::size_t initial_read_buffer = 512;  // TLS reads
-constexpr std::size_t read_chunk = 64 * 1024;     // plain TCP reads, per thread
-
-// Unmasks a client frame's payload in place (RFC 6455 §5.3), eight bytes at a time.
-void unmask(char* payload, std::size_t n, const unsigned char* key) {
-    std::uint32_t k32 = 0;
-    std::memcpy(&k32, key, 4);
-    const std::uint64_t k64 = (std::uint64_t{k32} << 32) | k32;
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        std::uint64_t w = 0;
-        std::memcpy(&w, payload + i, 8);
-        w ^= k64;
-        std::memcpy(payload + i, &w, 8);
-    }
-    for (; i < n; ++i)
-        payload[i] = static_cast<char>(static_cast<unsigned char>(payload[i]) ^ key[i & 3]);
-}
+constexpr std::size_t read_chunk = 64 * 1024;  // plain TCP reads, per thread
 
 // Closes the connection's TCP socket; for TLS also without a close_notify (the WebSocket close
 // handshake already ended the conversation).
@@ -134,7 +118,8 @@ public:
           lim_(ctx.cfg.lim),
           auth_(std::move(auth)),
           deadline_(std::chrono::steady_clock::now() + ctx.cfg.lim.connection_lifetime),
-          ops_(ctx.cfg.auth.max_ops_per_second, ctx.cfg.auth.max_ops_per_second) {}
+          ops_(ctx.cfg.auth.max_ops_per_second, ctx.cfg.auth.max_ops_per_second),
+          reader_(ctx.cfg.lim.max_frame_bytes) {}
 
     ~ws_session() override {
         ctx_.registry.remove(registry_id_);
@@ -280,20 +265,19 @@ private:
 
     // Continues after an asynchronous authorization: frames already read, then the socket.
     void resume_reading() {
-        if (!consume_pending() || paused_)
-            return;
-        do_read();
+        if (reader_.resume(*this) == frame_verdict::next)
+            do_read();
     }
 
     // ---- reading ----------------------------------------------------------------------------
     //
-    // Plain TCP: wait until the socket is readable, then read into a per-thread buffer and
-    // parse the frames there; only an incomplete frame's bytes (or, while an authorization is
-    // pending, the unparsed rest) are kept in the connection's own rbuf_. An idle connection
-    // holds no read buffer, and one read takes everything the client has sent, up to
-    // read_chunk, so a publisher's queued messages are handled (and their fan-out written) in
-    // one go. TLS: OpenSSL may hold decrypted bytes the socket no longer shows, so TLS reads
-    // go through the stream into rbuf_.
+    // Plain TCP: wait until the socket is readable, then read up to read_chunk bytes into a
+    // per-thread buffer, where reader_ handles the complete frames; it keeps only an incomplete
+    // frame's bytes (or, while an authorization is pending, the unhandled rest). An idle
+    // connection holds no read buffer, and one read takes everything the client has sent, so a
+    // publisher's queued messages are handled (and their fan-out written) in one go. TLS:
+    // OpenSSL may hold decrypted bytes the socket no longer shows, so TLS reads go through the
+    // stream into reader_'s own buffer.
 
     void do_read() {
         if constexpr (is_plain_tcp<Stream>) {
@@ -301,12 +285,8 @@ private:
                 asio::socket_base::wait_read,
                 beast::bind_front_handler(&ws_session::on_readable, this->shared_from_this()));
         } else {
-            if (rbuf_.size() - rlen_ < 256)
-                rbuf_.resize(std::max<std::size_t>(initial_read_buffer, rbuf_.size() * 2));
-            if (const auto need = pending_frame_size(); need > rbuf_.size())
-                rbuf_.resize(need);
             stream_.async_read_some(
-                asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
+                reader_.prepare(),
                 beast::bind_front_handler(&ws_session::on_read, this->shared_from_this()));
         }
     }
@@ -322,10 +302,8 @@ private:
                 break;
             if (ec)
                 return on_end(ec);
-            if (!consume(chunk.data(), n))
-                return;  // the connection is failing; no more reads
-            if (paused_)
-                return;  // resume_reading() continues once the authorization is in
+            if (reader_.feed(chunk.data(), n, *this) != frame_verdict::next)
+                return;  // failing (no more reads), or paused until resume_reading()
             if (n < chunk.size())
                 break;  // drained: the next byte to arrive wakes the wait again
             if (round == 3) {
@@ -341,141 +319,25 @@ private:
     void on_read(beast::error_code ec, std::size_t n) {
         if (ec)
             return on_end(ec);
-        rlen_ += n;
-        if (!consume_pending())
-            return;  // the connection is failing; no more reads
-        if (paused_)
-            return;  // resume_reading() continues once the authorization is in
-        if (rlen_ == 0 && rbuf_.size() > initial_read_buffer && message_.empty()) {
-            // Idle connections should not keep a buffer sized for their largest message.
-            std::vector<char>().swap(rbuf_);
-        }
-        do_read();
+        if (reader_.commit(n, *this) == frame_verdict::next)
+            do_read();
     }
 
-    // Handles the n bytes just read into `data` (a per-thread buffer), after what rbuf_ holds.
-    bool consume(char* data, std::size_t n) {
-        if (rlen_ > 0) {
-            rbuf_.resize(rlen_);
-            rbuf_.insert(rbuf_.end(), data, data + n);
-            rlen_ = rbuf_.size();
-            return consume_pending();
-        }
-        bool ok = true;
-        const std::size_t used = parse_frames(data, n, ok);
-        if (ok && used < n) {
-            rbuf_.assign(data + used, data + n);  // an incomplete frame, or paused
-            rlen_ = rbuf_.size();
-        } else if (rbuf_.capacity() > 0) {
-            std::vector<char>().swap(rbuf_);
-        }
-        return ok;
+public:
+    // ws_frame_reader's handler (public for it only; the session is not reachable otherwise).
+    frame_verdict on_frame(bool fin, unsigned opcode, std::string_view payload) {
+        if (!handle_frame(fin, opcode, payload))
+            return frame_verdict::fail;
+        return paused_ ? frame_verdict::pause : frame_verdict::next;
     }
-
-    // Parses what rbuf_ holds. Returns false when the connection must fail.
-    bool consume_pending() {
-        bool ok = true;
-        const std::size_t used = parse_frames(rbuf_.data(), rlen_, ok);
-        if (used > 0) {
-            std::memmove(rbuf_.data(), rbuf_.data() + used, rlen_ - used);
-            rlen_ -= used;
-        }
-        if constexpr (is_plain_tcp<Stream>) {
-            if (rlen_ == 0 && rbuf_.capacity() > 0)
-                std::vector<char>().swap(rbuf_);
-            else
-                rbuf_.resize(rlen_);
-        }
-        return ok;
+    frame_verdict on_violation(const frame_violation& v) {
+        fail_protocol(v.code, v.why);
+        return frame_verdict::fail;
     }
+    std::size_t message_bytes() const noexcept { return message_.size(); }
 
-    // The size of the incomplete frame at the start of rbuf_ once its header is in, else 0.
-    std::size_t pending_frame_size() const {
-        const auto* p = reinterpret_cast<const unsigned char*>(rbuf_.data());
-        if (rlen_ < 2)
-            return 0;
-        std::uint64_t len = p[1] & 0x7F;
-        std::size_t hdr = 2;
-        if (len == 126) {
-            if (rlen_ < 4)
-                return 0;
-            len = (std::uint64_t{p[2]} << 8) | p[3];
-            hdr = 4;
-        } else if (len == 127) {
-            if (rlen_ < 10)
-                return 0;
-            len = 0;
-            for (int i = 0; i < 8; ++i)
-                len = (len << 8) | p[2 + i];
-            hdr = 10;
-        }
-        // parse_frames has already refused a frame over max_frame_bytes.
-        return hdr + 4 +
-               static_cast<std::size_t>(std::min<std::uint64_t>(len, lim_.max_frame_bytes));
-    }
-
-    // Handles every complete frame in [data, data + len), unmasking in place. Returns the
-    // bytes consumed; stops at an incomplete frame, when paused, or when `ok` turns false
-    // (the connection must fail).
-    std::size_t parse_frames(char* data, std::size_t len_all, bool& ok) {
-        std::size_t pos = 0;
-        while (ok) {
-            const auto* p = reinterpret_cast<const unsigned char*>(data) + pos;
-            const std::size_t avail = len_all - pos;
-            if (avail < 2)
-                break;
-            const bool fin = (p[0] & 0x80) != 0;
-            const unsigned opcode = p[0] & 0x0F;
-            const bool masked = (p[1] & 0x80) != 0;
-            std::uint64_t len = p[1] & 0x7F;
-            std::size_t hdr = 2;
-            if (len == 126) {
-                if (avail < 4)
-                    break;
-                len = (std::uint64_t{p[2]} << 8) | p[3];
-                hdr = 4;
-            } else if (len == 127) {
-                if (avail < 10)
-                    break;
-                len = 0;
-                for (int i = 0; i < 8; ++i)
-                    len = (len << 8) | p[2 + i];
-                hdr = 10;
-            }
-            if ((p[0] & 0x70) != 0) {
-                ok = fail_protocol(websocket::close_code::protocol_error,
-                                   "reserved bits set (no extension was negotiated)");
-                break;
-            }
-            if (!masked) {
-                ok = fail_protocol(websocket::close_code::protocol_error,
-                                   "client frames must be masked");
-                break;
-            }
-            const bool control = opcode >= 8;
-            if (control && (!fin || len > 125)) {
-                ok = fail_protocol(websocket::close_code::protocol_error,
-                                   "control frames must be final and at most 125 bytes");
-                break;
-            }
-            if (!control && len + message_.size() > lim_.max_frame_bytes) {
-                ok = fail_protocol(websocket::close_code::too_big, "message too big");
-                break;
-            }
-            const std::size_t total = hdr + 4 + static_cast<std::size_t>(len);
-            if (avail < total)
-                break;
-            char* payload = data + pos + hdr + 4;
-            unmask(payload, static_cast<std::size_t>(len), p + hdr);
-            ok = on_frame(fin, opcode, std::string_view(payload, static_cast<std::size_t>(len)));
-            pos += total;
-            if (paused_)
-                break;  // the rest waits in rbuf_ for resume_reading()
-        }
-        return pos;
-    }
-
-    bool on_frame(bool fin, unsigned opcode, std::string_view payload) {
+private:
+    bool handle_frame(bool fin, unsigned opcode, std::string_view payload) {
         switch (opcode) {
             case 0x0:  // continuation
                 if (!in_message_)
@@ -954,15 +816,14 @@ private:
     std::chrono::steady_clock::time_point last_ka_;
     std::uint64_t registry_id_ = 0;
     bool accepted_ = false;
-    bool paused_ = false;      // an authorization is in flight; frames wait in rbuf_
+    bool paused_ = false;      // an authorization is in flight; frames wait in reader_
     bool counted_ip_ = false;  // counted in ctx_.per_ip under peer_address_
     std::string peer_address_;
     auth::token_bucket ops_;  // --max-ops-per-second
 
     // reading
-    std::vector<char> rbuf_;  // received bytes; [0, rlen_) not yet parsed
-    std::size_t rlen_ = 0;
-    std::string message_;  // a fragmented message being assembled
+    ws_frame_reader reader_;  // bytes of an incomplete (or, while paused, unhandled) frame
+    std::string message_;     // a fragmented message being assembled
     bool in_message_ = false;
     bool message_binary_ = false;
 
