@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <sys/resource.h>
 #include <vector>
 
 namespace {
@@ -31,6 +32,30 @@ constexpr const char* usage =
     "usage: eventcast serve [options]   run the server (eventcast serve --help for options)\n"
     "       eventcast chat \"prompt\"      ask the server's model, print the answer as it streams\n"
     "       eventcast --version\n";
+
+// Every connection is a file descriptor, and Debian's default soft limit is 1,024, so a server
+// left at it refuses connections (accept: EMFILE) long before memory runs out. Raise the soft
+// limit to the hard one, as Go's runtime and nginx's worker_rlimit_nofile do, and say so.
+void raise_fd_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    const rlim_t before = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            lim.rlim_cur = before;
+    }
+    eventcast::log::info("open files limit {} (was {}, hard {}): about that many connections",
+                         static_cast<unsigned long long>(lim.rlim_cur),
+                         static_cast<unsigned long long>(before),
+                         static_cast<unsigned long long>(lim.rlim_max));
+    if (lim.rlim_cur < 4096)
+        eventcast::log::warn(
+            "open files limit {} caps the connections this process can hold; raise the hard "
+            "limit (LimitNOFILE= in a systemd unit, or ulimit -Hn) for more",
+            static_cast<unsigned long long>(lim.rlim_cur));
+}
 
 int serve(int argc, const char* const* argv) {
     using namespace eventcast;
@@ -49,6 +74,7 @@ int serve(int argc, const char* const* argv) {
     log::level level{};
     log::parse_level(cfg.log_level, level);
     log::init(level, cfg.log_json);
+    raise_fd_limit();
 
     if (cfg.api_keys.empty() && auth::config_allows(cfg.auth, auth::mode::api_key)) {
         cfg.api_keys.push_back({"ec-" + core::random_secret_hex(16), std::nullopt});

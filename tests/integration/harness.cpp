@@ -8,6 +8,7 @@
 #include <fstream>
 #include <signal.h>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -30,7 +31,8 @@ std::string io_threads() {
 }
 }  // namespace
 
-server_process::server_process(std::vector<std::string> extra_args, std::string api_key)
+server_process::server_process(std::vector<std::string> extra_args, std::string api_key,
+                               std::size_t soft_fd_limit)
     : api_key_(std::move(api_key)) {
     char tmpl[] = "/tmp/eventcast-it-XXXXXX";
     if (!mkdtemp(tmpl))
@@ -59,6 +61,12 @@ server_process::server_process(std::vector<std::string> extra_args, std::string 
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     pid_ = fork();
     if (pid_ == 0) {
+        if (soft_fd_limit != 0) {
+            rlimit lim{};
+            getrlimit(RLIMIT_NOFILE, &lim);
+            lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, soft_fd_limit);
+            setrlimit(RLIMIT_NOFILE, &lim);
+        }
         std::vector<char*> argv;
         for (auto& a : args)
             argv.push_back(a.data());

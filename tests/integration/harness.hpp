@@ -32,8 +32,10 @@ std::string eventcast_binary();
 /// A running `eventcast serve`. Killed (SIGKILL) on destruction if still running.
 class server_process {
 public:
+    /// `soft_fd_limit` (when nonzero): the soft RLIMIT_NOFILE the server starts with, as on a
+    /// stock system (Debian's default is 1,024).
     explicit server_process(std::vector<std::string> extra_args = {},
-                            std::string api_key = "test-key");
+                            std::string api_key = "test-key", std::size_t soft_fd_limit = 0);
     ~server_process();
     server_process(const server_process&) = delete;
     server_process& operator=(const server_process&) = delete;

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <sys/resource.h>
+#include <vector>
+
 namespace eventcast::testing {
 namespace {
 
@@ -278,6 +282,29 @@ TEST(ServerTest, PrintsAGeneratedKeyWhenNoneIsConfigured) {
 
 namespace eventcast::testing {
 namespace {
+
+TEST(ServerTest, RaisesTheOpenFilesSoftLimitToHoldMoreConnections) {
+    // Started with a soft limit of 256 open files (Debian's default is 1,024), the server
+    // must still hold 400 connections: it raises the soft limit to the hard one at start.
+    rlimit own{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &own), 0);
+    if (own.rlim_max < 1024)
+        GTEST_SKIP() << "hard open files limit " << own.rlim_max << " is below the test's needs";
+    if (own.rlim_cur < 1024) {
+        own.rlim_cur = std::min<rlim_t>(own.rlim_max, 4096);
+        ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &own), 0);  // room for our own 400 clients
+    }
+    server_process server({"--max-connections-per-ip", "0"}, "test-key", 256);
+    std::vector<std::unique_ptr<ws_client>> clients;
+    for (int i = 0; i < 400; ++i) {
+        clients.push_back(std::make_unique<ws_client>(server.port(), server.api_key()));
+        if (i % 100 == 99) {
+            clients.back()->init();
+            ASSERT_TRUE(clients.back()->expect_type("connection_ack")) << "connection " << i;
+        }
+    }
+    EXPECT_TRUE(server.running());
+}
 
 TEST(MetricsTest, ExposesPrometheusCountersThatMove) {
     server_process srv;
