@@ -1,6 +1,7 @@
 // The local broker: a subscription index by channel path (a trie of segments) and fan-out.
 // One publish encodes each event once into an event_batch; every matching subscription gets a
-// reference to that batch plus its own precomputed frame prefix (scatter-gather, DESIGN.md §2).
+// reference to that batch plus its own precomputed frame prefix; the session copies prefix and
+// body into its socket write only then (docs/decisions/005-write-path.md).
 #pragma once
 
 #include "events/channel.hpp"
