@@ -155,6 +155,22 @@ inline std::string base64url(std::string_view in) {
     return out;
 }
 
+/// An HTTP upgrade request to `path`; `extra_headers` ("Name: value\r\n" lines) are added as
+/// they are. With none it is what nats-server's websocket listener takes.
+inline std::string plain_upgrade_request(std::string_view host, std::string_view path,
+                                         std::string_view extra_headers = {}) {
+    std::string req = "GET ";
+    req += path;
+    req += " HTTP/1.1\r\nHost: ";
+    req += host;
+    req +=
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    req += extra_headers;
+    req += "\r\n";
+    return req;
+}
+
 /// The HTTP upgrade request for /event/realtime with the AppSync subprotocols:
 /// `aws-appsync-event-ws` and `header-<base64url {"host","x-api-key"}>`.
 inline std::string upgrade_request(std::string_view host, std::string_view path,
@@ -164,29 +180,9 @@ inline std::string upgrade_request(std::string_view host, std::string_view path,
     header_json += "\",\"x-api-key\":\"";
     header_json += api_key;
     header_json += "\"}";
-    std::string req = "GET ";
-    req += path;
-    req += " HTTP/1.1\r\nHost: ";
-    req += host;
-    req +=
-        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: aws-appsync-event-ws, header-";
-    req += base64url(header_json);
-    req += "\r\n\r\n";
-    return req;
-}
-
-/// The HTTP upgrade request for nats-server's websocket listener: no subprotocol, no key.
-inline std::string plain_upgrade_request(std::string_view host, std::string_view path) {
-    std::string req = "GET ";
-    req += path;
-    req += " HTTP/1.1\r\nHost: ";
-    req += host;
-    req +=
-        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    return req;
+    return plain_upgrade_request(
+        host, path,
+        "Sec-WebSocket-Protocol: aws-appsync-event-ws, header-" + base64url(header_json) + "\r\n");
 }
 
 inline bool iequals_prefix(std::string_view text, std::string_view prefix) {
@@ -287,28 +283,6 @@ inline void append_number(std::string& out, std::int64_t v) {
     out.append(buf, end);
 }
 
-/// Appends one benchmark event as a JSON string literal (the form `events` items take):
-/// the event text `{"m":"~T<ts>~C<channel>~S<seq>~","p":"xxx"}` is padded with 'x' to
-/// `event_bytes` bytes (never shorter than its fixed part), then quoted and escaped.
-inline void append_event_literal(std::string& out, std::int64_t ts, std::int64_t channel,
-                                 std::int64_t seq, std::size_t event_bytes) {
-    const std::size_t start = out.size();
-    out += "\"{\\\"m\\\":\\\"~T";
-    append_number(out, ts);
-    out += "~C";
-    append_number(out, channel);
-    out += "~S";
-    append_number(out, seq);
-    out += "~\\\",\\\"p\\\":\\\"";
-    // Unescaped length so far: written minus the opening quote and the 7 backslashes.
-    const std::size_t text_so_far = out.size() - start - 1 - 7;
-    const std::size_t closing = 2;  // "} in the event text
-    const std::size_t pad =
-        event_bytes > text_so_far + closing ? event_bytes - text_so_far - closing : 0;
-    out.append(pad, 'x');
-    out += "\\\"}\"";
-}
-
 /// Decimal digits of a non-negative number.
 inline std::size_t decimal_digits(std::int64_t v) {
     std::size_t n = 1;
@@ -319,8 +293,8 @@ inline std::size_t decimal_digits(std::int64_t v) {
     return n;
 }
 
-/// Size of the event text append_event_text writes: `event_bytes`, or its fixed part when that
-/// is longer (`{"m":"~T` + `~C` + `~S` + `~","p":"` + `"}` = 22 bytes, plus the three numbers).
+/// Size of the benchmark event's text: `event_bytes`, or its fixed part when that is longer
+/// (`{"m":"~T` + `~C` + `~S` + `~","p":"` + `"}` = 22 bytes, plus the three numbers).
 inline std::size_t event_text_size(std::int64_t ts, std::int64_t channel, std::int64_t seq,
                                    std::size_t event_bytes) {
     const std::size_t fixed =
@@ -328,22 +302,54 @@ inline std::size_t event_text_size(std::int64_t ts, std::int64_t channel, std::i
     return std::max(event_bytes, fixed);
 }
 
-/// Appends one benchmark event's text as it is, unquoted (a NATS payload): the same
-/// `{"m":"~T<ts>~C<channel>~S<seq>~","p":"xxx"}` that append_event_literal quotes, padded to
-/// event_text_size() bytes.
-inline void append_event_text(std::string& out, std::int64_t ts, std::int64_t channel,
-                              std::int64_t seq, std::size_t event_bytes) {
+/// Appends one benchmark event, `{"m":"~T<ts>~C<channel>~S<seq>~","p":"xxx"}` padded with 'x' to
+/// event_text_size() bytes: as it is (a NATS payload) or, `quoted`, as the JSON string literal
+/// that AppSync `events` items are.
+inline void append_event(std::string& out, bool quoted, std::int64_t ts, std::int64_t channel,
+                         std::int64_t seq, std::size_t event_bytes) {
+    const std::string_view q = quoted ? "\\\"" : "\"";
     const std::size_t size = event_text_size(ts, channel, seq, event_bytes);
     const std::size_t start = out.size();
-    out += "{\"m\":\"~T";
+    auto open_value = [&](char key) {  // "<key>":"  (each quote escaped when quoted)
+        out += q;
+        out += key;
+        out += q;
+        out += ':';
+        out += q;
+    };
+    if (quoted)
+        out += '"';
+    out += '{';
+    open_value('m');
+    out += "~T";
     append_number(out, ts);
     out += "~C";
     append_number(out, channel);
     out += "~S";
     append_number(out, seq);
-    out += "~\",\"p\":\"";
-    out.append(size - (out.size() - start) - 2, 'x');
-    out += "\"}";
+    out += '~';
+    out += q;
+    out += ',';
+    open_value('p');
+    // Unescaped length so far: written, less the opening quote and 7 backslashes when quoted.
+    const std::size_t text_so_far = out.size() - start - (quoted ? 8 : 0);
+    out.append(size - text_so_far - 2, 'x');
+    out += q;
+    out += '}';
+    if (quoted)
+        out += '"';
+}
+
+/// The event as a JSON string literal (the form `events` items take).
+inline void append_event_literal(std::string& out, std::int64_t ts, std::int64_t channel,
+                                 std::int64_t seq, std::size_t event_bytes) {
+    append_event(out, true, ts, channel, seq, event_bytes);
+}
+
+/// The event's text as it is, unquoted (a NATS payload).
+inline void append_event_text(std::string& out, std::int64_t ts, std::int64_t channel,
+                              std::int64_t seq, std::size_t event_bytes) {
+    append_event(out, false, ts, channel, seq, event_bytes);
 }
 
 // ---- NATS ---------------------------------------------------------------------------------
