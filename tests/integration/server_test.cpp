@@ -247,6 +247,47 @@ TEST(ServerTest, ClosesSlowConsumersWithoutSlowingOthers) {
     EXPECT_EQ(received, published) << "the fast subscriber lost events";
 }
 
+// A connection that ends with a close handshake (either side first) leaves nothing in the
+// broker: its subscriptions go with it, as they do when the peer just drops the TCP connection.
+TEST(ServerTest, ClosedConnectionsLeaveNoSubscriptionsBehind) {
+    server_process srv({"--connection-lifetime-ms", "1500"});
+    auto subscriptions = [&] {
+        auto h = http_request(srv.port(), http::verb::get, "/healthz", "", {});
+        return json::parse(h.body).at("subscriptions").as_int64();
+    };
+    {
+        // The client closes first.
+        asio::io_context ioc;
+        websocket::stream<beast::tcp_stream> ws(ioc);
+        beast::get_lowest_layer(ws).connect({asio::ip::make_address("127.0.0.1"), srv.port()});
+        ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& r) {
+            r.set(http::field::sec_websocket_protocol,
+                  "aws-appsync-event-ws," + header_subprotocol(srv.api_key()));
+        }));
+        ws.handshake("127.0.0.1", "/event/realtime");
+        ws_client auth_only(srv.port(), srv.api_key());
+        ws.write(asio::buffer(
+            R"({"type":"subscribe","id":"a","channel":"default/leak","authorization":)" +
+            auth_only.auth_json() + "}"));
+        beast::flat_buffer b;
+        ws.read(b);
+        ASSERT_NE(beast::buffers_to_string(b.data()).find("subscribe_success"), std::string::npos);
+        EXPECT_EQ(subscriptions(), 1);
+        ws.close(websocket::close_code::normal);  // waits for the server's close reply
+    }
+    EXPECT_TRUE(eventually([&] { return subscriptions() == 0; }))
+        << subscriptions() << " subscriptions left after the client closed";
+    {
+        // The server closes first (connection lifetime); the client answers.
+        ws_client c(srv.port(), srv.api_key());
+        c.subscribe("b", "default/leak");
+        ASSERT_TRUE(c.expect_type("subscribe_success"));
+        EXPECT_TRUE(c.wait_closed(5s));
+    }
+    EXPECT_TRUE(eventually([&] { return subscriptions() == 0; }))
+        << subscriptions() << " subscriptions left after the server closed";
+}
+
 TEST(ServerTest, ClosesConnectionsAtTheirLifetime) {
     server_process srv({"--connection-lifetime-ms", "300"});
     ws_client c(srv.port(), srv.api_key());
