@@ -326,12 +326,15 @@ private:
 public:
     // ws_frame_reader's handler (public for it only; the session is not reachable otherwise).
     frame_verdict on_frame(bool fin, unsigned opcode, std::string_view payload) {
-        if (!handle_frame(fin, opcode, payload))
+        if (!handle_frame(fin, opcode, payload)) {
+            unsubscribe_all();  // reading stops for good: on_end will not run
             return frame_verdict::fail;
+        }
         return paused_ ? frame_verdict::pause : frame_verdict::next;
     }
     frame_verdict on_violation(const frame_violation& v) {
         fail_protocol(v.code, v.why);
+        unsubscribe_all();
         return frame_verdict::fail;
     }
     std::size_t message_bytes() const noexcept { return message_.size(); }
@@ -476,7 +479,7 @@ private:
             asio::post(self->stream_.get_executor(), [self, held, then, res = std::move(res)] {
                 self->paused_ = false;
                 if (self->closing_)
-                    return;
+                    return self->unsubscribe_all();  // no more reads: on_end will not run
                 ((*self).*then)(*held, res);
                 self->resume_reading();
             });
@@ -800,12 +803,19 @@ private:
             ec != beast::error::timeout && ec != asio::error::bad_descriptor)
             log::debug("net [w{}] read ended: {}", registry_id_, ec.message());
         closing_ = true;
+        unsubscribe_all();
+        beast::error_code ignored;
+        beast::get_lowest_layer(stream_).socket().close(ignored);
+    }
+
+    // Takes this connection's subscriptions out of the broker. Needed wherever reading ends
+    // (on_end, a close frame, a protocol failure): the broker holds only weak_ptrs and skips
+    // dead targets but never removes them. Never called from a delivery (broker lock held).
+    void unsubscribe_all() {
         for (auto& [id, sub] : subs_)
             ctx_.api.broker().unsubscribe(sub.handle);
         subs_.clear();
         live_prefixes_.clear();
-        beast::error_code ignored;
-        beast::get_lowest_layer(stream_).socket().close(ignored);
     }
 
     Stream stream_;

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <sys/resource.h>
+#include <thread>
 #include <vector>
 
 namespace eventcast::testing {
@@ -245,6 +247,123 @@ TEST(ServerTest, ClosesSlowConsumersWithoutSlowingOthers) {
     }
     EXPECT_TRUE(closed) << "the stuck subscriber was never closed";
     EXPECT_EQ(received, published) << "the fast subscriber lost events";
+}
+
+// A connection that ends with a close handshake (either side first) leaves nothing in the
+// broker: its subscriptions go with it, as they do when the peer just drops the TCP connection.
+TEST(ServerTest, ClosedConnectionsLeaveNoSubscriptionsBehind) {
+    server_process srv({"--connection-lifetime-ms", "1500"});
+    auto subscriptions = [&] {
+        auto h = http_request(srv.port(), http::verb::get, "/healthz", "", {});
+        return json::parse(h.body).at("subscriptions").as_int64();
+    };
+    {
+        // The client closes first.
+        asio::io_context ioc;
+        websocket::stream<beast::tcp_stream> ws(ioc);
+        beast::get_lowest_layer(ws).connect({asio::ip::make_address("127.0.0.1"), srv.port()});
+        ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& r) {
+            r.set(http::field::sec_websocket_protocol,
+                  "aws-appsync-event-ws," + header_subprotocol(srv.api_key()));
+        }));
+        ws.handshake("127.0.0.1", "/event/realtime");
+        ws_client auth_only(srv.port(), srv.api_key());
+        ws.write(asio::buffer(
+            R"({"type":"subscribe","id":"a","channel":"default/leak","authorization":)" +
+            auth_only.auth_json() + "}"));
+        beast::flat_buffer b;
+        ws.read(b);
+        ASSERT_NE(beast::buffers_to_string(b.data()).find("subscribe_success"), std::string::npos);
+        EXPECT_EQ(subscriptions(), 1);
+        ws.close(websocket::close_code::normal);  // waits for the server's close reply
+    }
+    EXPECT_TRUE(eventually([&] { return subscriptions() == 0; }))
+        << subscriptions() << " subscriptions left after the client closed";
+    {
+        // The server closes first (connection lifetime); the client answers.
+        ws_client c(srv.port(), srv.api_key());
+        c.subscribe("b", "default/leak");
+        ASSERT_TRUE(c.expect_type("subscribe_success"));
+        EXPECT_TRUE(c.wait_closed(5s));
+    }
+    EXPECT_TRUE(eventually([&] { return subscriptions() == 0; }))
+        << subscriptions() << " subscriptions left after the server closed";
+}
+
+// A publish that needs the Lambda authorizer pauses reading until its answer is in. What the
+// client sent meanwhile, in the same TCP segment and after it, is handled once, in order, when
+// reading resumes (plain TCP waits for readability on an edge-triggered reactor: a resumed
+// read must still see bytes that arrived while paused).
+TEST(ServerTest, MessagesSentWhileAnAuthorizationIsPendingAreHandledInOrder) {
+    // The Lambda authorizer: a webhook that answers after 400 ms.
+    asio::io_context hook_ioc;
+    asio::ip::tcp::acceptor hook(hook_ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    std::atomic<int> calls{0};
+    std::atomic<bool> stop{false};
+    std::thread hook_thread([&] {
+        std::vector<std::thread> conns;
+        for (;;) {
+            beast::error_code ec;
+            asio::ip::tcp::socket s(hook_ioc);
+            hook.accept(s, ec);
+            if (ec || stop)
+                break;
+            conns.emplace_back([&calls, s = std::move(s)]() mutable {
+                beast::flat_buffer b;
+                for (;;) {
+                    http::request<http::string_body> req;
+                    beast::error_code e;
+                    http::read(s, b, req, e);
+                    if (e)
+                        return;
+                    ++calls;
+                    std::this_thread::sleep_for(400ms);
+                    http::response<http::string_body> res{http::status::ok, 11};
+                    res.set(http::field::content_type, "application/json");
+                    res.body() = R"({"isAuthorized":true,"ttlOverride":60})";
+                    res.prepare_payload();
+                    http::write(s, res, e);
+                    if (e)
+                        return;
+                }
+            });
+        }
+        for (auto& t : conns)
+            t.join();
+    });
+    const std::string url =
+        "http://127.0.0.1:" + std::to_string(hook.local_endpoint().port()) + "/authorize";
+    {
+        server_process srv({"--auth-publish", "AWS_LAMBDA", "--lambda-authorizer-url", url});
+        ws_client sub(srv.port(), srv.api_key());
+        sub.subscribe("s", "default/paused");
+        ASSERT_TRUE(sub.expect_type("subscribe_success"));
+        ws_client pub(srv.port(), srv.api_key());
+        auto publish = [](int i) {
+            // A new token each time: no cached answer, every publish waits for the webhook.
+            return R"({"type":"publish","id":"p)" + std::to_string(i) +
+                   R"(","channel":"default/paused","events":[")" + std::to_string(i) +
+                   R"("],"authorization":{"authorization":"allow-)" + std::to_string(i) + R"("}})";
+        };
+        pub.send(publish(1));
+        pub.send(publish(2));  // most likely read together with 1, buffered while 1 waits
+        std::this_thread::sleep_for(150ms);
+        pub.send(publish(3));  // arrives while reading is paused
+        for (int i = 1; i <= 3; ++i) {
+            auto ok = pub.expect_type("publish_success", 5s);
+            ASSERT_TRUE(ok) << "no publish_success for p" << i;
+            EXPECT_EQ(str(ok->at("id")), "p" + std::to_string(i));
+            auto d = sub.expect_type("data", 5s);
+            ASSERT_TRUE(d) << "no data for p" << i;
+            EXPECT_EQ(str(d->at("event")), std::to_string(i));
+        }
+        EXPECT_FALSE(pub.expect_type("publish_success", 300ms)) << "a publish was handled twice";
+        EXPECT_EQ(calls.load(), 3);
+    }
+    stop = true;
+    asio::ip::tcp::socket wake(hook_ioc);  // unblocks the accept
+    wake.connect(hook.local_endpoint());
+    hook_thread.join();
 }
 
 TEST(ServerTest, ClosesConnectionsAtTheirLifetime) {
