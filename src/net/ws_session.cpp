@@ -745,6 +745,7 @@ private:
 
     void write_failed(beast::error_code ec) {
         log::debug("net [w{}] write failed: {}", registry_id_, ec.message());
+        closing_ = true;  // queue nothing more for a socket that is going away
         outbox_.truncate(0);
         outbox_bytes_ = 0;
         in_flight_ = 0;
