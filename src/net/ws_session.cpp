@@ -702,7 +702,7 @@ private:
                 if (wbuf_.capacity() > 0)
                     std::string().swap(wbuf_);  // idle connections keep no write buffer
                 if (close_after_write_)
-                    close_socket(stream_);
+                    linger_then_close();
                 return;
             }
             if constexpr (plain_tcp) {
@@ -750,6 +750,54 @@ private:
         outbox_bytes_ = 0;
         in_flight_ = 0;
         close_socket(stream_);  // the pending read fails too and ends the session
+    }
+
+    // Everything we had to say is written and nothing more is read: close, but lingering on
+    // plain TCP. Closing with the client's bytes still unread (say the rest of a frame just
+    // refused with 1009) makes Linux send RST, and a client that gets RST may lose the close
+    // frame before it reads it. So: FIN first, then read and drop what still comes until the
+    // client closes or handshake_timeout passes, then close (nginx's lingering_close). Reached
+    // only where no read is pending: after a protocol failure, the client's close, or an HTTP
+    // refusal at the upgrade.
+    void linger_then_close() {
+        if constexpr (is_plain_tcp<Stream>) {
+            auto& sock = beast::get_lowest_layer(stream_).socket();
+            beast::error_code ec;
+            if (!lingering_ && sock.is_open())
+                sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+            if (!lingering_ && sock.is_open() && !ec) {
+                lingering_ = true;
+                close_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
+                close_timer_->expires_after(lim_.handshake_timeout);
+                close_timer_->async_wait([self = this->shared_from_this()](beast::error_code e) {
+                    if (!e)
+                        close_socket(self->stream_);
+                });
+                return drain();
+            }
+        }
+        close_socket(stream_);
+    }
+
+    void drain() {
+        beast::get_lowest_layer(stream_).socket().async_wait(
+            asio::socket_base::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+                if (ec)
+                    return;  // closed by the timer
+                static thread_local std::vector<char> sink(read_chunk);
+                for (;;) {
+                    beast::get_lowest_layer(self->stream_)
+                        .socket()
+                        .read_some(asio::buffer(sink.data(), sink.size()), ec);
+                    if (ec == asio::error::would_block || ec == asio::error::try_again)
+                        return self->drain();
+                    if (ec) {  // EOF: the client has closed too
+                        if (self->close_timer_)
+                            self->close_timer_->cancel();
+                        return close_socket(self->stream_);
+                    }
+                }
+            });
     }
 
     // The first `frames` frames of the outbox (`bytes` bytes) are on the wire.
@@ -849,6 +897,7 @@ private:
     bool close_sent_ = false;         // our close frame is on the wire
     bool close_after_write_ = false;  // close the socket once the outbox is written
     std::unique_ptr<asio::steady_timer> close_timer_;  // bounds the wait for the close reply
+    bool lingering_ = false;  // our side is shut down; reading and dropping until the client's
 
     std::unordered_map<std::string, live_subscription> subs_;  // by subscription id
     std::unordered_set<const std::string*> live_prefixes_;     // prefixes of subs_, for deliver
