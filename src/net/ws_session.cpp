@@ -425,7 +425,7 @@ private:
     void close_when_written() {
         close_after_write_ = true;
         if (closing_ && !writing_ && !write_scheduled_ && outbox_.empty())
-            close_socket(stream_);
+            linger_then_close();
     }
 
     void handle(std::string_view text) {
@@ -897,7 +897,7 @@ private:
     bool close_sent_ = false;         // our close frame is on the wire
     bool close_after_write_ = false;  // close the socket once the outbox is written
     std::unique_ptr<asio::steady_timer> close_timer_;  // bounds the wait for the close reply
-    bool lingering_ = false;  // our side is shut down; reading and dropping until the client's
+    bool lingering_ = false;  // our side is shut down; dropping reads until the client's FIN
 
     std::unordered_map<std::string, live_subscription> subs_;  // by subscription id
     std::unordered_set<const std::string*> live_prefixes_;     // prefixes of subs_, for deliver
