@@ -273,6 +273,11 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
         ->envname(env("MAX_OUTBOX_BYTES"))
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--max-json-depth", l.max_json_depth,
+                   "nesting depth of a message, request body or event JSON text")
+        ->envname(env("MAX_JSON_DEPTH"))
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
     app.add_option("--connection-lifetime-ms", lifetime_ms, "WebSocket connection lifetime")
         ->envname(env("CONNECTION_LIFETIME_MS"))
         ->capture_default_str()

@@ -24,6 +24,7 @@ struct limits {
     std::size_t max_frame_bytes = 4 * 1024 * 1024;   // 5 events of 240 KB, JSON-escaped twice over
     std::size_t max_body_bytes = 4 * 1024 * 1024;    // HTTP POST /event, same reasoning
     std::size_t max_outbox_bytes = 8 * 1024 * 1024;  // per connection; past it: slow consumer
+    std::size_t max_json_depth = 64;  // nesting of a message or event; deeper is not a real event
     std::chrono::milliseconds connection_lifetime{24 * 60 * 60 * 1000};  // AWS: 24 h
     std::chrono::milliseconds keepalive_interval{60 * 1000};             // AWS sends ka every 60 s
     std::chrono::milliseconds connection_timeout{300 * 1000};  // advertised connectionTimeoutMs

@@ -36,6 +36,18 @@ std::optional<protocol_error> decode_into(std::string_view b64, std::string_view
 
 }  // namespace
 
+bool valid_websocket_key(std::string_view key) noexcept {
+    if (key.size() != 24 || key.substr(22) != "==")
+        return false;
+    for (char c : key.substr(0, 22)) {
+        const bool b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!b64)
+            return false;
+    }
+    return true;
+}
+
 upgrade_auth parse_upgrade(const std::vector<std::string_view>& protocol_values,
                            std::string_view query, const credentials& headers) {
     upgrade_auth out;

@@ -19,6 +19,11 @@ struct upgrade_auth {
     std::optional<protocol_error> error;  // malformed header- value (BadRequestException)
 };
 
+/// Whether `key` is a Sec-WebSocket-Key as RFC 6455 §4.2.1 defines it: the base64 of 16 bytes,
+/// so exactly 22 base64 characters and "==". Anything else is refused with 400 before the
+/// accept hash is computed (Beast's make_sec_ws_accept asserts a key of at most 24 bytes).
+bool valid_websocket_key(std::string_view key) noexcept;
+
 /// `protocol_values`: every Sec-WebSocket-Protocol header value (comma-separated lists).
 /// `query`: the request target's query string without '?', possibly empty.
 /// `headers`: all request headers. Credentials come from the first of: a `header-` subprotocol,

@@ -90,8 +90,10 @@ result<http_publish> parse_http_publish(std::string_view body, const core::limit
 /// True for 1..max_chars of [A-Za-z0-9_+-] (§3).
 bool valid_id(std::string_view id, std::size_t max_chars = 128) noexcept;
 
-/// True when `text` is exactly one JSON text (RFC 8259, UTF-8 checked). Sets `why` otherwise.
-bool is_json_text(std::string_view text, std::string* why = nullptr);
+/// True when `text` is exactly one JSON text (RFC 8259, UTF-8 checked) nested at most
+/// `max_depth` deep. Escapes of lone UTF-16 surrogates ("\ud800") are accepted. Sets `why`
+/// otherwise.
+bool is_json_text(std::string_view text, std::string* why = nullptr, std::size_t max_depth = 64);
 
 /// Parses a JSON object (the decoded `header-` subprotocol) into credentials: string values
 /// only, other values ignored. Fails when the text is not a JSON object.

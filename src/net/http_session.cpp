@@ -24,6 +24,75 @@ namespace http = beast::http;
 
 namespace {
 
+struct refusal {
+    unsigned status;
+    std::string message;
+};
+
+// What Beast's parser lets through but RFC 9112 forbids, checked once the head is read. A
+// Transfer-Encoding whose last coding is not chunked leaves the body's length unknown: Beast
+// reads it as empty and the bytes that follow would run as another request (request
+// smuggling), so it is 400 and the connection closes (§6.1, §6.3). Chunked framing with a
+// coding we do not decode (gzip, chunked) is 501. Host must appear exactly once in HTTP/1.1
+// (§3.2).
+std::optional<refusal> framing_refusal(const http_request& req) {
+    std::size_t codings = 0;
+    std::size_t chunked_at = 0;  // 1-based position of "chunked"; 0: none
+    bool chunked_twice = false;
+    for (auto it = req.find(http::field::transfer_encoding);
+         it != req.end() && it->name() == http::field::transfer_encoding; ++it) {
+        bool any = false;
+        for (auto coding : http::token_list{it->value()}) {
+            any = true;
+            ++codings;
+            if (beast::iequals(coding, "chunked")) {
+                chunked_twice = chunked_twice || chunked_at != 0;
+                chunked_at = codings;
+            }
+        }
+        if (!any)
+            ++codings;  // an empty or unparsable value counts as a coding we do not know
+    }
+    if (req.count(http::field::transfer_encoding) != 0) {
+        if (req.version() < 11)
+            return refusal{400, "Transfer-Encoding is not allowed in an HTTP/1.0 request"};
+        if (chunked_at != codings || chunked_twice)
+            return refusal{400,
+                           "Transfer-Encoding must end with chunked, once; the body's length "
+                           "is unknown otherwise (RFC 9112 section 6.3)"};
+        if (codings != 1)
+            return refusal{501, "Transfer-Encoding: only chunked is supported"};
+    }
+    const auto hosts = req.count(http::field::host);
+    if (hosts > 1)
+        return refusal{400, "the request has " + std::to_string(hosts) +
+                                " Host headers; send exactly one"};
+    if (hosts == 0 && req.version() >= 11)
+        return refusal{400, "an HTTP/1.1 request needs a Host header"};
+    return std::nullopt;
+}
+
+// A server must accept the absolute form of a request target (RFC 9112 §3.2.2,
+// "GET http://host/event HTTP/1.1"); routes match the origin form, so keep only the path and
+// query. The authority replaces Host for the request's meaning, which no route reads.
+void to_origin_form(http_request& req) {
+    const std::string_view target(req.target().data(), req.target().size());
+    const auto scheme_end = target.find("://");
+    if (scheme_end == std::string_view::npos || target.empty() || target.front() == '/')
+        return;
+    const auto scheme = target.substr(0, scheme_end);
+    if (!beast::iequals(scheme, "http") && !beast::iequals(scheme, "https"))
+        return;
+    const auto path = target.find('/', scheme_end + 3);
+    const auto query = target.find('?', scheme_end + 3);
+    std::string origin;
+    if (path != std::string_view::npos && (query == std::string_view::npos || path < query))
+        origin = target.substr(path);
+    else
+        origin = "/" + std::string(query == std::string_view::npos ? "" : target.substr(query));
+    req.target(origin);
+}
+
 // CRTP base: Derived provides stream(), release_stream(), do_eof().
 template <class Derived>
 class http_session : public closable {
@@ -52,10 +121,38 @@ protected:
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(ctx_.cfg.lim.max_header_bytes));
         parser_->body_limit(ctx_.cfg.lim.max_body_bytes);
+        if (buffer_.size() != 0)
+            return read_head();
+        // Between requests the connection may idle (--http-idle-timeout); the head deadline
+        // starts with the next request's first byte.
         beast::get_lowest_layer(derived().stream()).expires_after(ctx_.cfg.lim.http_idle_timeout);
-        http::async_read(
+        derived().stream().async_read_some(
+            buffer_.prepare(4096),
+            [self = derived().shared_from_this()](beast::error_code ec, std::size_t n) {
+                self->buffer_.commit(n);
+                if (ec == asio::error::eof && n == 0)
+                    return self->on_read(http::error::end_of_stream, 0);
+                if (ec)
+                    return self->on_read(ec, 0);
+                self->read_head();
+            });
+    }
+
+    // A request head must be complete within --handshake-timeout-ms of its first byte, however
+    // slowly it trickles in (an idle timer restarted by every byte would let one byte per
+    // minute hold the connection forever); the body then has the idle timeout to arrive.
+    void read_head() {
+        beast::get_lowest_layer(derived().stream()).expires_after(ctx_.cfg.lim.handshake_timeout);
+        http::async_read_header(
             derived().stream(), buffer_, *parser_,
-            beast::bind_front_handler(&http_session::on_read, derived().shared_from_this()));
+            [self = derived().shared_from_this()](beast::error_code ec, std::size_t n) {
+                if (ec)
+                    return self->on_read(ec, n);
+                beast::get_lowest_layer(self->derived().stream())
+                    .expires_after(self->ctx_.cfg.lim.http_idle_timeout);
+                http::async_read(self->derived().stream(), self->buffer_, *self->parser_,
+                                 beast::bind_front_handler(&http_session::on_read, self));
+            });
     }
 
     void on_read(beast::error_code ec, std::size_t) {
@@ -78,6 +175,9 @@ protected:
         }
         auto req = parser_->release();
         parser_.reset();
+        if (auto bad = framing_refusal(req))
+            return send_error_and_close(bad->status, std::move(bad->message));
+        to_origin_form(req);
 
         if (beast::websocket::is_upgrade(req))
             return upgrade(std::move(req));
@@ -98,6 +198,17 @@ protected:
             return write(http_error(404, "NotFoundException",
                                     "WebSocket endpoint is /event/realtime", req.version(), false,
                                     ctx_.cfg));
+        }
+        // Exactly one key, the base64 of 16 bytes (RFC 6455 §4.2.1). A missing key or a
+        // version other than 13 is left to ws_session, which answers 426 with the version.
+        const auto key = req[http::field::sec_websocket_key];
+        if (const auto keys = req.count(http::field::sec_websocket_key);
+            keys > 1 ||
+            (keys == 1 && !events::valid_websocket_key(std::string_view(key.data(), key.size())))) {
+            return write(http_error(400, "BadRequestException",
+                                    "Sec-WebSocket-Key must be sent once, as the base64 of 16 "
+                                    "bytes (24 characters ending in ==)",
+                                    req.version(), false, ctx_.cfg));
         }
         std::vector<std::string_view> protocols;
         for (auto it = req.find(http::field::sec_websocket_protocol);

@@ -41,6 +41,7 @@ public:
     server_process& operator=(const server_process&) = delete;
 
     std::uint16_t port() const { return port_; }
+    int pid() const { return pid_; }
     const std::string& api_key() const { return api_key_; }
     const std::string& cert_file() const { return cert_; }
     /// Sends SIGTERM and waits (up to `timeout`) for exit; returns the exit status or -1.
