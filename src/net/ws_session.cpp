@@ -346,6 +346,12 @@ private:
                 if (!in_message_)
                     return fail_protocol(websocket::close_code::protocol_error,
                                          "continuation frame without a message to continue");
+                // A fragmented text message fails on its first bad byte, not at its end.
+                if (!message_binary_ && !utf8_.write(reinterpret_cast<const std::uint8_t*>(
+                                                         payload.data()),
+                                                     payload.size()))
+                    return fail_protocol(websocket::close_code::bad_payload,
+                                         "text is not valid UTF-8");
                 message_.append(payload);
                 if (fin) {
                     in_message_ = false;
@@ -363,6 +369,12 @@ private:
                     return on_message_complete(opcode == 0x2, payload);
                 in_message_ = true;
                 message_binary_ = opcode == 0x2;
+                utf8_.reset();
+                if (!message_binary_ &&
+                    !utf8_.write(reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                 payload.size()))
+                    return fail_protocol(websocket::close_code::bad_payload,
+                                         "text is not valid UTF-8");
                 message_.assign(payload);
                 return true;
             case 0x8: return on_close_frame(payload);
@@ -402,11 +414,24 @@ private:
             close_socket(stream_);
             return false;
         }
-        // The client closes: echo its code (RFC 6455 §5.5.1), then close the socket.
+        // The client closes: echo its code (RFC 6455 §5.5.1), then close the socket. A code
+        // that may not be on the wire (§7.4: 1005, 1006, 1015, unassigned or out of range) or
+        // a 1-byte payload is a protocol error (1002); a reason that is not UTF-8 is 1007.
         std::uint16_t code = websocket::close_code::normal;
-        if (payload.size() >= 2)
+        if (payload.size() == 1)
+            return fail_protocol(websocket::close_code::protocol_error, "1-byte close payload");
+        if (payload.size() >= 2) {
             code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
                                               static_cast<unsigned char>(payload[1]));
+            const bool valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                               (code >= 3000 && code <= 4999);
+            if (!valid)
+                return fail_protocol(websocket::close_code::protocol_error,
+                                     "close code not allowed on the wire");
+            if (!websocket::detail::check_utf8(payload.data() + 2, payload.size() - 2))
+                return fail_protocol(websocket::close_code::bad_payload,
+                                     "close reason is not valid UTF-8");
+        }
         close_when_written();
         close_with(static_cast<websocket::close_code>(code), "", true);
         return false;
@@ -883,6 +908,7 @@ private:
     // reading
     ws_frame_reader reader_;  // bytes of an incomplete (or, while paused, unhandled) frame
     std::string message_;     // a fragmented message being assembled
+    websocket::detail::utf8_checker utf8_;  // message_ so far, when it is text
     bool in_message_ = false;
     bool message_binary_ = false;
 
