@@ -8,10 +8,10 @@
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
-#include "llm/aws_credentials.hpp"
+#include "aws/aws_credentials.hpp"
 #include "llm/demo_provider.hpp"
 #include "llm/http_providers.hpp"
-#include "llm/transport.hpp"
+#include "aws/transport.hpp"
 #include "net/server.hpp"
 #include "net/tls.hpp"
 #include "pubsub/broker.hpp"
@@ -87,7 +87,7 @@ int serve(int argc, const char* const* argv) {
         pubsub::broker broker;
         core::stats stats;
         // The outbound HTTP thread: model providers, and the Lambda authorizer webhook.
-        llm::transport transport;
+        aws::transport transport;
         auto authz = auth::authorizer::create(cfg, &transport);
         if (!authz) {
             for (const auto& p : authz.error())
@@ -121,8 +121,8 @@ int serve(int argc, const char* const* argv) {
         // Bedrock is on when asked for, or when AWS credentials and a region are at hand. IMDS is
         // consulted only when Bedrock was asked for, so start-up never waits on the network.
         const bool want_bedrock = cfg.chat.provider == "bedrock";
-        llm::aws::environment aws_env;
-        llm::aws::credential_chain aws_chain(aws_env);
+        aws::environment aws_env;
+        aws::credential_chain aws_chain(aws_env);
         if (auto bs = llm::bedrock_settings_from(cfg.chat, aws_env, aws_chain, want_bedrock)) {
             log::info("chat: bedrock provider, region {}, endpoint {}, model {}, auth {}",
                       bs->region, bs->endpoint, bs->default_model,

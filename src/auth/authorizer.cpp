@@ -343,7 +343,7 @@ authorizer::authorizer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 authorizer::~authorizer() = default;
 
 boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> authorizer::create(
-    const core::config& cfg, llm::transport* outbound) {
+    const core::config& cfg, aws::transport* outbound) {
     const auto& a = cfg.auth;
     auto p = std::make_unique<impl>(cfg);
     std::vector<std::string> problems;

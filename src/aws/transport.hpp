@@ -1,4 +1,5 @@
-// The llm thread: one libcurl multi handle driving every provider transfer, plus timers, on one
+// The outbound HTTP thread (still "the llm thread" in logs): one libcurl multi handle driving
+// every outbound transfer (model providers, the Lambda authorizer webhook), plus timers, on one
 // dedicated thread. Thousands of concurrent streams cost no thread each (DESIGN.md §2).
 #pragma once
 
@@ -10,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace eventcast::llm {
+namespace eventcast::aws {
 
 struct http_call {
     std::string method = "POST";
@@ -30,7 +31,7 @@ struct transfer_result {
     long status = 0;         // HTTP status, 0 if none was received
 };
 
-/// Receives one transfer's events on the llm thread.
+/// Receives one transfer's events on the transport thread.
 class http_handler {
 public:
     virtual ~http_handler() = default;
@@ -56,13 +57,13 @@ public:
     transport& operator=(const transport&) = delete;
 
     transfer_id start(http_call call, std::shared_ptr<http_handler> handler);
-    /// The handler's on_complete(cancelled) runs on the llm thread, unless it already completed.
+    /// The handler's on_complete(cancelled) runs on the transport thread, unless it already completed.
     void cancel(transfer_id id);
-    /// Runs `fn` on the llm thread after `delay`.
+    /// Runs `fn` on the transport thread after `delay`.
     void schedule(std::chrono::milliseconds delay, std::function<void()> fn);
-    /// Runs `fn` on the llm thread soon.
+    /// Runs `fn` on the transport thread soon.
     void post(std::function<void()> fn) { schedule(std::chrono::milliseconds(0), std::move(fn)); }
-    /// Cancels every transfer (their handlers complete), runs no more timers and joins the llm
+    /// Cancels every transfer (their handlers complete), runs no more timers and joins the transport
     /// thread. Idempotent; the destructor calls it. Call it before destroying what handlers use.
     void stop();
     /// Active transfers (approximate; for metrics).
@@ -73,4 +74,4 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-}  // namespace eventcast::llm
+}  // namespace eventcast::aws

@@ -1,6 +1,6 @@
 // SigV4 header signing. The canonicalisation rules follow aws-c-auth's test suite, which the
 // unit tests run in full (tests/data/aws-sigv4/v4).
-#include "llm/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <utility>
 
-namespace eventcast::llm {
+namespace eventcast::aws {
 namespace {
 
 constexpr char hex_lower[] = "0123456789abcdef";
@@ -243,23 +243,23 @@ std::string amz_date(std::chrono::system_clock::time_point time) {
     return text;
 }
 
-result<sigv4_signature> sign_request(const sigv4_request& request,
+boost::system::result<sigv4_signature, sigv4_error> sign_request(const sigv4_request& request,
                                      const aws_credentials& credentials, const sigv4_scope& scope,
                                      const sigv4_options& options) {
     if (credentials.access_key_id.empty())
-        return wire_error{"sigv4: the access key id is empty"};
+        return sigv4_error{"sigv4: the access key id is empty"};
     if (credentials.secret_access_key.empty())
-        return wire_error{"sigv4: the secret access key is empty"};
+        return sigv4_error{"sigv4: the secret access key is empty"};
     if (!valid_scope_part(scope.region))
-        return wire_error{"sigv4: region '" + std::string(scope.region) +
+        return sigv4_error{"sigv4: region '" + std::string(scope.region) +
                           "' is empty or contains '/' or whitespace"};
     if (!valid_scope_part(scope.service))
-        return wire_error{"sigv4: service '" + std::string(scope.service) +
+        return sigv4_error{"sigv4: service '" + std::string(scope.service) +
                           "' is empty or contains '/' or whitespace"};
     if (request.method.empty() ||
         !std::all_of(request.method.begin(), request.method.end(),
                      [](char c) { return is_token_char(static_cast<unsigned char>(c)); }))
-        return wire_error{"sigv4: method '" + std::string(request.method) +
+        return sigv4_error{"sigv4: method '" + std::string(request.method) +
                           "' is not an HTTP token"};
 
     const bool sign_token = !credentials.session_token.empty() && !options.omit_session_token;
@@ -270,22 +270,22 @@ result<sigv4_signature> sign_request(const sigv4_request& request,
         if (h.name.empty() || !std::all_of(h.name.begin(), h.name.end(), [](char c) {
                 return is_token_char(static_cast<unsigned char>(c));
             }))
-            return wire_error{"sigv4: header name '" + h.name + "' is not an HTTP token"};
+            return sigv4_error{"sigv4: header name '" + h.name + "' is not an HTTP token"};
         std::string name = to_lower(h.name);
         if (name == "authorization" || name == "x-amz-date" ||
             (name == "x-amz-security-token" && !credentials.session_token.empty()) ||
             (name == "x-amz-content-sha256" && options.add_content_sha256))
-            return wire_error{"sigv4: header '" + h.name +
+            return sigv4_error{"sigv4: header '" + h.name +
                               "' is added by the signer; do not pass it in"};
         has_host = has_host || name == "host";
         headers.push_back({std::move(name), canonical_header_value(h.value)});
     }
     if (!has_host)
-        return wire_error{"sigv4: the request has no host header; it must be signed"};
+        return sigv4_error{"sigv4: the request has no host header; it must be signed"};
 
     digest body_digest{};
     if (!sha256(request.body, body_digest))
-        return wire_error{"sigv4: OpenSSL SHA-256 failed"};
+        return sigv4_error{"sigv4: OpenSSL SHA-256 failed"};
     const std::string body_hash = to_hex(body_digest.data(), body_digest.size());
     const std::string date_time = amz_date(scope.time);
     const std::string_view date = std::string_view(date_time).substr(0, 8);
@@ -330,7 +330,7 @@ result<sigv4_signature> sign_request(const sigv4_request& request,
 
     digest request_digest{};
     if (!sha256(out.canonical_request, request_digest))
-        return wire_error{"sigv4: OpenSSL SHA-256 failed"};
+        return sigv4_error{"sigv4: OpenSSL SHA-256 failed"};
     std::string credential_scope(date);
     credential_scope.append("/").append(scope.region).append("/").append(scope.service);
     credential_scope.append("/aws4_request");
@@ -351,7 +351,7 @@ result<sigv4_signature> sign_request(const sigv4_request& request,
     for (digest* key : {&k_date, &k_region, &k_service, &k_signing})
         OPENSSL_cleanse(key->data(), key->size());
     if (!signed_ok)
-        return wire_error{"sigv4: OpenSSL HMAC-SHA256 failed"};
+        return sigv4_error{"sigv4: OpenSSL HMAC-SHA256 failed"};
     out.signature = to_hex(signature.data(), signature.size());
 
     out.authorization.append(algorithm).append(" Credential=").append(credentials.access_key_id);
@@ -361,4 +361,4 @@ result<sigv4_signature> sign_request(const sigv4_request& request,
     return out;
 }
 
-}  // namespace eventcast::llm
+}  // namespace eventcast::aws

@@ -1,5 +1,5 @@
 // Credential and region resolution from the environment and the shared files.
-#include "llm/aws_credentials.hpp"
+#include "aws/aws_credentials.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <map>
 
-namespace eventcast::llm::aws {
+namespace eventcast::aws {
 namespace {
 
 struct fake_env {
@@ -134,4 +134,4 @@ TEST(RegionTest, EnvironmentOrderIsAwsRegionThenDefaultRegionThenProfile) {
 }
 
 }  // namespace
-}  // namespace eventcast::llm::aws
+}  // namespace eventcast::aws

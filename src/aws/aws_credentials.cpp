@@ -1,18 +1,18 @@
 // Credential chain. Network providers use curl's easy interface synchronously: they run once per
 // credential lifetime (hours), not per request.
-#include "llm/aws_credentials.hpp"
+#include "aws/aws_credentials.hpp"
 
+#include "aws/curl_handles.hpp"
 #include "core/log.hpp"
 
 #include <boost/json.hpp>
-#include <curl/curl.h>
 
 #include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
 
-namespace eventcast::llm::aws {
+namespace eventcast::aws {
 
 namespace {
 
@@ -163,20 +163,21 @@ std::optional<resolved_credentials> from_shared_files(const environment& env) {
 std::optional<simple_response> simple_http(const std::string& method, const std::string& url,
                                            const std::vector<std::string>& headers,
                                            std::chrono::milliseconds timeout) {
-    CURL* e = curl_easy_init();
-    if (!e)
+    curl_easy_ptr easy(curl_easy_init());
+    if (!easy)
         return std::nullopt;
+    CURL* e = easy.get();
     simple_response out;
-    curl_slist* list = nullptr;
+    curl_slist_ptr list;
     for (const auto& h : headers)
-        list = curl_slist_append(list, h.c_str());
+        list.reset(curl_slist_append(list.release(), h.c_str()));
     curl_easy_setopt(e, CURLOPT_URL, url.c_str());
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method.c_str());
     if (method == "PUT") {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list.get());
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &collect);
@@ -184,8 +185,6 @@ std::optional<simple_response> simple_http(const std::string& method, const std:
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     const CURLcode code = curl_easy_perform(e);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out.status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(e);
     if (code != CURLE_OK)
         return std::nullopt;
     return out;
@@ -304,4 +303,4 @@ boost::system::result<resolved_credentials, std::string> credential_chain::get()
                 profile_name(env_) + "), container credentials, EC2 instance metadata"};
 }
 
-}  // namespace eventcast::llm::aws
+}  // namespace eventcast::aws

@@ -1,9 +1,9 @@
-// Tests src/llm/sigv4.cpp: every case of the AWS SigV4 test suite (aws-c-auth, header signing),
+// Tests src/aws/sigv4.cpp: every case of the AWS SigV4 test suite (aws-c-auth, header signing),
 // the generated Bedrock converse-stream cases (pre-encoded "%3A" path, session token), and the
 // input checks.
-#include "llm/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
-#include "test_data.hpp"
+#include "llm/test_data.hpp"  // tests/data reading, shared with the llm tests
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -16,10 +16,11 @@
 #include <string_view>
 #include <vector>
 
-namespace eventcast::llm {
+namespace eventcast::aws {
 namespace {
 
 namespace json = boost::json;
+namespace test = llm::test;
 using test::read_data;
 
 // All 38 cases of tests/data/aws-sigv4/v4; none is skipped.
@@ -386,4 +387,4 @@ TEST(SigV4SignTest, NeverPutsTheSecretIntoItsOutput) {
 }
 
 }  // namespace
-}  // namespace eventcast::llm
+}  // namespace eventcast::aws

@@ -4,7 +4,7 @@
 // from OpenSSL. Thread-safe: no shared state.
 #pragma once
 
-#include "llm/wire_error.hpp"
+#include <boost/system/result.hpp>
 
 #include <chrono>
 #include <span>
@@ -12,7 +12,12 @@
 #include <string_view>
 #include <vector>
 
-namespace eventcast::llm {
+namespace eventcast::aws {
+
+/// Why signing failed (bad input or an OpenSSL failure); `message` names the problem.
+struct sigv4_error {
+    std::string message;
+};
 
 /// One HTTP header as it goes on the wire. Names are case-insensitive.
 struct http_header {
@@ -86,7 +91,7 @@ struct sigv4_signature {
 /// secret, a region or service that is empty or contains '/' or whitespace, a header name that
 /// is not an HTTP token, a missing `host` header, a header the signer adds itself, or an OpenSSL
 /// failure. Never logs anything.
-result<sigv4_signature> sign_request(const sigv4_request& request,
+boost::system::result<sigv4_signature, sigv4_error> sign_request(const sigv4_request& request,
                                      const aws_credentials& credentials, const sigv4_scope& scope,
                                      const sigv4_options& options = {});
 
@@ -104,4 +109,4 @@ std::string canonical_query(std::string_view wire_query);
 /// and '/' in ARNs becomes %2F.
 std::string uri_encode(std::string_view bytes);
 
-}  // namespace eventcast::llm
+}  // namespace eventcast::aws

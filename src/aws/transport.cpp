@@ -4,11 +4,10 @@
 // Commands from other threads (start, cancel, timers) go through a mutex-protected queue and an
 // eventfd; everything touching curl handles runs on the llm thread. C callbacks are noexcept and
 // never let an exception reach libcurl.
-#include "llm/transport.hpp"
+#include "aws/transport.hpp"
 
+#include "aws/curl_handles.hpp"
 #include "core/log.hpp"
-
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <array>
@@ -23,23 +22,14 @@
 #include <unistd.h>
 #include <unordered_map>
 
-namespace eventcast::llm {
+namespace eventcast::aws {
 
 namespace {
-
-struct curl_easy_deleter {
-    void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
-};
-using curl_easy_ptr = std::unique_ptr<CURL, curl_easy_deleter>;
-struct slist_deleter {
-    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
-using slist_ptr = std::unique_ptr<curl_slist, slist_deleter>;
 
 struct transfer {
     transport::transfer_id id = 0;
     curl_easy_ptr easy;
-    slist_ptr headers;
+    curl_slist_ptr headers;
     std::string body;
     std::shared_ptr<http_handler> handler;
     long status = 0;
@@ -422,4 +412,4 @@ std::size_t transport::active() const {
     return impl_->active.load(std::memory_order_relaxed);
 }
 
-}  // namespace eventcast::llm
+}  // namespace eventcast::aws

@@ -3,7 +3,7 @@
 // and the Bedrock API key (AWS_BEARER_TOKEN_BEDROCK). Secrets are never logged.
 #pragma once
 
-#include "llm/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 #include <chrono>
 #include <functional>
@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace eventcast::llm::aws {
+namespace eventcast::aws {
 
 /// Where lookups read the environment; tests substitute their own.
 struct environment {
@@ -77,4 +77,4 @@ std::optional<simple_response> simple_http(const std::string& method, const std:
                                            const std::vector<std::string>& headers,
                                            std::chrono::milliseconds timeout);
 
-}  // namespace eventcast::llm::aws
+}  // namespace eventcast::aws
