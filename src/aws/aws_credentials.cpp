@@ -4,6 +4,7 @@
 
 #include "aws/curl_handles.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
 
 #include <boost/json.hpp>
 
@@ -16,12 +17,9 @@ namespace eventcast::aws {
 
 namespace {
 
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-        s.remove_suffix(1);
-    return std::string(s);
+// An owned copy: the results outlive the text they were cut from.
+std::string trimmed(std::string_view s) {
+    return std::string(core::trim(s));
 }
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -95,12 +93,12 @@ ini_file parse_ini(std::string_view text) {
     while (std::getline(in, raw)) {
         if (!raw.empty() && (raw[0] == ' ' || raw[0] == '\t'))
             continue;  // sub-property of a nested block (e.g. "s3 =")
-        auto line = trim(raw);
+        auto line = trimmed(raw);
         if (line.empty() || line[0] == '#' || line[0] == ';')
             continue;
         if (line.front() == '[') {
             const auto close = line.find(']');
-            section = trim(std::string_view(line).substr(
+            section = trimmed(std::string_view(line).substr(
                 1, close == std::string::npos ? std::string::npos : close - 1));
             out[section];
             continue;
@@ -108,8 +106,8 @@ ini_file parse_ini(std::string_view text) {
         const auto eq = line.find('=');
         if (eq == std::string::npos || section.empty())
             continue;
-        out[section][trim(std::string_view(line).substr(0, eq))] =
-            trim(std::string_view(line).substr(eq + 1));
+        out[section][trimmed(std::string_view(line).substr(0, eq))] =
+            trimmed(std::string_view(line).substr(eq + 1));
     }
     return out;
 }
@@ -201,7 +199,7 @@ std::optional<resolved_credentials> from_container(const environment& env) {
     std::vector<std::string> headers;
     std::string token = env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     if (auto file = env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); !file.empty())
-        token = trim(read_file(file).value_or(""));
+        token = trimmed(read_file(file).value_or(""));
     if (!token.empty())
         headers.push_back("Authorization: " + token);
     auto res = simple_http("GET", url, headers, std::chrono::milliseconds(2000));
@@ -245,7 +243,7 @@ std::optional<resolved_credentials> from_imds(const environment& env) {
     auto role = simple_http("GET", base, h, std::chrono::milliseconds(1000));
     if (!role || role->status != 200 || role->body.empty())
         return std::nullopt;
-    auto name = trim(role->body.substr(0, role->body.find('\n')));
+    auto name = trimmed(role->body.substr(0, role->body.find('\n')));
     auto creds = simple_http("GET", base + name, h, std::chrono::milliseconds(1000));
     if (!creds || creds->status != 200)
         return std::nullopt;
@@ -273,7 +271,7 @@ std::optional<std::string> resolve_region(const environment& env, bool allow_imd
                                    {"X-aws-ec2-metadata-token: " + *token},
                                    std::chrono::milliseconds(1000));
             if (res && res->status == 200 && !res->body.empty())
-                return trim(res->body);
+                return trimmed(res->body);
         }
     }
     return std::nullopt;
