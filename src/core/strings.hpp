@@ -14,6 +14,17 @@ constexpr bool is_space(char c) noexcept {
 /// `s` without leading and trailing is_space() bytes.
 std::string_view trim(std::string_view s) noexcept;
 
+/// `s` without leading and trailing optional whitespace as HTTP lists define it (RFC 7230 §3.2.3
+/// OWS: space and tab only). For items of a header's #rule list, where a CR or LF is data, not
+/// padding.
+constexpr std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
 /// ASCII case-insensitive equality ("Bearer" == "bEARER").
 bool iequals(std::string_view a, std::string_view b) noexcept;
 

@@ -13,7 +13,7 @@ namespace eventcast::events {
 
 namespace {
 
-using core::trim;
+using core::trim_ows;
 
 std::optional<protocol_error> decode_into(std::string_view b64, std::string_view where,
                                           credentials& out) {
@@ -39,7 +39,7 @@ upgrade_auth parse_upgrade(const std::vector<std::string_view>& protocol_values,
         out.offered_subprotocols = true;
         while (!value.empty()) {
             const auto comma = value.find(',');
-            const auto item = trim(value.substr(0, comma));
+            const auto item = trim_ows(value.substr(0, comma));
             value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
             if (item == appsync_subprotocol) {
                 out.offered_appsync = true;

@@ -43,5 +43,11 @@ TEST(StripBearerTest, LeavesBareTokensAndLookalikesAlone) {
     EXPECT_EQ(strip_bearer(""), "");
 }
 
+TEST(TrimOwsTest, RemovesOnlySpacesAndTabsAsHttpListsDo) {
+    EXPECT_EQ(trim_ows(" \taws-appsync-event-ws\t "), "aws-appsync-event-ws");
+    EXPECT_EQ(trim_ows("\r\rheader-x\n"), "\r\rheader-x\n") << "CR and LF are data here";
+    EXPECT_EQ(trim_ows("   "), "");
+}
+
 }  // namespace
 }  // namespace eventcast::core
