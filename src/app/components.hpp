@@ -7,12 +7,12 @@
 
 #include "api/event_api.hpp"
 #include "auth/authorizer.hpp"
+#include "aws/aws_credentials.hpp"
+#include "aws/transport.hpp"
 #include "chat/chat_service.hpp"
 #include "cluster/chat_directory.hpp"
 #include "cluster/nats_bridge.hpp"
 #include "core/config.hpp"
-#include "aws/aws_credentials.hpp"
-#include "aws/transport.hpp"
 #include "net/server.hpp"
 #include "pubsub/broker.hpp"
 
