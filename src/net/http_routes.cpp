@@ -3,6 +3,7 @@
 // learns nothing about body rules or the server's namespaces.
 #include "net/http_routes.hpp"
 
+#include "core/strings.hpp"
 #include "net/metrics.hpp"
 #include "net/static_assets.hpp"
 
@@ -26,8 +27,14 @@ auth::http_view http_view_of(const http_request& req) {
             q == std::string_view::npos ? std::string_view{} : target.substr(q + 1), req.body()};
 }
 
+// Whether a Content-Type is JSON: the media type application/json in any case, with or without
+// parameters ("application/json; charset=utf-8"), RFC 9110 §8.3.1. A prefix match would take
+// application/jsonx. No Content-Type at all is taken as JSON, as AppSync does.
 bool json_media_type(std::string_view content_type) {
-    return content_type.empty() || content_type.substr(0, 16) == "application/json";
+    if (content_type.empty())
+        return true;
+    return core::iequals(core::trim_ows(content_type.substr(0, content_type.find(';'))),
+                         "application/json");
 }
 
 // POST /event. Order: body shape (needed to know the namespace, whose modes apply), then

@@ -229,7 +229,9 @@ protected:
         }
         beast::get_lowest_layer(derived().stream()).expires_never();
         released_ = true;
-        start_ws_session(derived().release_stream(), std::move(req), std::move(auth), ctx_);
+        // What the parser read past the request is the start of the WebSocket stream.
+        start_ws_session(derived().release_stream(), std::move(req), std::move(buffer_),
+                         std::move(auth), ctx_);
     }
 
     void send_error_and_close(unsigned status, std::string message) {

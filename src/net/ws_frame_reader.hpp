@@ -80,6 +80,14 @@ public:
         return v;
     }
 
+    /// Keeps `n` bytes that arrived before the reader existed (what the HTTP parser read past
+    /// the upgrade request) to be handled by the next resume() or feed(), before any new bytes.
+    void preload(const char* data, std::size_t n) {
+        buf_.resize(len_);
+        buf_.insert(buf_.end(), data, data + n);
+        len_ = buf_.size();
+    }
+
     /// Handles what is buffered (after a pause); keeps only what is left.
     template <class Handler>
     frame_verdict resume(Handler& h) {

@@ -82,7 +82,8 @@ public:
             ctx_.api.stats().connections_open.fetch_sub(1, std::memory_order_relaxed);
     }
 
-    void run(http_request&& req) {
+    void run(http_request&& req, beast::flat_buffer&& leftover) {
+        leftover_ = std::move(leftover);
         registry_id_ = ctx_.registry.add(this->weak_from_this());
         beast::get_lowest_layer(stream_).expires_never();
         if constexpr (is_plain_tcp<Stream>) {
@@ -214,6 +215,16 @@ private:
         last_ka_ = std::chrono::steady_clock::now();
         const bool read_now = conn_.start(std::move(auth_));
         auth_ = {};  // credentials are not needed past connect; do not keep secrets around
+        // Frames that came in the same read as the upgrade request go first: a client may send
+        // connection_init (and more) without waiting for the 101. While connect waits for its
+        // authorization, resume_reading() handles them.
+        if (leftover_.size() != 0) {
+            const auto bytes = leftover_.cdata();
+            reader_.preload(static_cast<const char*>(bytes.data()), bytes.size());
+            leftover_ = beast::flat_buffer();
+            if (read_now && reader_.resume(*this) != frame_verdict::next)
+                return;
+        }
         if (read_now)
             do_read();
     }
@@ -581,6 +592,7 @@ private:
     server_context& ctx_;
     const core::limits& lim_;
     events::upgrade_auth auth_;
+    beast::flat_buffer leftover_;  // read past the upgrade request, until on_accept()
     const std::chrono::steady_clock::time_point deadline_;  // connection lifetime ends
     std::chrono::steady_clock::time_point last_ka_;
     std::uint64_t registry_id_ = 0;
@@ -612,17 +624,19 @@ private:
 
 }  // namespace
 
-void start_ws_session(beast::tcp_stream&& stream, http_request&& req, events::upgrade_auth&& auth,
+void start_ws_session(beast::tcp_stream&& stream, http_request&& req,
+                      beast::flat_buffer&& leftover, events::upgrade_auth&& auth,
                       server_context& ctx) {
     std::make_shared<ws_session<beast::tcp_stream>>(std::move(stream), std::move(auth), ctx)
-        ->run(std::move(req));
+        ->run(std::move(req), std::move(leftover));
 }
 
 void start_ws_session(beast::ssl_stream<beast::tcp_stream>&& stream, http_request&& req,
-                      events::upgrade_auth&& auth, server_context& ctx) {
+                      beast::flat_buffer&& leftover, events::upgrade_auth&& auth,
+                      server_context& ctx) {
     std::make_shared<ws_session<beast::ssl_stream<beast::tcp_stream>>>(std::move(stream),
                                                                        std::move(auth), ctx)
-        ->run(std::move(req));
+        ->run(std::move(req), std::move(leftover));
 }
 
 }  // namespace eventcast::net

@@ -5,6 +5,7 @@
 #include "net/http_reply.hpp"
 #include "net/server_context.hpp"
 
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -12,9 +13,13 @@ namespace eventcast::net {
 
 /// Takes over `stream` (whose executor is the connection's strand) and answers the upgrade in
 /// `req`. `auth` is what parse_upgrade found in it; the subprotocol has been checked.
+/// `leftover`: bytes the HTTP parser read past the request (frames a client sent in the same
+/// write as its upgrade); they are handled as the first bytes of the WebSocket stream.
 void start_ws_session(boost::beast::tcp_stream&& stream, http_request&& req,
-                      events::upgrade_auth&& auth, server_context& ctx);
+                      boost::beast::flat_buffer&& leftover, events::upgrade_auth&& auth,
+                      server_context& ctx);
 void start_ws_session(boost::beast::ssl_stream<boost::beast::tcp_stream>&& stream,
-                      http_request&& req, events::upgrade_auth&& auth, server_context& ctx);
+                      http_request&& req, boost::beast::flat_buffer&& leftover,
+                      events::upgrade_auth&& auth, server_context& ctx);
 
 }  // namespace eventcast::net
