@@ -402,12 +402,6 @@ boost::system::result<std::vector<std::string>, jwt_error> string_list(const jso
     return out;
 }
 
-std::string_view without_trailing_slash(std::string_view s) {
-    if (!s.empty() && s.back() == '/')
-        s.remove_suffix(1);
-    return s;
-}
-
 std::string quoted_list(const std::vector<std::string>& items) {
     std::string out;
     for (const auto& item : items) {
@@ -478,7 +472,9 @@ jwt_result check_claims(json::object claims, const jwt_policy& policy,
         return iss.error();
     if (policy.issuer.empty())
         return fail(jwt_failure::wrong_issuer, "no issuer is configured; every token is refused");
-    if (iss->empty() || without_trailing_slash(*iss) != without_trailing_slash(policy.issuer))
+    // Exactly, byte for byte (OpenID Connect Core §3.1.3.7: "MUST exactly match"): an issuer
+    // with a trailing slash is another issuer, possibly another tenant of the same host.
+    if (iss->empty() || *iss != policy.issuer)
         return fail(
             jwt_failure::wrong_issuer,
             "token iss " + quoted(*iss) + " is not the configured issuer " + quoted(policy.issuer));

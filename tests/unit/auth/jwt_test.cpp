@@ -240,15 +240,18 @@ TEST_F(JwtTest, RefusesWrongIssuer) {
     EXPECT_EQ(failure_of(sign_token(rsa_, "rsa1", claims()), nobody), jwt_failure::wrong_issuer);
 }
 
-TEST_F(JwtTest, IgnoresOneTrailingSlashInIssuer) {
+TEST_F(JwtTest, RequiresTheIssuerExactly) {
+    // OIDC Core §3.1.3.7: iss must exactly match; a trailing slash is another issuer.
+    EXPECT_TRUE(verify(sign_token(rsa_, "rsa1", claims())));
     auto c = claims();
-    c["iss"] = std::string(issuer) + "/";
-    EXPECT_TRUE(verify(sign_token(rsa_, "rsa1", c)));
+    for (const std::string& iss : {std::string(issuer) + "/", std::string(issuer) + "//",
+                                  " " + std::string(issuer)}) {
+        c["iss"] = iss;
+        EXPECT_EQ(failure_of(sign_token(rsa_, "rsa1", c)), jwt_failure::wrong_issuer) << iss;
+    }
     auto p = policy();
     p.issuer += "/";
-    EXPECT_TRUE(verify(sign_token(rsa_, "rsa1", claims()), p));
-    c["iss"] = std::string(issuer) + "//";
-    EXPECT_EQ(failure_of(sign_token(rsa_, "rsa1", c)), jwt_failure::wrong_issuer);
+    EXPECT_EQ(failure_of(sign_token(rsa_, "rsa1", claims()), p), jwt_failure::wrong_issuer);
 }
 
 TEST_F(JwtTest, RefusesWrongAudience) {
