@@ -401,6 +401,15 @@ TEST_F(ConfigTest, RejectsZeroLimits) {
     }
 }
 
+TEST_F(ConfigTest, MaxJsonDepthIsALimitWithARange) {
+    EXPECT_EQ(loaded({}).lim.max_json_depth, 64u);
+    EXPECT_EQ(loaded({"--max-json-depth", "100"}).lim.max_json_depth, 100u);
+    for (const char* bad : {"0", "10001", "deep"}) {
+        const auto lines = problems({"--max-json-depth", bad});
+        EXPECT_TRUE(any_contains(lines, "max-json-depth")) << bad << ": " << joined(lines);
+    }
+}
+
 TEST_F(ConfigTest, RejectsUnknownOption) {
     const auto lines = problems({"--prot", "1"});
     EXPECT_TRUE(any_contains(lines, "--prot")) << joined(lines);

@@ -603,6 +603,23 @@ TEST(IsJsonTextTest, RejectsNestingDeeperThan64) {
     EXPECT_FALSE(is_json_text(std::string(100000, '[')));
 }
 
+TEST(IsJsonTextTest, TheDepthIsTheCallersLimit) {
+    const auto nested = [](std::size_t n) { return std::string(n, '[') + std::string(n, ']'); };
+    EXPECT_TRUE(is_json_text(nested(100), nullptr, 100));
+    EXPECT_FALSE(is_json_text(nested(101), nullptr, 100));
+    EXPECT_FALSE(is_json_text(nested(3), nullptr, 2));
+}
+
+TEST(IsJsonTextTest, AcceptsLoneSurrogateEscapesButNotTheirUtf8Bytes) {
+    // What JSON.stringify gives for half a surrogate pair: valid JSON grammar (RFC 8259 §8.2).
+    for (const char* text : {R"("\ud800")", R"("\uDFFF")", R"(["a\udc00b",1])",
+                             R"({"k":"\ud83d"})", R"("\ud83d\ude00")"})
+        EXPECT_TRUE(is_json_text(text)) << text;
+    EXPECT_FALSE(is_json_text("\"\xed\xa0\x80\""));  // a surrogate as UTF-8: not UTF-8
+    EXPECT_FALSE(is_json_text(R"("\ud80")"));          // still a bad escape
+    EXPECT_FALSE(is_json_text(R"("\\ud800)"));        // unterminated, whatever it escapes
+}
+
 TEST(ParseCredentialsJsonTest, ReadsStringValuesWithLowerCasedNames) {
     auto r = parse_credentials_json(R"({"X-Api-Key":"k","host":"h:1","n":2})");
     ASSERT_TRUE(r.has_value());
