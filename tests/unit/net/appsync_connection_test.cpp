@@ -4,6 +4,8 @@
 // on a connection's strand.
 #include "net/appsync_connection.hpp"
 
+#include "aws/transport.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -79,11 +81,15 @@ std::string type_of(const std::string& text) {
 
 class AppsyncConnectionTest : public ::testing::Test {
 protected:
-    void SetUp() override { make_connection(); }
+    void SetUp() override {
+        authz_ = *auth::authorizer::create(cfg_, outbound_.get());
+        api_ = std::make_unique<api::event_api>(cfg_, broker_, stats_, *authz_);
+        make_connection();
+    }
 
     void make_connection() {
         host_ = std::make_shared<recording_host>(ioc_);
-        conn_ = std::make_unique<appsync_connection>(api_, cfg_, *host_, ioc_.get_executor());
+        conn_ = std::make_unique<appsync_connection>(*api_, cfg_, *host_, ioc_.get_executor());
         host_->conn = conn_.get();
     }
 
@@ -130,15 +136,18 @@ protected:
     const std::string& last_text() const { return host_->texts.back(); }
 
     void TearDown() override {
+        if (outbound_)
+            outbound_->stop();  // a webhook answer still running completes now, into ioc_
         conn_->end();
         settle();
     }
 
     core::config cfg_ = make_config();
+    std::unique_ptr<aws::transport> outbound_;  // only where a test needs outbound I/O
     pubsub::broker broker_;
     core::stats stats_;
-    std::unique_ptr<auth::authorizer> authz_ = *auth::authorizer::create(cfg_, nullptr);
-    api::event_api api_{cfg_, broker_, stats_, *authz_};
+    std::unique_ptr<auth::authorizer> authz_;
+    std::unique_ptr<api::event_api> api_;
     asio::io_context ioc_;
     std::shared_ptr<recording_host> host_;
     std::unique_ptr<appsync_connection> conn_;
@@ -192,7 +201,7 @@ TEST_F(AppsyncConnectionTest, SubscribePublishDeliverUnsubscribe) {
     EXPECT_EQ(type_of(last_text()), "subscribe_success");
     EXPECT_EQ(parse(last_text()).at("id").as_string(), "s1");
     EXPECT_EQ(conn_->subscription_count(), 1u);
-    EXPECT_EQ(api_.subscription_count(), 1u);
+    EXPECT_EQ(api_->subscription_count(), 1u);
 
     EXPECT_TRUE(text(publish("p1", "/default/room", R"(["{\"a\":1}","\"two\""])")));
     auto ok = parse(host_->texts.at(1));
@@ -212,7 +221,7 @@ TEST_F(AppsyncConnectionTest, SubscribePublishDeliverUnsubscribe) {
     EXPECT_TRUE(text(R"({"type":"unsubscribe","id":"s1"})"));
     EXPECT_EQ(type_of(last_text()), "unsubscribe_success");
     EXPECT_EQ(conn_->subscription_count(), 0u);
-    EXPECT_EQ(api_.subscription_count(), 0u);
+    EXPECT_EQ(api_->subscription_count(), 0u);
     text(publish("p2", "/default/room", R"(["3"])"));
     EXPECT_EQ(host_->data.size(), 2u);  // nothing after the unsubscribe
 }
@@ -221,37 +230,10 @@ TEST_F(AppsyncConnectionTest, ADeliveryQueuedBeforeUnsubscribeIsDropped) {
     start("good-key");
     text(subscribe("s1", "/default/room"));
     // The broker hands the batch over (posted, not yet run); the unsubscribe runs first.
-    api_.publish(*events::channel_path::parse("/default/room"), {"1"});
+    api_->publish(*events::channel_path::parse("/default/room"), {"1"});
     EXPECT_TRUE(conn_->on_text(R"({"type":"unsubscribe","id":"s1"})"));  // before the delivery runs
     settle();
     EXPECT_TRUE(host_->data.empty());  // spec §5.5: nothing for a subscription already gone
-}
-
-// An answer that arrives from elsewhere (here: called off the executor, so the answer is
-// posted, as an authorization with I/O answers from another thread) pauses reading until the
-// answer has been handled on the executor; then reading resumes, once.
-TEST_F(AppsyncConnectionTest, AnAnswerStillToComePausesReadingUntilItIsHandled) {
-    start("good-key");
-    EXPECT_FALSE(conn_->on_text(subscribe("s1", "/default/room")));
-    EXPECT_TRUE(conn_->waiting());
-    EXPECT_TRUE(host_->texts.empty());
-    EXPECT_EQ(host_->resumes, 0);
-    settle();
-    EXPECT_FALSE(conn_->waiting());
-    EXPECT_EQ(host_->resumes, 1);
-    EXPECT_EQ(type_of(last_text()), "subscribe_success");
-    EXPECT_EQ(conn_->subscription_count(), 1u);
-}
-
-TEST_F(AppsyncConnectionTest, ClosingWhileAnAnswerIsPendingDropsItsSubscription) {
-    start("good-key");
-    text(subscribe("s1", "/default/a"));
-    EXPECT_FALSE(conn_->on_text(subscribe("s2", "/default/b")));
-    host_->closing_ = true;  // closed meanwhile: no read will come to end() the connection
-    settle();
-    EXPECT_EQ(host_->resumes, 0);
-    EXPECT_EQ(conn_->subscription_count(), 0u);
-    EXPECT_EQ(api_.subscription_count(), 0u);
 }
 
 TEST_F(AppsyncConnectionTest, DuplicateSubscriptionIdIsRefusedAndTheFirstStaysLive) {
@@ -264,7 +246,7 @@ TEST_F(AppsyncConnectionTest, DuplicateSubscriptionIdIsRefusedAndTheFirstStaysLi
     EXPECT_NE(last_text().find("subscription id 's1' is already live on this connection"),
               std::string::npos);
     EXPECT_EQ(conn_->subscription_count(), 1u);
-    api_.publish(*events::channel_path::parse("/default/a"), {"1"});
+    api_->publish(*events::channel_path::parse("/default/a"), {"1"});
     settle();
     EXPECT_EQ(host_->data.size(), 1u);
 }
@@ -290,7 +272,7 @@ TEST_F(AppsyncConnectionTest, RefusedSubscribeSaysWhyAndSubscribesNothing) {
     EXPECT_NE(last_text().find("namespace 'nowhere' is not defined on this server"),
               std::string::npos);
     EXPECT_EQ(conn_->subscription_count(), 0u);
-    EXPECT_EQ(api_.subscription_count(), 0u);
+    EXPECT_EQ(api_->subscription_count(), 0u);
 }
 
 TEST_F(AppsyncConnectionTest, UnsubscribeOfAnUnknownIdIsAnError) {
@@ -328,9 +310,9 @@ TEST_F(AppsyncConnectionTest, EndTakesEverySubscriptionOutOfTheBroker) {
     start("good-key");
     text(subscribe("s1", "/default/a"));
     text(subscribe("s2", "/default/b"));
-    EXPECT_EQ(api_.subscription_count(), 2u);
+    EXPECT_EQ(api_->subscription_count(), 2u);
     conn_->end();
-    EXPECT_EQ(api_.subscription_count(), 0u);
+    EXPECT_EQ(api_->subscription_count(), 0u);
     EXPECT_EQ(conn_->subscription_count(), 0u);
     conn_->end();  // idempotent
 }
@@ -339,11 +321,11 @@ TEST_F(AppsyncConnectionTest, NothingIsSentOnceTheHostIsClosingAndSendingStopsWh
     start("good-key");
     text(subscribe("s1", "/default/a"));
     host_->refuse_data_after = 1;  // the host closes as a slow consumer after one frame
-    api_.publish(*events::channel_path::parse("/default/a"), {"1", "2", "3"});
+    api_->publish(*events::channel_path::parse("/default/a"), {"1", "2", "3"});
     settle();
     EXPECT_EQ(host_->data.size(), 1u);
     host_->closing_ = true;
-    api_.publish(*events::channel_path::parse("/default/a"), {"4"});
+    api_->publish(*events::channel_path::parse("/default/a"), {"4"});
     settle();
     EXPECT_EQ(host_->data.size(), 1u);
 }
@@ -358,6 +340,70 @@ TEST_F(AppsyncConnectionTest, OperationsPastTheRateLimitAreRefused) {
     EXPECT_EQ(type_of(last_text()), "subscribe_error");
     EXPECT_NE(last_text().find("LimitExceededError"), std::string::npos) << last_text();
     conn_->end();
+}
+
+// A decision that needs I/O answers from another thread: subscribe allows AWS_LAMBDA, whose
+// webhook is a closed loopback port, so the transport thread answers "refused" a moment later.
+// Meanwhile reading is paused; the answer is handled on the executor, then reading resumes.
+class AppsyncConnectionAsyncTest : public AppsyncConnectionTest {
+protected:
+    static core::config lambda_config() {
+        auto cfg = make_config();
+        cfg.auth.subscribe_modes = {"API_KEY", "AWS_LAMBDA"};
+        cfg.auth.lambda_url = "http://127.0.0.1:1/authorize";  // nothing listens on port 1
+        cfg.auth.lambda_timeout = std::chrono::milliseconds(5000);
+        return cfg;
+    }
+    void SetUp() override {
+        cfg_ = lambda_config();
+        outbound_ = std::make_unique<aws::transport>();
+        AppsyncConnectionTest::SetUp();
+    }
+
+    // Runs the executor until `done` holds or 10 s pass.
+    template <class Pred>
+    bool run_until(Pred done) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!done() && std::chrono::steady_clock::now() < deadline) {
+            ioc_.restart();
+            ioc_.run_for(std::chrono::milliseconds(10));
+        }
+        return done();
+    }
+
+    static std::string lambda_subscribe(const std::string& id) {
+        return R"({"type":"subscribe","id":")" + id +
+               R"(","channel":"/default/room","authorization":{"Authorization":"opaque-token"}})";
+    }
+};
+
+TEST_F(AppsyncConnectionAsyncTest, AnAnswerStillToComePausesReadingUntilItIsHandled) {
+    start("good-key");
+    EXPECT_FALSE(on_strand([&] { return conn_->on_text(lambda_subscribe("s1")); }));
+    EXPECT_TRUE(conn_->waiting());
+    ASSERT_TRUE(run_until([&] { return host_->resumes > 0; }));
+    EXPECT_EQ(host_->resumes, 1);
+    EXPECT_FALSE(conn_->waiting());
+    EXPECT_EQ(type_of(last_text()), "subscribe_error");
+    EXPECT_NE(last_text().find("UnauthorizedException"), std::string::npos) << last_text();
+    EXPECT_EQ(conn_->subscription_count(), 0u);
+    // Reading goes on: the next operation is decided at once again.
+    EXPECT_TRUE(text(subscribe("s2", "/default/room")));
+    EXPECT_EQ(type_of(last_text()), "subscribe_success");
+}
+
+TEST_F(AppsyncConnectionAsyncTest, ClosingWhileAnAnswerIsPendingEndsTheConnection) {
+    start("good-key");
+    text(subscribe("s1", "/default/a"));
+    EXPECT_EQ(api_->subscription_count(), 1u);
+    EXPECT_FALSE(on_strand([&] { return conn_->on_text(lambda_subscribe("s2")); }));
+    host_->closing_ = true;  // closed meanwhile: no read will come to end() the connection
+    const auto sent = host_->texts.size();
+    ASSERT_TRUE(run_until([&] { return !conn_->waiting(); }));
+    EXPECT_EQ(host_->resumes, 0);
+    EXPECT_EQ(host_->texts.size(), sent);  // the answer is dropped
+    EXPECT_EQ(conn_->subscription_count(), 0u);
+    EXPECT_EQ(api_->subscription_count(), 0u);
 }
 
 }  // namespace
