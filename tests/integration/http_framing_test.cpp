@@ -198,9 +198,10 @@ TEST_F(HttpFramingTest, MediaTypeIsMatchedExactlyAndCaseInsensitively) {
                         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         ASSERT_FALSE(rs.empty());
         EXPECT_EQ(rs[0].status, status) << rs[0].body;
-        if (status == 415)  // the AppSync error shape, as every refusal
+        if (status == 415) {  // the AppSync error shape, as every refusal
             EXPECT_NE(rs[0].body.find(R"("errorType":"BadRequestException")"), std::string::npos)
                 << rs[0].body;
+        }
     }
 }
 
