@@ -424,7 +424,7 @@ boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> aut
         o.location = location;
         o.ca_file = a.jwks_ca_file;
         o.min_refresh_interval = a.jwks_min_refresh;
-        auto src = jwks_source::start(std::move(o));
+        auto src = jwks_source::start(std::move(o), outbound);
         if (!src) {
             problems.push_back(std::string(mode_name(m)) + ": " + src.error());
             return;
