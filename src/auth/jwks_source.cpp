@@ -88,10 +88,10 @@ struct jwks_source::state : std::enable_shared_from_this<state> {
 
     mutable std::mutex mutex;
     std::shared_ptr<const jwks> current;
-    callbacks after_fetch;       // run when the queued or in-flight fetch finishes
-    bool fetch_wanted = false;   // a fetch is queued on the transport
-    bool fetching = false;       // a fetch is in flight
-    bool stopping = false;       // the source is being destroyed
+    callbacks after_fetch;      // run when the queued or in-flight fetch finishes
+    bool fetch_wanted = false;  // a fetch is queued on the transport
+    bool fetching = false;      // a fetch is in flight
+    bool stopping = false;      // the source is being destroyed
     std::optional<aws::transport::transfer_id> transfer;  // the URL fetch in flight
     std::optional<clock::time_point> last_fetch_started;
     std::uint64_t timer_generation = 0;  // a timer armed under an older one is stale
@@ -150,7 +150,8 @@ struct jwks_source::state : std::enable_shared_from_this<state> {
             return finish(read_file(opts.location), started);
         }
         // Lock order: ours, then the transport's (start() only queues; nothing runs here).
-        transfer = outbound->start(fetch_call(), std::make_shared<fetch>(weak_from_this(), started));
+        transfer =
+            outbound->start(fetch_call(), std::make_shared<fetch>(weak_from_this(), started));
     }
 
     aws::http_call fetch_call() const {

@@ -323,7 +323,8 @@ struct transport::impl {
                 r.error = "answer is over " + std::to_string(t->max_body_bytes) + " bytes";
             } else if (code == CURLE_OPERATION_TIMEDOUT) {
                 r.timed_out = true;
-                r.error = t->has_total_timeout ? "timed out" : "timed out (no data from the provider)";
+                r.error =
+                    t->has_total_timeout ? "timed out" : "timed out (no data from the provider)";
             } else if (code != CURLE_OK && !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
                 r.error = curl_easy_strerror(code);
             }
@@ -458,7 +459,8 @@ boost::system::result<url_parts, std::string> parse_url(const std::string& url) 
     std::unique_ptr<CURLU, curl_url_deleter> handle(curl_url());
     if (!handle)
         return std::string("out of memory");
-    const auto rc = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
+    const auto rc =
+        curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
     if (rc != CURLUE_OK)
         return std::string("not a valid URL (") + curl_url_strerror(rc) + ")";
     url_parts parts;

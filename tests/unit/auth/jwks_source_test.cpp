@@ -116,7 +116,8 @@ private:
 // Threads of this process (/proc/self/task), to show that something started none.
 std::size_t thread_count() {
     std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task"))
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/self/task"))
         ++n;
     return n;
 }
