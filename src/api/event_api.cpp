@@ -26,27 +26,81 @@ event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stat
       broker_(broker),
       stats_(stats),
       auth_(authz),
-      namespaces_(cfg.namespaces.begin(), cfg.namespaces.end()),
+      namespaces_(cfg.namespaces),
       history_(history ? std::move(history)
-                       : std::make_shared<history::memory_store>(cfg.history, random_epoch())) {
-    for (const auto& ns : namespaces_)
-        order_locks_.emplace(ns, std::make_unique<std::mutex>());
-}
+                       : std::make_shared<history::memory_store>(cfg.history, random_epoch())) {}
 
 std::mutex& event_api::order_lock(std::string_view ns) {
-    auto it = order_locks_.find(ns);
-    return it == order_locks_.end() ? other_order_lock_ : *it->second;
+    auto* state = namespaces_.find(ns);
+    return state ? state->order : other_ns_.order;
 }
 
-events::result<void> event_api::check_namespace(std::string_view ns) const {
-    if (namespaces_.count(std::string(ns)))
-        return {};
+events::result<namespace_state*> event_api::check_namespace(std::string_view ns) const {
+    if (auto* state = namespaces_.find(ns))
+        return state;
     return events::protocol_error::unauthorized("namespace '" + std::string(ns) +
                                                 "' is not defined on this server");
 }
 
+std::optional<events::protocol_error> event_api::over_rate(const caller& who) const {
+    if (!who.ops || who.ops->take())
+        return std::nullopt;
+    core::stats::add(stats_.rate_limited_operations);
+    return events::protocol_error{events::error_kind::limit_exceeded,
+                                  "more than " + std::to_string(cfg_.auth.max_ops_per_second) +
+                                      " operations per second on this connection; slow down"};
+}
+
+publish_result event_api::finish_publish(const publish_request& req, const auth::auth_result& a) {
+    if (!a) {
+        count_refusal();
+        return a.error();
+    }
+    if (req.invalid || !req.channel)
+        return req.invalid ? *req.invalid
+                           : events::protocol_error{events::error_kind::bad_request,
+                                                    "the publish names no channel"};
+    auto ns = check_namespace(req.channel->namespace_name());
+    if (!ns)
+        return ns.error();
+    return publish_in(**ns, *req.channel, req.events);
+}
+
+subscribe_result event_api::finish_subscribe(subscribe_request& req, const auth::auth_result& a) {
+    if (!a) {
+        count_refusal();
+        return a.error();
+    }
+    auto ns = check_namespace(req.channel.namespace_name());
+    if (!ns)
+        return ns.error();
+    if (req.resume_after)
+        return subscribe_resume(req.channel, *req.resume_after, std::move(req.target),
+                                std::move(req.prefix));
+    subscribed s;
+    s.handle = broker_.subscribe(req.channel, std::move(req.target), std::move(req.prefix));
+    return s;
+}
+
+events::result<void> event_api::unsubscribe(const caller& who, std::string_view id,
+                                            pubsub::subscription_handle handle) {
+    if (auto limited = over_rate(who))
+        return std::move(*limited);
+    if (!handle)
+        return events::protocol_error{events::error_kind::unknown_operation,
+                                      "Unknown operation id " + std::string(id)};
+    broker_.unsubscribe(handle);
+    return {};
+}
+
 events::publish_outcome event_api::publish(const events::channel_path& path,
                                            const std::vector<std::string>& events) {
+    auto* ns = namespaces_.find(path.namespace_name());
+    return publish_in(ns ? *ns : other_ns_, path, events);
+}
+
+events::publish_outcome event_api::publish_in(namespace_state& ns, const events::channel_path& path,
+                                              const std::vector<std::string>& events) {
     auto batch = std::make_shared<pubsub::event_batch>();
     batch->bodies.reserve(events.size());
     events::publish_outcome outcome;
@@ -59,19 +113,25 @@ events::publish_outcome event_api::publish(const events::channel_path& path,
     core::stats::add(stats_.events_in, events.size());
     auto* link = cluster_.load(std::memory_order_acquire);
     if (!link || !link->publish(path, batch))
-        outcome.first = deliver_local(path, std::move(batch));
+        outcome.first = deliver_in(ns, path, std::move(batch));
     return outcome;
 }
 
 events::position event_api::deliver_local(const events::channel_path& path,
                                           std::shared_ptr<pubsub::event_batch> batch) {
+    auto* ns = namespaces_.find(path.namespace_name());
+    return deliver_in(ns ? *ns : other_ns_, path, std::move(batch));
+}
+
+events::position event_api::deliver_in(namespace_state& ns, const events::channel_path& path,
+                                       std::shared_ptr<pubsub::event_batch> batch) {
     std::size_t reached = 0;
     events::position first;
     if (!history_->assigns_positions()) {
         // Positions come from the cluster's stream; a batch that did not go through it (NATS
         // down) is not in history and carries the newest stored position before it.
         // Returns seq 0: the events have no position of their own to resume before.
-        std::lock_guard lock(order_lock(path.namespace_name()));
+        std::lock_guard lock(ns.order);
         const auto newest = history_->newest(path.namespace_name());
         batch->bytes = 0;
         for (auto& body : batch->bodies) {
@@ -84,7 +144,7 @@ events::position event_api::deliver_local(const events::channel_path& path,
         return first;
     }
     {
-        std::lock_guard lock(order_lock(path.namespace_name()));
+        std::lock_guard lock(ns.order);
         const auto seq = history_->reserve(path.namespace_name(), batch->bodies.size());
         const auto epoch = history_->epoch();
         batch->bytes = 0;
@@ -117,9 +177,10 @@ void event_api::deliver_at(const events::channel_path& path,
     core::stats::add(stats_.frames_out, reached * shared->bodies.size());
 }
 
-events::result<event_api::resumed> event_api::subscribe_resume(
-    const events::channel_pattern& pattern, const events::position& after,
-    std::weak_ptr<pubsub::subscriber> target, pubsub::shared_bytes prefix) {
+subscribe_result event_api::subscribe_resume(const events::channel_pattern& pattern,
+                                             const events::position& after,
+                                             std::weak_ptr<pubsub::subscriber> target,
+                                             pubsub::shared_bytes prefix) {
     if (auto ready = history_->prepare_resume(pattern.namespace_name(), after); !ready)
         return ready.error();
     std::lock_guard lock(order_lock(pattern.namespace_name()));
@@ -127,7 +188,7 @@ events::result<event_api::resumed> event_api::subscribe_resume(
     // its interest in NATS, and the store learns there from which position on live events
     // will arrive; since() answers up to exactly that position. No live delivery runs in
     // between (it needs this lock), so for a store that assigns positions the order is moot.
-    resumed r;
+    subscribed r;
     r.handle = broker_.subscribe(pattern, std::move(target), std::move(prefix));
     auto missed = history_->since(pattern, after, history::clock::now());
     if (!missed) {

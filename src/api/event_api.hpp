@@ -1,9 +1,14 @@
-// The AppSync Events operations independent of transport: authorize connect/subscribe/publish,
-// check namespaces, and publish (encode once, fan out, hand back identifiers). Both the
-// WebSocket session and HTTP POST /event call this, so their rules cannot drift apart.
+// The AppSync Events operations, end to end, for every transport: connect, subscribe,
+// unsubscribe, publish and the chat routes' authorization each run
+//   rate limit -> authorize (at once, or with I/O) -> namespace -> history/broker -> answer
+// here and only here. The WebSocket connection (net/appsync_connection) and HTTP routes
+// (net/http_routes) are adapters: they turn frames and requests into these calls and the
+// answers back into frames and responses, so their rules cannot drift apart.
 #pragma once
 
+#include "api/namespace_state.hpp"
 #include "auth/authorizer.hpp"
+#include "auth/rate_limit.hpp"
 #include "core/config.hpp"
 #include "core/stats.hpp"
 #include "events/message.hpp"
@@ -11,12 +16,11 @@
 #include "pubsub/broker.hpp"
 
 #include <atomic>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
+#include <utility>
 
 namespace eventcast::api {
 
@@ -30,8 +34,47 @@ public:
     virtual bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) = 0;
 };
 
+/// Who asks, as the transport saw it. The pointees must outlive the operation's call (not its
+/// answer: an operation that waits copies what it needs).
+struct caller {
+    const events::credentials* creds = nullptr;  // null: the message had no authorization
+    const auth::http_view* http = nullptr;       // HTTP requests: what AWS_IAM checks
+    auth::token_bucket* ops = nullptr;           // the connection's --max-ops-per-second
+};
+
+struct publish_request {
+    std::optional<events::channel_path> channel;  // none only when `invalid` says why
+    std::string raw_channel;          // as sent: IAM signatures and Lambda authorizers see it
+    std::vector<std::string> events;  // validated JSON texts
+    // Set when the transport found the request itself wrong (an HTTP body that does not parse,
+    // a media type it does not take): answered after authorization, so that an unauthenticated
+    // caller learns nothing about the body rules or the server's namespaces.
+    std::optional<events::protocol_error> invalid;
+};
+using publish_result = events::result<events::publish_outcome>;
+
+struct subscribe_request {
+    events::channel_pattern channel;
+    std::string raw_channel;
+    std::optional<events::position> resume_after;  // "resume":{"after":...}
+    std::weak_ptr<pubsub::subscriber> target;      // gets the deliveries
+    pubsub::shared_bytes prefix;                   // `{"type":"data","id":"<id>","event":`
+};
+
+/// A live subscription, and for a resume the retained events it missed.
+struct subscribed {
+    pubsub::subscription_handle handle = nullptr;
+    std::vector<history::stored_event> missed;  // position order; send them before any live
+};
+using subscribe_result = events::result<subscribed>;
+
 /// Thread-safe: all state is read-only after construction except the broker and the history
-/// store (both thread-safe), the per-namespace order locks and the stats counters.
+/// store (both thread-safe), the namespaces' order locks and the stats counters.
+///
+/// Each operation calls `done(result)` exactly once: on the calling thread before it returns
+/// when no step needs I/O (the common case: API keys, IAM, a JWT with a known key), otherwise
+/// later from another thread (a JWKS refresh, a Lambda authorizer's answer). Callers must not
+/// assume which; net/appsync_connection pauses reading until an answer that waits is in.
 class event_api {
 public:
     /// Without `history`, keeps an in-memory one (history::memory_store, cfg.history) with a
@@ -40,23 +83,109 @@ public:
               auth::authorizer& authz, std::shared_ptr<history::store> history = nullptr);
 
     const core::config& config() const noexcept { return cfg_; }
-    pubsub::broker& broker() noexcept { return broker_; }
     core::stats& stats() noexcept { return stats_; }
     history::store& history() noexcept { return *history_; }
+    std::size_t subscription_count() const { return broker_.subscription_count(); }
+    auth::auth_counters auth_counters() const { return auth_.counters(); }
 
-    /// Who may do what (spec §9). Callers count refusals with count_refusal().
-    auth::authorizer& auth() noexcept { return auth_; }
-    void count_refusal() noexcept { core::stats::add(stats_.auth_failures); }
+    // ---- operations -------------------------------------------------------------------------
+
+    /// connection_init's authorization (the upgrade's credentials).
+    template <class Done>
+    void connect(const caller& who, Done&& done) {
+        auth::auth_request r;
+        r.op = auth::operation::connect;
+        r.creds = who.creds;
+        decide(r, [this, done = std::forward<Done>(done)](auth::auth_result a) mutable {
+            if (!a)
+                count_refusal();
+            done(std::move(a));
+        });
+    }
+
+    template <class Done>
+    void publish(publish_request&& req, const caller& who, Done&& done) {
+        if (auto limited = over_rate(who))
+            return done(publish_result(std::move(*limited)));
+        auth::auth_request r;
+        r.op = auth::operation::publish;
+        r.creds = who.creds;
+        r.http = who.http;
+        r.ns = req.channel ? req.channel->namespace_name() : std::string_view{};
+        r.raw_channel = req.raw_channel;
+        r.path = req.channel ? &*req.channel : nullptr;
+        r.events = who.http ? nullptr : &req.events;  // HTTP: the signed body covers them
+        if (auto decided = auth_.try_authorize(r))
+            return done(finish_publish(req, *decided));
+        // The request outlives this call only when the decision waits.
+        auto held = std::make_shared<publish_request>(std::move(req));
+        r.ns = held->channel ? held->channel->namespace_name() : std::string_view{};
+        r.raw_channel = held->raw_channel;
+        r.path = held->channel ? &*held->channel : nullptr;
+        r.events = who.http ? nullptr : &held->events;
+        auth_.authorize_async(
+            r, [this, held, done = std::function<void(publish_result)>(std::forward<Done>(done))](
+                   auth::auth_result a) { done(finish_publish(*held, a)); });
+    }
+
+    /// Subscribes `req.target` (live before `done` runs, so no publish that follows the answer
+    /// is missed, spec §11.2); with `resume_after`, also the missed events.
+    template <class Done>
+    void subscribe(subscribe_request&& req, const caller& who, Done&& done) {
+        if (auto limited = over_rate(who))
+            return done(subscribe_result(std::move(*limited)));
+        auth::auth_request r;
+        r.op = auth::operation::subscribe;
+        r.creds = who.creds;
+        r.ns = req.channel.namespace_name();
+        r.raw_channel = req.raw_channel;
+        r.pattern = &req.channel;
+        if (auto decided = auth_.try_authorize(r))
+            return done(finish_subscribe(req, *decided));
+        auto held = std::make_shared<subscribe_request>(std::move(req));
+        r.ns = held->channel.namespace_name();
+        r.raw_channel = held->raw_channel;
+        r.pattern = &held->channel;
+        auth_.authorize_async(
+            r, [this, held, done = std::function<void(subscribe_result)>(std::forward<Done>(done))](
+                   auth::auth_result a) { done(finish_subscribe(*held, a)); });
+    }
+
+    /// Ends a subscription. `handle` null: the connection has no subscription `id`.
+    events::result<void> unsubscribe(const caller& who, std::string_view id,
+                                     pubsub::subscription_handle handle);
+
+    /// Takes a subscription out of the broker without an answer (the connection is closing).
+    void drop(pubsub::subscription_handle handle) { broker_.unsubscribe(handle); }
+
+    /// POST /chat and its routes, authorized with --auth-chat's modes on the chat namespace.
+    /// The identity names the caller's userId where the mode carries one.
+    template <class Done>
+    void authorize_chat(const caller& who, Done&& done) {
+        auth::auth_request r;
+        r.op = auth::operation::chat;
+        r.creds = who.creds;
+        r.http = who.http;
+        r.ns = cfg_.chat.chat_namespace;
+        decide(r, [this, done = std::forward<Done>(done)](auth::auth_result a) mutable {
+            if (!a)
+                count_refusal();
+            done(std::move(a));
+        });
+    }
+
+    // ---- server-side entry points ---------------------------------------------------------
 
     /// An undefined namespace is UnauthorizedException, as AWS answers (spec §7.2).
-    events::result<void> check_namespace(std::string_view ns) const;
+    events::result<namespace_state*> check_namespace(std::string_view ns) const;
 
-    /// Publishes `events` (validated JSON texts) to `path`: each is escaped and framed once,
-    /// then, in this node's delivery step, given the next positions of its namespace, recorded
-    /// in history and fanned out to every matching subscription. Returns one identifier per
-    /// event and, when delivered here at once, the first position. With a cluster attached and
-    /// connected, the batch goes to NATS and is delivered (and given positions) when it comes
-    /// back, so every node sees the NATS order; `first` is then left at seq 0 (unknown yet).
+    /// Publishes `events` (validated JSON texts) to `path` as the server itself (chat streams):
+    /// no caller to authorize. Each is escaped and framed once, then, in this node's delivery
+    /// step, given the next positions of its namespace, recorded in history and fanned out to
+    /// every matching subscription. Returns one identifier per event and, when delivered here at
+    /// once, the first position. With a cluster attached and connected, the batch goes to NATS
+    /// and is delivered (and given positions) when it comes back, so every node sees the NATS
+    /// order; `first` is then left at seq 0 (unknown yet).
     events::publish_outcome publish(const events::channel_path& path,
                                     const std::vector<std::string>& events);
 
@@ -80,39 +209,43 @@ public:
     /// A subscription that resumes: the retained events matching `pattern` after `after`, and
     /// the live subscription (as broker::subscribe gives it), taken together under the
     /// namespace's order lock so that every event after `after` is in exactly one of the two.
-    struct resumed {
-        pubsub::subscription_handle handle = nullptr;
-        std::vector<history::stored_event> missed;  // position order; send them before any live
-    };
     /// Fails (and subscribes nothing) when `after` cannot be resumed from: resume_too_old or
     /// invalid_input, from history::store::since.
-    events::result<resumed> subscribe_resume(const events::channel_pattern& pattern,
-                                             const events::position& after,
-                                             std::weak_ptr<pubsub::subscriber> target,
-                                             pubsub::shared_bytes prefix);
+    subscribe_result subscribe_resume(const events::channel_pattern& pattern,
+                                      const events::position& after,
+                                      std::weak_ptr<pubsub::subscriber> target,
+                                      pubsub::shared_bytes prefix);
 
 private:
+    // The one place that knows an authorization may need I/O: at once when it does not, else
+    // through the authorizer's asynchronous path.
+    template <class Done>
+    void decide(const auth::auth_request& r, Done&& done) {
+        if (auto decided = auth_.try_authorize(r))
+            return done(std::move(*decided));
+        auth_.authorize_async(r, std::function<void(auth::auth_result)>(std::forward<Done>(done)));
+    }
+
+    void count_refusal() noexcept { core::stats::add(stats_.auth_failures); }
+    std::optional<events::protocol_error> over_rate(const caller& who) const;
+    publish_result finish_publish(const publish_request& req, const auth::auth_result& a);
+    subscribe_result finish_subscribe(subscribe_request& req, const auth::auth_result& a);
+    events::publish_outcome publish_in(namespace_state& ns, const events::channel_path& path,
+                                       const std::vector<std::string>& events);
+    events::position deliver_in(namespace_state& ns, const events::channel_path& path,
+                                std::shared_ptr<pubsub::event_batch> batch);
+    std::mutex& order_lock(std::string_view ns);
+
     const core::config& cfg_;
     pubsub::broker& broker_;
     core::stats& stats_;
     auth::authorizer& auth_;
-    std::unordered_set<std::string> namespaces_;
+    namespace_table namespaces_;
     std::atomic<cluster_link*> cluster_{nullptr};
-    // Serialises position assignment, history append and live fan-out per namespace, so that
-    // delivery order is position order and a resume sees each event once (docs/protocol.md).
-    std::mutex& order_lock(std::string_view ns);
-
     std::shared_ptr<history::store> history_;
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
-        }
-    };
-    // Fixed at start; looked up by string_view, so a publish allocates nothing to find its lock.
-    std::unordered_map<std::string, std::unique_ptr<std::mutex>, string_hash, std::equal_to<>>
-        order_locks_;
-    std::mutex other_order_lock_;  // namespaces not configured (refused before publish anyway)
+    // Namespaces not configured: refused before a client's publish, but batches from other
+    // nodes and the server's own publishes may still name one.
+    namespace_state other_ns_{""};
 };
 
 }  // namespace eventcast::api

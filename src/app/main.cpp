@@ -1,20 +1,12 @@
-// eventcast: command line entry. `eventcast serve` reads config, wires the components and runs
-// until SIGTERM/SIGINT.
-#include "api/event_api.hpp"
+// eventcast: command line entry. `eventcast serve` reads config, has app/components build and
+// wire the components, and runs the server until SIGTERM/SIGINT.
 #include "app/chat_client.hpp"
-#include "auth/authorizer.hpp"
-#include "chat/chat_service.hpp"
-#include "cluster/jetstream_history.hpp"
+#include "app/components.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
-#include "llm/aws_credentials.hpp"
-#include "llm/demo_provider.hpp"
-#include "llm/http_providers.hpp"
-#include "llm/transport.hpp"
 #include "net/server.hpp"
 #include "net/tls.hpp"
-#include "pubsub/broker.hpp"
 
 #include <curl/curl.h>
 
@@ -22,7 +14,6 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <sys/resource.h>
 #include <vector>
 
@@ -84,71 +75,14 @@ int serve(int argc, const char* const* argv) {
     try {
         net::tls_setup tls;
         net::make_tls(cfg, tls);
-        pubsub::broker broker;
-        core::stats stats;
-        // The outbound HTTP thread: model providers, and the Lambda authorizer webhook.
-        llm::transport transport;
-        auto authz = auth::authorizer::create(cfg, &transport);
-        if (!authz) {
-            for (const auto& p : authz.error())
+        auto built = app::components::build(cfg);
+        if (!built) {
+            for (const auto& p : built.error())
                 std::cerr << "eventcast: " << p << "\n";
             return 2;
         }
-        // Cluster mode keeps history in NATS JetStream, so that every node can serve a resume.
-        std::shared_ptr<history::store> history;
-        if (!cfg.cluster.urls.empty())
-            history = std::make_shared<cluster::jetstream_history>(cfg);
-        api::event_api api(cfg, broker, stats, **authz, history);
-        std::map<std::string, std::unique_ptr<llm::provider>> providers;
-        providers["demo"] = std::make_unique<llm::demo_provider>(transport, cfg.chat.demo_pace,
-                                                                 cfg.chat.demo_words_per_chunk);
-        std::string default_provider = cfg.chat.provider;
-        if (!cfg.chat.openai_base_url.empty()) {
-            llm::openai_settings os;
-            os.base_url = cfg.chat.openai_base_url;
-            os.api_key = cfg.chat.openai_api_key;
-            os.default_model =
-                cfg.chat.openai_model.empty() ? "gpt-4o-mini" : cfg.chat.openai_model;
-            os.max_tokens_field = cfg.chat.openai_max_tokens_field;
-            os.connect_timeout = cfg.chat.connect_timeout;
-            os.idle_timeout = cfg.chat.idle_timeout;
-            log::info("chat: openai-compatible provider at {} (model {})", os.base_url,
-                      os.default_model);
-            providers["openai"] = std::make_unique<llm::openai_provider>(transport, std::move(os));
-            if (default_provider.empty())
-                default_provider = "openai";
-        }
-        // Bedrock is on when asked for, or when AWS credentials and a region are at hand. IMDS is
-        // consulted only when Bedrock was asked for, so start-up never waits on the network.
-        const bool want_bedrock = cfg.chat.provider == "bedrock";
-        llm::aws::environment aws_env;
-        llm::aws::credential_chain aws_chain(aws_env);
-        if (auto bs = llm::bedrock_settings_from(cfg.chat, aws_env, aws_chain, want_bedrock)) {
-            log::info("chat: bedrock provider, region {}, endpoint {}, model {}, auth {}",
-                      bs->region, bs->endpoint, bs->default_model,
-                      bs->bearer_token.empty() ? "SigV4" : "bearer token");
-            providers["bedrock"] =
-                std::make_unique<llm::bedrock_provider>(transport, std::move(*bs), aws_chain);
-            if (default_provider.empty())
-                default_provider = "bedrock";
-        } else if (want_bedrock) {
-            throw std::runtime_error("--chat-provider bedrock: " + bs.error());
-        }
-        if (default_provider.empty())
-            default_provider = "demo";
-        if (!providers.count(default_provider))
-            throw std::runtime_error("--chat-provider " + default_provider +
-                                     " is not available in this build");
-        if (default_provider == "demo")
-            log::info(
-                "chat: no model provider configured; POST /chat uses the offline demo "
-                "model (deterministic text, not a real LLM). Configure --openai-base-url "
-                "or AWS credentials and --bedrock-region for a real one.");
-        else
-            log::info("chat: default provider {}", default_provider);
-        chat::chat_service chat(cfg, api, transport, std::move(providers), default_provider);
-
-        net::server srv(cfg, api, &chat, tls);
+        auto& parts = **built;
+        net::server srv(cfg, parts.api(), parts.chat(), tls, parts.cluster_parts());
 
         const auto port = srv.port();
         std::string ns_list;
@@ -175,8 +109,9 @@ int serve(int argc, const char* const* argv) {
             std::ofstream(tmp) << port << "\n";
             std::rename(tmp.c_str(), cfg.port_file.c_str());  // readers never see a partial file
         }
+        parts.start();
         const int rc = srv.run();
-        transport.stop();  // ends provider transfers while the chat service still exists
+        parts.stop();
         return rc;
     } catch (const std::exception& e) {
         log::error("eventcast: {}", e.what());

@@ -10,6 +10,7 @@
 #include "cluster/batch_codec.hpp"
 #include "cluster/subjects.hpp"
 #include "core/log.hpp"
+#include "core/metrics_text.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -52,8 +53,38 @@ std::string connected_url(natsConnection* nc) {
 }  // namespace
 
 nats_bridge::nats_bridge(const core::cluster_config& cfg, api::event_api& api,
-                         jetstream_history* history)
-    : cfg_(cfg), api_(api), history_(history) {}
+                         pubsub::broker& broker, jetstream_history* history)
+    : cfg_(cfg), api_(api), broker_(broker), history_(history) {}
+
+void nats_bridge::append_metrics(std::string& out) const {
+    const auto& cs = stats_;
+    auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+        core::append_metric(out, name, type, help, value);
+    };
+    metric("eventcast_cluster_connected", "gauge", "1 while connected to NATS, else 0.",
+           connected() ? 1 : 0);
+    metric("eventcast_cluster_disconnects_total", "counter", "NATS connections lost.",
+           cs.disconnects.load());
+    metric("eventcast_cluster_reconnects_total", "counter", "NATS reconnections.",
+           cs.reconnects.load());
+    metric("eventcast_cluster_namespaces", "gauge", "Namespaces this node subscribes to in NATS.",
+           cs.namespaces.load());
+    metric("eventcast_cluster_messages_out_total", "counter",
+           "Publishes sent to NATS (one message per publish batch).", cs.messages_out.load());
+    metric("eventcast_cluster_messages_in_total", "counter",
+           "NATS messages handed to this node's broker (matched or not).", cs.messages_in.load());
+    metric("eventcast_cluster_publish_failures_total", "counter",
+           "Publishes NATS refused; delivered on this node only.", cs.publish_failures.load());
+    metric("eventcast_cluster_local_only_total", "counter",
+           "Publishes delivered on this node only because NATS was disconnected.",
+           cs.local_only.load());
+    metric("eventcast_cluster_bad_messages_total", "counter",
+           "NATS messages dropped because their subject or payload did not decode.",
+           cs.bad_messages.load());
+    metric("eventcast_cluster_dropped_total", "counter",
+           "NATS messages dropped because this node fell behind (slow consumer).",
+           cs.dropped.load());
+}
 
 nats_bridge::~nats_bridge() {
     stop();
@@ -127,7 +158,7 @@ void nats_bridge::start() {
     }
     // Interest first, then publishes: by the time a publish goes to NATS, the namespaces this
     // node already serves are subscribed there.
-    api_.broker().set_namespace_listener(
+    broker_.set_namespace_listener(
         [this](std::string_view ns, bool interested) { on_namespace(ns, interested); });
     api_.attach_cluster(this);
 }
@@ -141,7 +172,7 @@ void nats_bridge::stop() {
             return;
     }
     api_.attach_cluster(nullptr);
-    api_.broker().set_namespace_listener({});
+    broker_.set_namespace_listener({});
     {
         // Waits for publishes and message handlers in progress; none starts after this.
         std::unique_lock lock(life_);

@@ -42,7 +42,9 @@ class nats_bridge final : public api::cluster_link {
 public:
     /// With `history` (cluster mode's JetStream history, owned by the event_api), namespaces
     /// that keep history travel through their stream (docs/CLUSTER.md, "History across nodes").
-    nats_bridge(const core::cluster_config& cfg, api::event_api& api,
+    /// `broker` is the event_api's: its namespace listener tells the bridge which namespaces
+    /// this node needs from NATS.
+    nats_bridge(const core::cluster_config& cfg, api::event_api& api, pubsub::broker& broker,
                 jetstream_history* history = nullptr);
     ~nats_bridge() override;
     nats_bridge(const nats_bridge&) = delete;
@@ -61,6 +63,8 @@ public:
     /// "connecting" (never connected yet), "connected", "reconnecting" or "closed".
     std::string state() const;
     const bridge_stats& stats() const noexcept { return stats_; }
+    /// The counters above as Prometheus metrics (eventcast_cluster_*).
+    void append_metrics(std::string& out) const;
 
 private:
     struct namespace_subs {
@@ -87,6 +91,7 @@ private:
 
     const core::cluster_config& cfg_;
     api::event_api& api_;
+    pubsub::broker& broker_;
     jetstream_history* history_;
     jsCtx* js_ = nullptr;
     bridge_stats stats_;

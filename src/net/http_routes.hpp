@@ -1,33 +1,17 @@
-// HTTP routes other than the WebSocket upgrade: POST /event, CORS preflight, health checks.
-// Pure request -> response, so tests can call it without sockets.
+// The HTTP routes other than the WebSocket upgrade, as one table (net/http_router.hpp):
+// POST /event, the chat routes, health, metrics and the web app. Each handler is an adapter:
+// it turns the request into an api::event_api operation (or the chat service's call) and the
+// answer into a response. Adding a route is one row in make_routes().
 #pragma once
 
+#include "net/http_router.hpp"
 #include "net/server_context.hpp"
-#include "net/ws_session.hpp"
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
-
-#include <functional>
+#include <memory>
 
 namespace eventcast::net {
 
-using http_response = boost::beast::http::response<boost::beast::http::string_body>;
-
-using http_responder = std::function<void(http_response)>;
-
-/// Answers one HTTP request through `respond`, called exactly once: at once for most routes,
-/// later (from another thread) for POST /chat, which answers when the provider has accepted.
-/// Errors use the AppSync shape: status, x-amzn-ErrorType, and
-/// {"errors":[{"errorType","message"}],"message"} (spec §10.4).
-void handle_http(const http_request& req, server_context& ctx, http_responder respond);
-
-/// An error response in the same shape, for failures found before routing (413, 431, 400).
-http_response http_error(unsigned status, std::string_view error_type, std::string_view message,
-                         unsigned version, bool keep_alive, const core::config& cfg,
-                         std::string_view origin = {});
-
-/// The events credentials for an HTTP request: every header, names lower-cased.
-events::credentials request_credentials(const http_request& req);
+/// The server's route table. `ctx` must outlive it.
+std::unique_ptr<router> make_routes(server_context& ctx);
 
 }  // namespace eventcast::net

@@ -3,7 +3,8 @@
 #include "net/http_session.hpp"
 
 #include "core/log.hpp"
-#include "net/http_routes.hpp"
+#include "net/http_reply.hpp"
+#include "net/http_router.hpp"
 #include "net/ws_session.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -81,8 +82,11 @@ protected:
 
         if (beast::websocket::is_upgrade(req))
             return upgrade(std::move(req));
+        core::stats::add(ctx_.api.stats().http_requests);
+        const std::string_view target(req.target().data(), req.target().size());
+        const auto path = target.substr(0, target.find('?'));
         // The answer may come later from another thread (POST /chat); hop back onto our strand.
-        handle_http(req, ctx_, [self = derived().shared_from_this()](http_response res) {
+        ctx_.routes->dispatch(req, path, [self = derived().shared_from_this()](http_response res) {
             asio::dispatch(self->strand_,
                            [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
         });

@@ -2,9 +2,8 @@
 // 1001 going away), let run() return as their work drains; ioc.stop() only after a grace period.
 #include "net/server.hpp"
 
-#include "chat/chat_service.hpp"
-#include "cluster/chat_directory.hpp"
 #include "core/log.hpp"
+#include "net/http_routes.hpp"
 #include "net/http_session.hpp"
 
 #include <boost/asio/post.hpp>
@@ -23,7 +22,7 @@ namespace eventcast::net {
 namespace asio = boost::asio;
 
 server::server(const core::config& cfg, api::event_api& api, chat::chat_service* chat,
-               tls_setup& tls)
+               tls_setup& tls, cluster_parts cluster)
     : cfg_(cfg),
       ioc_(static_cast<int>(cfg.threads)),
       ctx_{api,
@@ -50,25 +49,10 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
         throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) +
                                  ": " + ec.message());
     acceptor_.listen(asio::socket_base::max_listen_connections);
-    if (!cfg.cluster.urls.empty()) {
-        cluster_ = std::make_unique<cluster::nats_bridge>(
-            cfg.cluster, api, dynamic_cast<cluster::jetstream_history*>(&api.history()));
-        ctx_.cluster = cluster_.get();
-        if (chat) {
-            // GET /chat/<id> and cancel on any node: the owner answers over NATS.
-            chat_directory_ = std::make_unique<cluster::chat_directory>(
-                cfg.cluster,
-                [chat](std::string_view op, std::string_view id,
-                       std::string_view user) -> std::optional<cluster::remote_answer> {
-                    auto a = op == "cancel" ? chat->cancel(id, user) : chat->status(id, user);
-                    if (a.status == 404)
-                        return std::nullopt;  // not here (or not the caller's): stay silent
-                    return cluster::remote_answer{a.status, std::move(a.body),
-                                                  std::move(a.error_type)};
-                });
-            ctx_.chat_directory = chat_directory_.get();
-        }
-    }
+    ctx_.cluster = cluster.status;
+    ctx_.chat_directory = chat ? cluster.chat : nullptr;
+    routes_ = make_routes(ctx_);
+    ctx_.routes = routes_.get();
 }
 
 void server::do_accept() {
@@ -154,10 +138,6 @@ int server::run() {
             begin_shutdown();
         }
     });
-    if (cluster_)
-        cluster_->start();  // connects, or keeps trying in the background
-    if (chat_directory_)
-        chat_directory_->start();
     do_accept();
     arm_ticker();
     std::vector<std::thread> threads;
@@ -167,10 +147,6 @@ int server::run() {
     ioc_.run();
     for (auto& t : threads)
         t.join();
-    if (chat_directory_)
-        chat_directory_->stop();
-    if (cluster_)
-        cluster_->stop();
     log::info("stopped");
     return 0;
 }

@@ -3,8 +3,7 @@
 #pragma once
 
 #include "api/event_api.hpp"
-#include "cluster/chat_directory.hpp"
-#include "cluster/nats_bridge.hpp"
+#include "net/http_router.hpp"
 #include "net/server_context.hpp"
 #include "net/tls.hpp"
 
@@ -17,16 +16,23 @@
 
 namespace eventcast::net {
 
+/// What cluster mode gives the server (app/ builds it): null members for a single node.
+struct cluster_parts {
+    const cluster_status* status = nullptr;
+    remote_chat* chat = nullptr;
+};
+
 class server {
 public:
-    /// Binds the port (throws std::runtime_error with the reason if it cannot).
-    server(const core::config& cfg, api::event_api& api, chat::chat_service* chat, tls_setup& tls);
+    /// Binds the port (throws std::runtime_error with the reason if it cannot). Everything
+    /// given must outlive the server.
+    server(const core::config& cfg, api::event_api& api, chat::chat_service* chat, tls_setup& tls,
+           cluster_parts cluster = {});
 
     /// The port actually bound (useful with --port 0).
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
-    /// Starts the cluster bridge when --cluster is given, runs the threads until shutdown
-    /// completes, then closes the bridge. Returns the process exit code.
+    /// Accepts and runs the threads until shutdown completes. Returns the process exit code.
     int run();
 
     /// Thread-safe: begins graceful shutdown (what SIGTERM does).
@@ -45,9 +51,8 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer last_resort_;
-    boost::asio::steady_timer ticker_;               // keep-alives and lifetimes of every session
-    std::unique_ptr<cluster::nats_bridge> cluster_;  // null without --cluster
-    std::unique_ptr<cluster::chat_directory> chat_directory_;  // with --cluster and chat
+    boost::asio::steady_timer ticker_;  // keep-alives and lifetimes of every session
+    std::unique_ptr<router> routes_;
 };
 
 }  // namespace eventcast::net

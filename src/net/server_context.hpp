@@ -1,25 +1,24 @@
-// What every connection needs from the server: the API, the TLS context, and the registry that
-// graceful shutdown walks. Outlives every session (the server joins its threads first).
+// What every connection needs from the server: the API, the TLS context, the route table and
+// the registry that graceful shutdown walks. Outlives every session (the server joins its
+// threads first). What net knows of cluster mode is the two interfaces below; app/ builds the
+// cluster's components and adapts them (net includes nothing from cluster/).
 #pragma once
 
 #include "api/event_api.hpp"
 #include "auth/rate_limit.hpp"
-
-namespace eventcast::chat {
-class chat_service;
-}
-namespace eventcast::cluster {
-class nats_bridge;
-class chat_directory;
-}  // namespace eventcast::cluster
+#include "chat/chat_service.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -81,6 +80,31 @@ private:
     std::unordered_map<std::uint64_t, std::weak_ptr<closable>> sessions_;
 };
 
+/// Cluster mode as /readyz and /metrics see it. Thread-safe.
+class cluster_status {
+public:
+    virtual ~cluster_status() = default;
+    virtual bool connected() const = 0;
+    /// "connecting", "connected", "reconnecting" or "closed".
+    virtual std::string state() const = 0;
+    /// The cluster's own metrics, in Prometheus text format.
+    virtual void append_metrics(std::string& out) const = 0;
+};
+
+/// Asks the other nodes about a chat stream this node does not run (GET /chat/<id>, cancel).
+/// Thread-safe.
+class remote_chat {
+public:
+    virtual ~remote_chat() = default;
+    /// `op` is "status" or "cancel". `done` runs once, from another thread: the owner's answer,
+    /// or nullopt when no node answered within `timeout`.
+    virtual void ask(std::string_view op, std::string_view stream_id, std::string_view user,
+                     std::chrono::milliseconds timeout,
+                     std::function<void(std::optional<chat::http_answer>)> done) = 0;
+};
+
+class router;
+
 struct server_context {
     api::event_api& api;
     chat::chat_service* chat;  // null: /chat answers 404
@@ -88,9 +112,10 @@ struct server_context {
     boost::asio::ssl::context& ssl;
     session_registry& registry;
     std::atomic<bool> stopping{false};
-    auth::connection_counter per_ip;                    // --max-connections-per-ip
-    const cluster::nats_bridge* cluster = nullptr;      // null: single node (no --cluster)
-    cluster::chat_directory* chat_directory = nullptr;  // asks other nodes for chat streams
+    auth::connection_counter per_ip;          // --max-connections-per-ip
+    const router* routes = nullptr;           // the HTTP route table (net/http_routes.cpp)
+    const cluster_status* cluster = nullptr;  // null: single node (no --cluster)
+    remote_chat* chat_directory = nullptr;    // cluster mode with chat: the other nodes' streams
 };
 
 }  // namespace eventcast::net

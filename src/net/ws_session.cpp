@@ -1,23 +1,25 @@
-// The WebSocket session: the AppSync Events protocol on one connection, over our own RFC 6455
-// framing on the TCP or TLS stream.
+// The WebSocket session: one upgraded connection's socket, strand, reads, writes, close
+// handshake and linger. It is the outermost of three layers (uWebSockets splits the same way):
+//   net/ws_frame_reader.hpp   bytes -> frames (RFC 6455 §5, client side in)
+//   net/ws_writer.hpp         outbox, framing, the one-buffer write (server frames out)
+//   net/appsync_connection    the AppSync Events protocol: messages -> event_api operations
+// This file owns what needs the socket: reading into the frame reader, assembling fragmented
+// messages, ping/pong and close frames, the system calls of the write path, the slow-consumer
+// close and the lingering close.
 //
 // Why not Beast's websocket::stream: it writes one message per async_write, so a subscriber
 // with 50 frames queued cost 50 sendmsg calls, and fan-out spent most of its time in syscalls
-// (docs/BENCHMARKS.md). Here the frames queued for a connection leave in one send: copied into
-// one buffer (header, shared prefix, shared body), written at once on plain TCP. Reads take up
-// to 64 KiB into a per-thread buffer. The server side of RFC 6455 is small: unmasked frames
-// out; masked frames in, fragmentation, ping/pong, close, UTF-8 checks on text (Beast's).
+// (docs/BENCHMARKS.md). Beast parses the HTTP upgrade; the framing is ours.
 //
 // Lifetime: owned only by the handlers it has in flight (each holds shared_from_this()); the
 // broker holds weak_ptrs. Threading: every member is touched only on the strand that is the
 // stream's executor; deliver(), shutdown() and tick() hop onto it.
-//
-// Outbox: frames queue as (prefix, shared batch, index) triples. Past max_outbox_bytes the client
-// is a slow consumer: its queue is dropped and it is closed with 1013, so it never slows anyone.
 #include "net/ws_session.hpp"
 
 #include "core/log.hpp"
+#include "net/appsync_connection.hpp"
 #include "net/ws_frame_reader.hpp"
+#include "net/ws_writer.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -29,11 +31,8 @@
 #include <boost/beast/websocket/detail/utf8_checker.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
-#include <array>
 #include <cstring>
 #include <type_traits>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace eventcast::net {
@@ -45,54 +44,6 @@ namespace http = beast::http;
 
 namespace {
 
-enum class frame_kind : std::uint8_t { text, raw, pong, close };
-
-struct out_frame {
-    pubsub::shared_bytes head;   // control text, raw bytes, pong/close payload, or data prefix
-    pubsub::shared_batch batch;  // data frames: the shared bodies; null otherwise
-    std::uint32_t index = 0;     // which body of batch
-    frame_kind kind = frame_kind::text;
-    std::size_t payload_size() const noexcept {
-        return head->size() + (batch ? batch->bodies[index].size() : 0);
-    }
-};
-
-// FIFO of frames that allocates nothing until the first frame: an idle connection's outbox
-// costs a few words, where std::deque allocates over 500 bytes up front.
-class frame_queue {
-public:
-    bool empty() const noexcept { return head_ == items_.size(); }
-    std::size_t size() const noexcept { return items_.size() - head_; }
-    out_frame& at(std::size_t i) noexcept { return items_[head_ + i]; }
-    void push_back(out_frame f) { items_.push_back(std::move(f)); }
-    void pop_front(std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i)
-            items_[head_ + i] = out_frame{};
-        head_ += n;
-        if (head_ == items_.size()) {
-            items_.clear();
-            head_ = 0;
-            if (items_.capacity() > 256)
-                items_.shrink_to_fit();  // a burst is over; give its memory back
-        } else if (head_ > 64 && head_ * 2 > items_.size()) {
-            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
-            head_ = 0;
-        }
-    }
-    // Drops everything after the first `keep` frames.
-    void truncate(std::size_t keep) { items_.resize(head_ + keep); }
-
-private:
-    std::vector<out_frame> items_;
-    std::size_t head_ = 0;
-};
-
-struct live_subscription {
-    pubsub::subscription_handle handle;
-    pubsub::shared_bytes prefix;
-};
-
-constexpr std::size_t max_bytes_per_write = 64 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;  // plain TCP reads, per thread
 
 // Closes the connection's TCP socket; for TLS also without a close_notify (the WebSocket close
@@ -110,6 +61,7 @@ constexpr bool is_plain_tcp = std::is_same_v<Stream, beast::tcp_stream>;
 template <class Stream>
 class ws_session final : public pubsub::subscriber,
                          public closable,
+                         public connection_host,
                          public std::enable_shared_from_this<ws_session<Stream>> {
 public:
     ws_session(Stream&& stream, events::upgrade_auth&& auth, server_context& ctx)
@@ -118,8 +70,9 @@ public:
           lim_(ctx.cfg.lim),
           auth_(std::move(auth)),
           deadline_(std::chrono::steady_clock::now() + ctx.cfg.lim.connection_lifetime),
-          ops_(ctx.cfg.auth.max_ops_per_second, ctx.cfg.auth.max_ops_per_second),
-          reader_(ctx.cfg.lim.max_frame_bytes) {}
+          reader_(ctx.cfg.lim.max_frame_bytes),
+          writer_(ctx.cfg.lim.max_outbox_bytes),
+          conn_(ctx.api, ctx.cfg, *this, stream_.get_executor()) {}
 
     ~ws_session() override {
         ctx_.registry.remove(registry_id_);
@@ -182,20 +135,22 @@ public:
         on_accept();
     }
 
-    // Any thread; called by the broker under its read lock, so only hop onto the strand.
+    // pubsub::subscriber, from any thread: called by the broker under its read lock, so only
+    // hop onto the strand.
     void deliver(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch) override {
         asio::dispatch(stream_.get_executor(), [self = this->shared_from_this(), prefix, batch] {
-            self->on_deliver(prefix, batch);
+            self->conn_.deliver(prefix, batch);
         });
     }
 
+    // closable: graceful shutdown, from any thread.
     void shutdown() override {
         asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
             self->close_with(websocket::close_code::going_away, "server shutting down", true);
         });
     }
 
-    // The server's ticker, from any thread.
+    // closable: the server's ticker, from any thread.
     void tick(std::chrono::steady_clock::time_point now) override {
         asio::post(stream_.get_executor(), [self = this->shared_from_this(), now] {
             if (!self->accepted_ || self->closing_)
@@ -206,10 +161,49 @@ public:
             // A little early rather than late: the ticker's period is the interval itself.
             if (now - self->last_ka_ >= self->lim_.keepalive_interval * 9 / 10) {
                 self->last_ka_ = now;
-                self->send_control(events::ka());
+                self->send_text(events::ka());
             }
         });
     }
+
+    // ---- connection_host: what appsync_connection asks of the transport, on the strand ------
+
+    void send_text(std::string text) override {
+        enqueue(
+            {std::make_shared<const std::string>(std::move(text)), nullptr, 0, frame_kind::text});
+    }
+    bool send_data(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch,
+                   std::uint32_t index) override {
+        return enqueue({prefix, batch, index, frame_kind::text});
+    }
+    void close_after_sending(std::uint16_t code, const char* reason) override {
+        close_with(static_cast<websocket::close_code>(code), reason, false);
+    }
+    void resume_reading() override {
+        if (closing_)
+            return;
+        if (reader_.resume(*this) == frame_verdict::next)
+            do_read();
+    }
+    bool closing() const override { return closing_; }
+    std::weak_ptr<pubsub::subscriber> subscriber() override { return this->weak_from_this(); }
+    std::shared_ptr<void> keep_alive() override { return this->shared_from_this(); }
+
+    // ---- ws_frame_reader's handler (public for it only) ------------------------------------
+
+    frame_verdict on_frame(bool fin, unsigned opcode, std::string_view payload) {
+        if (!handle_frame(fin, opcode, payload)) {
+            conn_.end();  // reading stops for good: on_end will not run
+            return frame_verdict::fail;
+        }
+        return conn_.waiting() ? frame_verdict::pause : frame_verdict::next;
+    }
+    frame_verdict on_violation(const frame_violation& v) {
+        fail_protocol(v.code, v.why);
+        conn_.end();
+        return frame_verdict::fail;
+    }
+    std::size_t message_bytes() const noexcept { return message_.size(); }
 
 private:
     void on_accept() {
@@ -218,54 +212,9 @@ private:
         st.connections_open.fetch_add(1, std::memory_order_relaxed);
         core::stats::add(st.connections_total);
         last_ka_ = std::chrono::steady_clock::now();
-        if (auth_.error) {
-            core::stats::add(st.auth_failures);
-            log::info("net [w{}] connect refused: {}", registry_id_, auth_.error->message);
-            send_control(events::connection_error(*auth_.error));
-            close_with(websocket::close_code::normal, "connection refused", false);
-        } else {
-            auth::auth_request r;
-            r.op = auth::operation::connect;
-            r.creds = &auth_.creds;
-            if (auto decided = ctx_.api.auth().try_authorize(r)) {
-                on_connect_decided(*decided);
-            } else {
-                // The decision needs I/O (JWKS refresh, Lambda webhook): read nothing until it
-                // is in, so no message is handled on an unauthorized connection.
-                paused_ = true;
-                ctx_.api.auth().authorize_async(
-                    r, [self = this->shared_from_this()](auth::auth_result res) {
-                        asio::post(self->stream_.get_executor(), [self, res = std::move(res)] {
-                            self->paused_ = false;
-                            self->on_connect_decided(res);
-                            if (!self->closing_)
-                                self->resume_reading();
-                        });
-                    });
-                auth_ = {};
-                return;
-            }
-        }
+        const bool read_now = conn_.start(std::move(auth_));
         auth_ = {};  // credentials are not needed past connect; do not keep secrets around
-        do_read();
-    }
-
-    void on_connect_decided(const auth::auth_result& r) {
-        if (closing_)
-            return;
-        if (!r) {
-            ctx_.api.count_refusal();
-            log::info("net [w{}] connect refused: unauthorized", registry_id_);
-            send_control(events::connection_error(r.error()));
-            close_with(websocket::close_code::normal, "unauthorized", false);
-            return;
-        }
-        log::debug("net [w{}] connected ({})", registry_id_, auth::mode_name(r->how));
-    }
-
-    // Continues after an asynchronous authorization: frames already read, then the socket.
-    void resume_reading() {
-        if (reader_.resume(*this) == frame_verdict::next)
+        if (read_now)
             do_read();
     }
 
@@ -273,8 +222,8 @@ private:
     //
     // Plain TCP: wait until the socket is readable, then read up to read_chunk bytes into a
     // per-thread buffer, where reader_ handles the complete frames; it keeps only an incomplete
-    // frame's bytes (or, while an authorization is pending, the unhandled rest). An idle
-    // connection holds no read buffer, and one read takes everything the client has sent, so a
+    // frame's bytes (or, while an operation waits, the unhandled rest). An idle connection
+    // holds no read buffer, and one read takes everything the client has sent, so a
     // publisher's queued messages are handled (and their fan-out written) in one go. TLS:
     // OpenSSL may hold decrypted bytes the socket no longer shows, so TLS reads go through the
     // stream into reader_'s own buffer.
@@ -323,23 +272,8 @@ private:
             do_read();
     }
 
-public:
-    // ws_frame_reader's handler (public for it only; the session is not reachable otherwise).
-    frame_verdict on_frame(bool fin, unsigned opcode, std::string_view payload) {
-        if (!handle_frame(fin, opcode, payload)) {
-            unsubscribe_all();  // reading stops for good: on_end will not run
-            return frame_verdict::fail;
-        }
-        return paused_ ? frame_verdict::pause : frame_verdict::next;
-    }
-    frame_verdict on_violation(const frame_violation& v) {
-        fail_protocol(v.code, v.why);
-        unsubscribe_all();
-        return frame_verdict::fail;
-    }
-    std::size_t message_bytes() const noexcept { return message_.size(); }
-
-private:
+    // One frame: data frames assemble messages, control frames are answered here. False when
+    // the connection is failing or closing (read nothing more).
     bool handle_frame(bool fin, unsigned opcode, std::string_view payload) {
         switch (opcode) {
             case 0x0:  // continuation
@@ -382,15 +316,10 @@ private:
             return fail_protocol(websocket::close_code::bad_payload, "text is not valid UTF-8");
         if (closing_)
             return true;
-        if (binary) {
-            reply_error({events::protocol_error{events::error_kind::unsupported,
-                                                "binary frames are not supported; send each "
-                                                "message as a JSON text frame"},
-                         {},
-                         {}});
-            return true;
-        }
-        handle(data);
+        if (binary)
+            conn_.on_binary();
+        else
+            conn_.on_text(data);  // a false answer pauses: on_frame reports conn_.waiting()
         return true;
     }
 
@@ -424,204 +353,31 @@ private:
     // written. Set before queueing a close frame, since a write may finish synchronously.
     void close_when_written() {
         close_after_write_ = true;
-        if (closing_ && !writing_ && !write_scheduled_ && outbox_.empty())
+        if (closing_ && !writing_ && !write_scheduled_ && writer_.empty())
             linger_then_close();
     }
 
-    void handle(std::string_view text) {
-        auto parsed = events::parse_client_message(text, lim_);
-        if (!parsed) {
-            auto err = std::move(parsed.error());
-            // Never put a live subscription's id on a generic error: Amplify would fail that
-            // subscription (spec §8).
-            if (err.type.empty() && subs_.count(err.id))
-                err.id.clear();
-            return reply_error(err);
-        }
-        std::visit([this](auto& msg) { on_message(msg); }, *parsed);
-    }
-
-    void on_message(events::connection_init_msg&) {
-        send_control(events::connection_ack(lim_.connection_timeout.count()));
-        send_control(events::ka());  // starts the client's keep-alive watchdog right away
-    }
-
-    static auth::auth_request request_of(const events::subscribe_msg& m) {
-        auth::auth_request r;
-        r.op = auth::operation::subscribe;
-        r.creds = m.authorization ? &*m.authorization : nullptr;
-        r.ns = m.channel.namespace_name();
-        r.raw_channel = m.raw_channel;
-        r.pattern = &m.channel;
-        return r;
-    }
-    static auth::auth_request request_of(const events::publish_msg& m) {
-        auth::auth_request r;
-        r.op = auth::operation::publish;
-        r.creds = m.authorization ? &*m.authorization : nullptr;
-        r.ns = m.channel.namespace_name();
-        r.raw_channel = m.raw_channel;
-        r.path = &m.channel;
-        r.events = &m.events;
-        return r;
-    }
-
-    // Authorizes `m`, then calls `then(m, result)`: at once when no I/O is needed, else after
-    // the authorizer's answer, with reading paused meanwhile so messages stay in order.
-    template <class Msg>
-    void authorized(Msg& m, void (ws_session::*then)(Msg&, const auth::auth_result&)) {
-        if (auto res = ctx_.api.auth().try_authorize(request_of(m)))
-            return (this->*then)(m, *res);
-        paused_ = true;
-        auto held = std::make_shared<Msg>(std::move(m));
-        ctx_.api.auth().authorize_async(request_of(*held), [self = this->shared_from_this(), held,
-                                                            then](auth::auth_result res) {
-            asio::post(self->stream_.get_executor(), [self, held, then, res = std::move(res)] {
-                self->paused_ = false;
-                if (self->closing_)
-                    return self->unsubscribe_all();  // no more reads: on_end will not run
-                ((*self).*then)(*held, res);
-                self->resume_reading();
-            });
-        });
-    }
-
-    // --max-ops-per-second; false (and the error sent) when over it.
-    bool within_rate(std::string_view type, const std::string& id) {
-        if (ops_.take())
-            return true;
-        core::stats::add(ctx_.api.stats().rate_limited_operations);
-        reply_error({{events::error_kind::limit_exceeded,
-                      "more than " + std::to_string(ctx_.cfg.auth.max_ops_per_second) +
-                          " operations per second on this connection; slow down"},
-                     std::string(type),
-                     id});
-        return false;
-    }
-
-    void on_message(events::subscribe_msg& m) {
-        if (within_rate("subscribe", m.id))
-            authorized(m, &ws_session::on_subscribe);
-    }
-
-    void on_subscribe(events::subscribe_msg& m, const auth::auth_result& r) {
-        auto fail = [&](events::protocol_error e) {
-            reply_error({std::move(e), "subscribe", m.id});
-        };
-        if (!r) {
-            ctx_.api.count_refusal();
-            return fail(r.error());
-        }
-        if (auto ns = ctx_.api.check_namespace(m.channel.namespace_name()); !ns)
-            return fail(ns.error());
-        if (subs_.count(m.id))
-            return fail({events::error_kind::duplicate_id,
-                         "subscription id '" + m.id + "' is already live on this connection"});
-        if (subs_.size() >= lim_.max_subscriptions)
-            return fail({events::error_kind::max_subscriptions,
-                         "this connection has " + std::to_string(subs_.size()) +
-                             " subscriptions; the limit is " +
-                             std::to_string(lim_.max_subscriptions)});
-        auto prefix = std::make_shared<const std::string>(events::data_prefix(m.id));
-        // Live in the broker before the ack is queued, so no publish that follows the ack is
-        // missed (spec §11.2).
-        pubsub::subscription_handle handle = nullptr;
-        std::vector<history::stored_event> missed;
-        if (m.resume_after) {
-            // Taken with the live subscription under the namespace's order lock: every later
-            // event is delivered live, every earlier one is in `missed`. Live deliveries are
-            // posted to this strand, so they queue behind the frames queued here.
-            auto resumed = ctx_.api.subscribe_resume(m.channel, *m.resume_after,
-                                                     this->weak_from_this(), prefix);
-            if (!resumed)
-                return fail(resumed.error());
-            handle = resumed->handle;
-            missed = std::move(resumed->missed);
-        } else {
-            handle = ctx_.api.broker().subscribe(m.channel, this->weak_from_this(), prefix);
-        }
-        live_prefixes_.insert(prefix.get());
-        subs_.emplace(m.id, live_subscription{handle, prefix});
-        send_control(events::subscribe_success(m.id));
-        for (const auto& e : missed)
-            if (!enqueue({prefix, e.batch, e.index, frame_kind::text}))
-                return;
-        core::stats::add(ctx_.api.stats().frames_out, missed.size());
-    }
-
-    void on_message(events::unsubscribe_msg& m) {
-        if (!within_rate("unsubscribe", m.id))
-            return;
-        auto it = subs_.find(m.id);
-        if (it == subs_.end())
-            return reply_error(
-                {{events::error_kind::unknown_operation, "Unknown operation id " + m.id},
-                 "unsubscribe",
-                 m.id});
-        ctx_.api.broker().unsubscribe(it->second.handle);
-        live_prefixes_.erase(it->second.prefix.get());
-        subs_.erase(it);
-        send_control(events::unsubscribe_success(m.id));
-    }
-
-    void on_message(events::publish_msg& m) {
-        if (within_rate("publish", m.id))
-            authorized(m, &ws_session::on_publish);
-    }
-
-    void on_publish(events::publish_msg& m, const auth::auth_result& r) {
-        auto fail = [&](events::protocol_error e) { reply_error({std::move(e), "publish", m.id}); };
-        if (!r) {
-            ctx_.api.count_refusal();
-            return fail(r.error());
-        }
-        if (auto ns = ctx_.api.check_namespace(m.channel.namespace_name()); !ns)
-            return fail(ns.error());
-        auto outcome = ctx_.api.publish(m.channel, m.events);
-        send_control(events::publish_success(m.id, outcome));
-    }
-
-    void reply_error(const events::message_error& e) {
-        core::stats::add(ctx_.api.stats().protocol_errors);
-        core::stats::add(ctx_.api.stats().errors_by_kind[static_cast<std::size_t>(e.error.kind)]);
-        send_control(events::error_reply(e));
-    }
-
-    void on_deliver(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch) {
-        // A delivery posted before an unsubscribe finished must not reach the client after
-        // unsubscribe_success (spec §5.5).
-        if (closing_ || !live_prefixes_.count(prefix.get()))
-            return;
-        for (std::uint32_t i = 0; i < batch->bodies.size(); ++i)
-            if (!enqueue({prefix, batch, i, frame_kind::text}))
-                return;
-    }
-
-    void send_control(std::string msg) {
-        enqueue(
-            {std::make_shared<const std::string>(std::move(msg)), nullptr, 0, frame_kind::text});
-    }
+    // ---- writing ----------------------------------------------------------------------------
 
     void send_raw(std::string bytes) {
-        outbox_.push_back(
+        writer_.queue_unbounded(
             {std::make_shared<const std::string>(std::move(bytes)), nullptr, 0, frame_kind::raw});
         if (!writing_)
             write_next();
     }
 
+    // Queues a frame, closing the connection as a slow consumer when its outbox is full.
     bool enqueue(out_frame f) {
         if (closing_)
             return false;
-        const auto size = f.payload_size() + 10;
-        if (outbox_bytes_ + size > lim_.max_outbox_bytes) {
+        const auto size = f.payload_size();
+        if (!writer_.queue(std::move(f))) {
             core::stats::add(ctx_.api.stats().slow_consumer_closes);
             log::warn("net [w{}] closing slow subscriber: outbox {} bytes + {} > limit {}",
-                      registry_id_, outbox_bytes_, size, lim_.max_outbox_bytes);
+                      registry_id_, writer_.queued_bytes(), size, writer_.limit());
             close_with(websocket::close_code::try_again_later, "slow consumer", true);
             return false;
         }
-        outbox_bytes_ += size;
-        outbox_.push_back(std::move(f));
         schedule_write();
         return true;
     }
@@ -639,75 +395,23 @@ private:
         });
     }
 
-    // ---- writing ----------------------------------------------------------------------------
-
-    static std::size_t put_header(unsigned char* h, frame_kind kind, std::size_t len) {
-        unsigned opcode = 0x1;
-        if (kind == frame_kind::pong)
-            opcode = 0xA;
-        else if (kind == frame_kind::close)
-            opcode = 0x8;
-        h[0] = static_cast<unsigned char>(0x80 | opcode);
-        if (len < 126) {
-            h[1] = static_cast<unsigned char>(len);
-            return 2;
-        }
-        if (len < 65536) {
-            h[1] = 126;
-            h[2] = static_cast<unsigned char>(len >> 8);
-            h[3] = static_cast<unsigned char>(len);
-            return 4;
-        }
-        h[1] = 127;
-        for (int i = 0; i < 8; ++i)
-            h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(len) >> (56 - 8 * i));
-        return 10;
-    }
-
-    // Copies the first frames of the outbox (header, prefix, body), up to about
-    // max_bytes_per_write, into `out`. Returns how many frames it took.
-    std::size_t flatten(std::string& out) {
-        out.clear();
-        std::size_t frames = 0;
-        unsigned char h[10];
-        for (std::size_t i = 0; i < outbox_.size() && out.size() < max_bytes_per_write; ++i) {
-            const auto& f = outbox_.at(i);
-            ++frames;
-            if (f.kind == frame_kind::raw) {
-                out.append(*f.head);
-                continue;
-            }
-            out.append(reinterpret_cast<const char*>(h), put_header(h, f.kind, f.payload_size()));
-            out.append(*f.head);
-            if (f.batch)
-                out.append(f.batch->bodies[f.index]);
-            if (f.kind == frame_kind::close)
-                break;  // nothing may follow a close frame
-        }
-        return frames;
-    }
-
-    // Writes what is queued. The frames are copied into one contiguous buffer per write:
-    // asio's composed async_write passes at most 16 buffers to each sendmsg, so a gather write
-    // of 100 frames (300 buffers: header, prefix, body) took 19 system calls, and on loopback
-    // every one of them also runs the receiver's TCP input on this core. One copy of ~200
-    // bytes per frame is far cheaper (docs/BENCHMARKS.md, "one buffer per write").
+    // Writes what is queued, as one buffer per write (ws_writer::flatten; asio's composed
+    // async_write passes at most 16 buffers to each sendmsg, docs/decisions/005-write-path.md).
     // On plain TCP the write is tried at once, non-blocking, from a per-thread buffer: most
     // complete there, with no handler round trip and no per-connection memory; only what the
     // socket does not take is kept in wbuf_ and written asynchronously.
     void write_next() {
-        constexpr bool plain_tcp = is_plain_tcp<Stream>;
         for (;;) {
-            if (outbox_.empty()) {
+            if (writer_.empty()) {
                 if (wbuf_.capacity() > 0)
                     std::string().swap(wbuf_);  // idle connections keep no write buffer
                 if (close_after_write_)
                     linger_then_close();
                 return;
             }
-            if constexpr (plain_tcp) {
+            if constexpr (is_plain_tcp<Stream>) {
                 static thread_local std::string scratch;
-                const std::size_t frames = flatten(scratch);
+                const std::size_t frames = writer_.flatten(scratch);
                 beast::error_code ec;
                 const std::size_t n =
                     beast::get_lowest_layer(stream_).socket().write_some(asio::buffer(scratch), ec);
@@ -718,11 +422,11 @@ private:
                 if (ec && ec != asio::error::would_block && ec != asio::error::try_again)
                     return write_failed(ec);
                 wbuf_.assign(scratch, n, std::string::npos);
-                if (scratch.capacity() > 4 * max_bytes_per_write)
+                if (scratch.capacity() > 4 * ws_writer::max_bytes_per_write)
                     std::string().swap(scratch);  // after one very large frame
                 start_async_write(frames, n);
             } else {
-                start_async_write(flatten(wbuf_), 0);
+                start_async_write(writer_.flatten(wbuf_), 0);
             }
             return;
         }
@@ -746,10 +450,48 @@ private:
     void write_failed(beast::error_code ec) {
         log::debug("net [w{}] write failed: {}", registry_id_, ec.message());
         closing_ = true;  // queue nothing more for a socket that is going away
-        outbox_.truncate(0);
-        outbox_bytes_ = 0;
+        writer_.drop_after(0);
         in_flight_ = 0;
         close_socket(stream_);  // the pending read fails too and ends the session
+    }
+
+    // The first `frames` frames of the outbox (`bytes` bytes) are on the wire.
+    void wrote(std::size_t frames, std::size_t bytes) {
+        auto& st = ctx_.api.stats();
+        core::stats::add(st.bytes_out, bytes);
+        core::stats::add(st.ws_frames_written);
+        if (writer_.wrote(frames))
+            close_sent_ = true;
+        in_flight_ = 0;
+        if (close_sent_ && !close_after_write_ && !close_timer_) {
+            // Wait for the client's close reply, but not forever. Allocated only now, so
+            // open connections carry no timer.
+            close_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
+            close_timer_->expires_after(lim_.handshake_timeout);
+            close_timer_->async_wait([self = this->shared_from_this()](beast::error_code e) {
+                if (!e)
+                    close_socket(self->stream_);
+            });
+        }
+    }
+
+    // Stops queueing, then sends a close frame: right away when `drop` (pending frames are
+    // discarded), else once the outbox has drained (so connection_error reaches the client).
+    void close_with(websocket::close_code code, const char* reason, bool drop) {
+        if (closing_)
+            return;
+        closing_ = true;
+        if (drop)
+            writer_.drop_after(writing_ ? in_flight_ : 0);  // frames on the wire stay
+        std::string payload;
+        const auto c = static_cast<std::uint16_t>(code);
+        payload.push_back(static_cast<char>(c >> 8));
+        payload.push_back(static_cast<char>(c & 0xFF));
+        payload.append(reason, std::min<std::size_t>(std::strlen(reason), 120));
+        writer_.queue_unbounded({std::make_shared<const std::string>(std::move(payload)), nullptr,
+                                 0, frame_kind::close});
+        if (!writing_)
+            write_next();
     }
 
     // Everything we had to say is written and nothing more is read: close, but lingering on
@@ -800,71 +542,14 @@ private:
             });
     }
 
-    // The first `frames` frames of the outbox (`bytes` bytes) are on the wire.
-    void wrote(std::size_t frames, std::size_t bytes) {
-        auto& st = ctx_.api.stats();
-        core::stats::add(st.bytes_out, bytes);
-        core::stats::add(st.ws_frames_written);
-        for (std::size_t i = 0; i < frames; ++i) {
-            const auto& f = outbox_.at(i);
-            if (f.kind == frame_kind::close)
-                close_sent_ = true;
-            if (f.kind != frame_kind::raw)
-                outbox_bytes_ -= std::min(outbox_bytes_, f.payload_size() + 10);
-        }
-        outbox_.pop_front(frames);
-        in_flight_ = 0;
-        if (close_sent_ && !close_after_write_ && !close_timer_) {
-            // Wait for the client's close reply, but not forever. Allocated only now, so
-            // open connections carry no timer.
-            close_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
-            close_timer_->expires_after(lim_.handshake_timeout);
-            close_timer_->async_wait([self = this->shared_from_this()](beast::error_code e) {
-                if (!e)
-                    close_socket(self->stream_);
-            });
-        }
-    }
-
-    // Stops queueing, then sends a close frame: right away when `drop` (pending frames are
-    // discarded), else once the outbox has drained (so connection_error reaches the client).
-    void close_with(websocket::close_code code, const char* reason, bool drop) {
-        if (closing_)
-            return;
-        closing_ = true;
-        if (drop) {
-            outbox_.truncate(writing_ ? in_flight_ : 0);  // frames on the wire stay
-            outbox_bytes_ = 0;
-        }
-        std::string payload;
-        const auto c = static_cast<std::uint16_t>(code);
-        payload.push_back(static_cast<char>(c >> 8));
-        payload.push_back(static_cast<char>(c & 0xFF));
-        payload.append(reason, std::min<std::size_t>(std::strlen(reason), 120));
-        outbox_.push_back({std::make_shared<const std::string>(std::move(payload)), nullptr, 0,
-                           frame_kind::close});
-        if (!writing_)
-            write_next();
-    }
-
     void on_end(beast::error_code ec) {
         if (ec != asio::error::operation_aborted && ec != asio::error::eof &&
             ec != beast::error::timeout && ec != asio::error::bad_descriptor)
             log::debug("net [w{}] read ended: {}", registry_id_, ec.message());
         closing_ = true;
-        unsubscribe_all();
+        conn_.end();
         beast::error_code ignored;
         beast::get_lowest_layer(stream_).socket().close(ignored);
-    }
-
-    // Takes this connection's subscriptions out of the broker. Needed wherever reading ends
-    // (on_end, a close frame, a protocol failure): the broker holds only weak_ptrs and skips
-    // dead targets but never removes them. Never called from a delivery (broker lock held).
-    void unsubscribe_all() {
-        for (auto& [id, sub] : subs_)
-            ctx_.api.broker().unsubscribe(sub.handle);
-        subs_.clear();
-        live_prefixes_.clear();
     }
 
     Stream stream_;
@@ -875,10 +560,8 @@ private:
     std::chrono::steady_clock::time_point last_ka_;
     std::uint64_t registry_id_ = 0;
     bool accepted_ = false;
-    bool paused_ = false;      // an authorization is in flight; frames wait in reader_
     bool counted_ip_ = false;  // counted in ctx_.per_ip under peer_address_
     std::string peer_address_;
-    auth::token_bucket ops_;  // --max-ops-per-second
 
     // reading
     ws_frame_reader reader_;  // bytes of an incomplete (or, while paused, unhandled) frame
@@ -887,8 +570,7 @@ private:
     bool message_binary_ = false;
 
     // writing
-    frame_queue outbox_;  // the first in_flight_ frames are on the wire while writing_
-    std::size_t outbox_bytes_ = 0;
+    ws_writer writer_;  // the first in_flight_ frames are on the wire while writing_
     std::size_t in_flight_ = 0;
     std::string wbuf_;  // what an asynchronous write is sending; empty between writes
     bool writing_ = false;
@@ -899,8 +581,7 @@ private:
     std::unique_ptr<asio::steady_timer> close_timer_;  // bounds the wait for the close reply
     bool lingering_ = false;  // our side is shut down; dropping reads until the client's FIN
 
-    std::unordered_map<std::string, live_subscription> subs_;  // by subscription id
-    std::unordered_set<const std::string*> live_prefixes_;     // prefixes of subs_, for deliver
+    appsync_connection conn_;  // the protocol; last, so it goes first
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -51,13 +52,21 @@ protected:
 
 TEST_F(EventApiTest, ExposesItsParts) {
     EXPECT_EQ(&api_.config(), &cfg_);
-    EXPECT_EQ(&api_.broker(), &broker_);
     EXPECT_EQ(&api_.stats(), &stats_);
+    // The broker is not handed out: its one figure callers need is the subscription count.
+    auto sub = std::make_shared<recording_subscriber>();
+    auto h = broker_.subscribe(*events::channel_pattern::parse("default/x"), sub,
+                               std::make_shared<const std::string>("p"));
+    EXPECT_EQ(api_.subscription_count(), broker_.subscription_count());
+    EXPECT_EQ(api_.subscription_count(), 1u);
+    broker_.unsubscribe(h);
 }
 
 TEST_F(EventApiTest, CheckNamespaceAcceptsConfiguredNamespaces) {
-    EXPECT_TRUE(api_.check_namespace("default").has_value());
-    EXPECT_TRUE(api_.check_namespace("chat").has_value());
+    ASSERT_TRUE(api_.check_namespace("default").has_value());
+    ASSERT_TRUE(api_.check_namespace("chat").has_value());
+    EXPECT_EQ((*api_.check_namespace("default"))->name, "default");
+    EXPECT_EQ((*api_.check_namespace("chat"))->name, "chat");
 }
 
 TEST_F(EventApiTest, CheckNamespaceRefusesOthersAsUnauthorized) {
@@ -242,6 +251,139 @@ TEST_F(EventApiTest, ResumeThatCannotBeServedSubscribesNothing) {
     EXPECT_EQ(ok->missed.size(), 2u);
     EXPECT_EQ(broker.subscription_count(), 1u);
     broker.unsubscribe(ok->handle);
+}
+
+// ---- operations: rate limit -> authorize -> namespace -> publish/subscribe -> answer ------
+
+events::credentials key(std::string_view k) {
+    events::credentials c;
+    c.add("x-api-key", k);
+    return c;
+}
+
+publish_request publish_req(std::string_view channel, std::vector<std::string> evs) {
+    publish_request r;
+    r.channel = path(channel);
+    r.raw_channel = std::string(channel);
+    r.events = std::move(evs);
+    return r;
+}
+
+TEST_F(EventApiTest, PublishOperationAuthorizesThenPublishesAndAnswersOnceAtOnce) {
+    auto sub = std::make_shared<recording_subscriber>();
+    auto h = broker_.subscribe(*events::channel_pattern::parse("default/*"), sub,
+                               std::make_shared<const std::string>("P"));
+    const auto creds = key("good-key");
+    int answers = 0;
+    api_.publish(publish_req("default/a", {"1", "2"}), caller{&creds, nullptr, nullptr},
+                 [&](publish_result r) {
+                     ++answers;
+                     ASSERT_TRUE(r.has_value());
+                     EXPECT_EQ(r->identifiers.size(), 2u);
+                 });
+    EXPECT_EQ(answers, 1) << "an API key needs no I/O: the answer comes before publish returns";
+    EXPECT_EQ(sub->frames.size(), 2u);
+    broker_.unsubscribe(h);
+}
+
+TEST_F(EventApiTest, PublishOperationRefusesBadKeysBeforeAnythingElse) {
+    const auto bad = key("nope");
+    std::optional<publish_result> got;
+    auto req = publish_req("undefined/a", {"1"});
+    req.invalid = events::protocol_error{events::error_kind::bad_request, "body is wrong"};
+    api_.publish(std::move(req), caller{&bad, nullptr, nullptr},
+                 [&](publish_result r) { got = std::move(r); });
+    ASSERT_TRUE(got && !got->has_value());
+    EXPECT_EQ(got->error().kind, events::error_kind::unauthorized)
+        << "an unauthenticated caller learns nothing about the body or the namespaces";
+    EXPECT_EQ(stats_.auth_failures.load(), 1u);
+    EXPECT_EQ(stats_.events_in.load(), 0u);
+}
+
+TEST_F(EventApiTest, PublishOperationAnswersTheBodysErrorThenTheNamespaceAfterAuthorization) {
+    const auto creds = key("good-key");
+    std::optional<publish_result> got;
+    auto req = publish_req("default/a", {"1"});
+    req.invalid = events::protocol_error{events::error_kind::bad_request, "body is wrong"};
+    api_.publish(std::move(req), caller{&creds, nullptr, nullptr},
+                 [&](publish_result r) { got = std::move(r); });
+    ASSERT_TRUE(got && !got->has_value());
+    EXPECT_EQ(got->error().message, "body is wrong");
+    got.reset();
+    api_.publish(publish_req("undefined/a", {"1"}), caller{&creds, nullptr, nullptr},
+                 [&](publish_result r) { got = std::move(r); });
+    ASSERT_TRUE(got && !got->has_value());
+    EXPECT_EQ(got->error().message, "namespace 'undefined' is not defined on this server");
+    EXPECT_EQ(stats_.events_in.load(), 0u);
+}
+
+TEST_F(EventApiTest, OperationsPastTheConnectionsRateAreRefusedAndCounted) {
+    const auto creds = key("good-key");
+    auth::token_bucket bucket(1, 1);  // one operation, then none for a second
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 3; ++i)
+        api_.publish(publish_req("default/a", {"1"}), caller{&creds, nullptr, &bucket},
+                     [&](publish_result r) {
+                         if (r)
+                             ++ok;
+                         else if (r.error().kind == events::error_kind::limit_exceeded)
+                             ++limited;
+                     });
+    EXPECT_EQ(ok, 1);
+    EXPECT_EQ(limited, 2);
+    EXPECT_EQ(stats_.rate_limited_operations.load(), 2u);
+    auto un = api_.unsubscribe(caller{nullptr, nullptr, &bucket}, "x", nullptr);
+    ASSERT_FALSE(un.has_value());
+    EXPECT_EQ(un.error().kind, events::error_kind::limit_exceeded);
+}
+
+TEST_F(EventApiTest, SubscribeOperationIsLiveBeforeItAnswersAndUnsubscribeEndsIt) {
+    const auto creds = key("good-key");
+    auto sub = std::make_shared<recording_subscriber>();
+    subscribe_request req{*events::channel_pattern::parse("default/room"), "default/room",
+                          std::nullopt, sub, std::make_shared<const std::string>("S")};
+    std::optional<subscribe_result> got;
+    api_.subscribe(std::move(req), caller{&creds, nullptr, nullptr}, [&](subscribe_result r) {
+        EXPECT_EQ(broker_.subscription_count(), 1u) << "live in the broker before the answer";
+        got = std::move(r);
+    });
+    ASSERT_TRUE(got && got->has_value());
+    api_.publish(path("default/room"), {"1"});
+    EXPECT_EQ(sub->frames.size(), 1u);
+    ASSERT_TRUE(api_.unsubscribe(caller{}, "s", (*got)->handle).has_value());
+    EXPECT_EQ(broker_.subscription_count(), 0u);
+    auto unknown = api_.unsubscribe(caller{}, "s", nullptr);
+    ASSERT_FALSE(unknown.has_value());
+    EXPECT_EQ(unknown.error().message, "Unknown operation id s");
+}
+
+TEST_F(EventApiTest, SubscribeOperationRefusesUndefinedNamespacesAndSubscribesNothing) {
+    const auto creds = key("good-key");
+    auto sub = std::make_shared<recording_subscriber>();
+    subscribe_request req{*events::channel_pattern::parse("nowhere/*"), "nowhere/*", std::nullopt,
+                          sub, std::make_shared<const std::string>("S")};
+    std::optional<subscribe_result> got;
+    api_.subscribe(std::move(req), caller{&creds, nullptr, nullptr},
+                   [&](subscribe_result r) { got = std::move(r); });
+    ASSERT_TRUE(got && !got->has_value());
+    EXPECT_EQ(got->error().kind, events::error_kind::unauthorized);
+    EXPECT_EQ(broker_.subscription_count(), 0u);
+}
+
+TEST_F(EventApiTest, ConnectAndChatAreAuthorizedWithTheirModes) {
+    const auto good = key("good-key");
+    const auto expired = key("expired-key");
+    std::optional<auth::auth_result> a, b, c;
+    api_.connect(caller{&good, nullptr, nullptr}, [&](auth::auth_result r) { a = std::move(r); });
+    api_.connect(caller{&expired, nullptr, nullptr},
+                 [&](auth::auth_result r) { b = std::move(r); });
+    api_.authorize_chat(caller{&good, nullptr, nullptr},
+                        [&](auth::auth_result r) { c = std::move(r); });
+    ASSERT_TRUE(a && b && c);
+    EXPECT_TRUE(a->has_value());
+    EXPECT_FALSE(b->has_value());
+    EXPECT_TRUE(c->has_value());
+    EXPECT_EQ(stats_.auth_failures.load(), 1u);
 }
 
 }  // namespace
