@@ -53,9 +53,9 @@ struct provider_registry {
 
 // Bedrock is on when asked for, or when AWS credentials and a region are at hand. IMDS is
 // consulted only when Bedrock was asked for, so start-up never waits on the network.
-provider_registry make_providers(const core::config& cfg, llm::transport& transport,
-                                 const llm::aws::environment& aws_env,
-                                 llm::aws::credential_chain& aws_chain) {
+provider_registry make_providers(const core::config& cfg, aws::transport& transport,
+                                 const aws::environment& aws_env,
+                                 aws::credential_chain& aws_chain) {
     provider_registry r;
     r.providers["demo"] = std::make_unique<llm::demo_provider>(transport, cfg.chat.demo_pace,
                                                                cfg.chat.demo_words_per_chunk);
@@ -123,7 +123,7 @@ boost::system::result<std::unique_ptr<components>, std::vector<std::string>> com
         c->history_ = std::move(js);
     }
     c->api_ = std::make_unique<api::event_api>(cfg, c->broker_, c->stats_, *c->authz_, c->history_);
-    c->aws_chain_ = std::make_unique<llm::aws::credential_chain>(c->aws_env_);
+    c->aws_chain_ = std::make_unique<aws::credential_chain>(c->aws_env_);
     auto reg = make_providers(cfg, c->transport_, c->aws_env_, *c->aws_chain_);
     c->chat_ = std::make_unique<chat::chat_service>(cfg, *c->api_, c->transport_,
                                                     std::move(reg.providers), reg.default_provider);

@@ -7,12 +7,12 @@
 
 #include "api/event_api.hpp"
 #include "auth/authorizer.hpp"
+#include "aws/aws_credentials.hpp"
+#include "aws/transport.hpp"
 #include "chat/chat_service.hpp"
 #include "cluster/chat_directory.hpp"
 #include "cluster/nats_bridge.hpp"
 #include "core/config.hpp"
-#include "llm/aws_credentials.hpp"
-#include "llm/transport.hpp"
 #include "net/server.hpp"
 #include "pubsub/broker.hpp"
 
@@ -53,13 +53,13 @@ private:
     const core::config& cfg_;
     pubsub::broker broker_;
     core::stats stats_;
-    llm::transport transport_;  // outbound HTTP: model providers, the Lambda authorizer
+    aws::transport transport_;  // outbound HTTP: model providers, the Lambda authorizer
     std::unique_ptr<auth::authorizer> authz_;
     cluster::jetstream_history* jetstream_ = nullptr;  // owned by history_, cluster mode only
     std::shared_ptr<history::store> history_;
     std::unique_ptr<api::event_api> api_;
-    llm::aws::environment aws_env_;
-    std::unique_ptr<llm::aws::credential_chain> aws_chain_;
+    aws::environment aws_env_;
+    std::unique_ptr<aws::credential_chain> aws_chain_;
     std::unique_ptr<chat::chat_service> chat_;
     std::unique_ptr<cluster::nats_bridge> bridge_;
     std::unique_ptr<cluster::chat_directory> chat_directory_;

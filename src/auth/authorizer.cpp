@@ -7,6 +7,7 @@
 #include "auth/jwt.hpp"
 #include "auth/lambda_authorizer.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -31,13 +32,7 @@ std::string_view strip_slash(std::string_view s) {
     return s;
 }
 
-std::string_view strip_bearer(std::string_view s) {
-    while (!s.empty() && s.front() == ' ')
-        s.remove_prefix(1);
-    if (s.size() > 7 && (s[0] == 'B' || s[0] == 'b') && s.substr(1, 6) == "earer ")
-        s.remove_prefix(7);
-    return s;
-}
+using core::strip_bearer;
 
 // What a client is told; the detailed reason goes to the debug log only.
 std::string client_message(const jwt_error& e) {
@@ -343,7 +338,7 @@ authorizer::authorizer(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 authorizer::~authorizer() = default;
 
 boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> authorizer::create(
-    const core::config& cfg, llm::transport* outbound) {
+    const core::config& cfg, aws::transport* outbound) {
     const auto& a = cfg.auth;
     auto p = std::make_unique<impl>(cfg);
     std::vector<std::string> problems;

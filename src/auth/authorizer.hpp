@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace eventcast::llm {
+namespace eventcast::aws {
 class transport;
 }
 
@@ -64,7 +64,7 @@ public:
     /// Builds the providers the config names. Fails with every problem (unknown mode, a mode
     /// without its provider, an unreadable key file, a JWKS that cannot be loaded).
     static boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> create(
-        const core::config& cfg, llm::transport* outbound);
+        const core::config& cfg, aws::transport* outbound);
     ~authorizer();
 
     /// The decision when it needs no I/O; nullopt when authorize_async() must be used.

@@ -1,9 +1,10 @@
 // SigV4 verification: parse the Authorization header, check scope, date and skew, then sign the
-// same request again with the stored secret and compare. The signer is llm/sigv4 (tested against
+// same request again with the stored secret and compare. The signer is aws/sigv4 (tested against
 // the AWS SigV4 suite), so the verifier cannot drift from what clients compute.
 #include "auth/iam.hpp"
 
-#include "llm/sigv4.hpp"
+#include "aws/sigv4.hpp"
+#include "core/strings.hpp"
 
 #include <openssl/crypto.h>
 
@@ -18,13 +19,7 @@ namespace {
 
 constexpr std::string_view algorithm = "AWS4-HMAC-SHA256";
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
+using core::trim;
 
 bool all_digits(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -227,7 +222,7 @@ boost::system::result<iam_caller, std::string> verify_sigv4(
                " s away from the server's clock; at most " +
                std::to_string(policy.clock_skew.count()) + " s is accepted";
     bool signs_host = false, signs_date = false, signs_token = false;
-    std::vector<llm::http_header> headers;
+    std::vector<aws::http_header> headers;
     for (const auto& name : auth->signed_headers) {
         if (name == "x-amz-date") {
             signs_date = true;
@@ -251,16 +246,16 @@ boost::system::result<iam_caller, std::string> verify_sigv4(
     if (!key)
         return "access key id " + auth->access_key_id.substr(0, 128) +
                " is not known to this server";
-    llm::aws_credentials creds{auth->access_key_id, key->secret_access_key, {}};
-    llm::sigv4_options options;
+    aws::aws_credentials creds{auth->access_key_id, key->secret_access_key, {}};
+    aws::sigv4_options options;
     if (const std::string* token = req.headers.find("x-amz-security-token")) {
         creds.session_token = *token;  // opaque here: no STS to ask (spec §9.3)
         options.omit_session_token = !signs_token;
     } else if (signs_token) {
         return std::string("signed header 'x-amz-security-token' is missing from the request");
     }
-    llm::sigv4_request request{req.method, req.path, req.query, headers, req.body};
-    auto sig = llm::sign_request(
+    aws::sigv4_request request{req.method, req.path, req.query, headers, req.body};
+    auto sig = aws::sign_request(
         request, creds,
         {auth->region, auth->service, std::chrono::system_clock::from_time_t(*when)}, options);
     if (!sig)

@@ -1,6 +1,6 @@
 // AWS_IAM: SigV4 verification of HTTP publishes and of the synthetic requests that the WebSocket
 // operations sign (spec/appsync-events.md §9.3, §9.4), against a store of access keys. The
-// signature is recomputed with the same signer eventcast uses towards Bedrock (llm/sigv4) and
+// signature is recomputed with the same signer eventcast uses towards Bedrock (aws/sigv4) and
 // compared in constant time.
 #pragma once
 

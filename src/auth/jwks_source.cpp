@@ -2,9 +2,8 @@
 // they live on a thread of their own instead of the server's io_context threads.
 #include "auth/jwks_source.hpp"
 
+#include "aws/curl_handles.hpp"
 #include "core/log.hpp"
-
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -17,10 +16,7 @@ namespace eventcast::auth {
 
 namespace {
 
-struct curl_easy_deleter {
-    void operator()(CURL* handle) const noexcept { curl_easy_cleanup(handle); }
-};
-using curl_easy_ptr = std::unique_ptr<CURL, curl_easy_deleter>;
+using aws::curl_easy_ptr;
 
 struct transfer {
     std::string body;

@@ -4,6 +4,7 @@
 
 #include "core/base64.hpp"
 #include "core/json_kind.hpp"
+#include "core/strings.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -86,34 +87,6 @@ jwt_error fail(jwt_failure kind, std::string message) {
     return jwt_error{kind, std::move(message)};
 }
 
-bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front()))
-        s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back()))
-        s.remove_suffix(1);
-    return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; };
-               return lower(x) == lower(y);
-           });
-}
-
-std::string_view strip_bearer(std::string_view token) {
-    token = trim(token);
-    constexpr std::string_view scheme = "bearer";
-    if (token.size() > scheme.size() && iequals(token.substr(0, scheme.size()), scheme) &&
-        is_space(token[scheme.size()]))
-        token = trim(token.substr(scheme.size()));
-    return token;
-}
-
 struct segments {
     std::string_view header, payload, signature, signing_input;
 };
@@ -123,7 +96,7 @@ boost::system::result<segments, jwt_error> split(std::string_view raw) {
         return fail(jwt_failure::malformed, "token is " + std::to_string(raw.size()) +
                                                 " bytes; the limit is " +
                                                 std::to_string(max_jwt_bytes));
-    const auto token = strip_bearer(raw);
+    const auto token = core::strip_bearer(raw);
     if (token.empty())
         return fail(jwt_failure::malformed, "token is empty");
     const auto dots = static_cast<std::size_t>(std::count(token.begin(), token.end(), '.'));

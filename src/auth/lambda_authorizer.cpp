@@ -27,7 +27,7 @@ const char* lambda_operation(operation op) {
     return "EVENT_CONNECT";
 }
 
-class webhook_call final : public llm::http_handler {
+class webhook_call final : public aws::http_handler {
 public:
     webhook_call(std::chrono::seconds default_ttl,
                  std::function<void(lambda_answer, std::chrono::seconds)> done)
@@ -41,7 +41,7 @@ public:
         return true;
     }
 
-    void on_complete(const llm::transfer_result& r) override {
+    void on_complete(const aws::transfer_result& r) override {
         if (!r.error.empty() || r.cancelled || r.timed_out) {
             const char* why =
                 r.timed_out || r.cancelled ? "did not answer in time" : "could not be reached";
@@ -63,7 +63,7 @@ private:
 
 }  // namespace
 
-lambda_authorizer::lambda_authorizer(options opts, llm::transport& transport)
+lambda_authorizer::lambda_authorizer(options opts, aws::transport& transport)
     : opts_(std::move(opts)), transport_(transport) {}
 
 std::size_t lambda_authorizer::digest_hash::operator()(const digest& d) const noexcept {
@@ -162,7 +162,7 @@ void lambda_authorizer::ask(lambda_request req, std::function<void(lambda_answer
         std::lock_guard lock(mutex_);
         ++calls_;
     }
-    llm::http_call call;
+    aws::http_call call;
     call.method = "POST";
     call.url = opts_.url;
     call.headers = {"Content-Type: application/json"};

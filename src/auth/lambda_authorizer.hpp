@@ -6,7 +6,7 @@
 
 #include "auth/modes.hpp"
 #include "events/message.hpp"
-#include "llm/transport.hpp"
+#include "aws/transport.hpp"
 
 #include <array>
 #include <chrono>
@@ -41,7 +41,7 @@ public:
         std::chrono::seconds default_ttl{300};
         std::size_t max_cache_entries = 100'000;
     };
-    lambda_authorizer(options opts, llm::transport& transport);
+    lambda_authorizer(options opts, aws::transport& transport);
 
     /// A cached answer that has not expired, if any.
     std::optional<lambda_answer> cached(const lambda_request& req) const;
@@ -70,7 +70,7 @@ private:
     void store(const digest& key, const lambda_answer& a, std::chrono::seconds ttl);
 
     options opts_;
-    llm::transport& transport_;
+    aws::transport& transport_;
     mutable std::mutex mutex_;
     std::unordered_map<digest, entry, digest_hash> cache_;
     std::uint64_t calls_ = 0;

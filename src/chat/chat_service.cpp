@@ -432,7 +432,7 @@ private:
     std::chrono::steady_clock::time_point pending_since_;  // arrival of pending_'s first byte
 };
 
-chat_service::chat_service(const core::config& cfg, api::event_api& api, llm::transport& transport,
+chat_service::chat_service(const core::config& cfg, api::event_api& api, aws::transport& transport,
                            std::map<std::string, std::unique_ptr<llm::provider>> providers,
                            std::string default_provider)
     : cfg_(cfg),

@@ -6,7 +6,7 @@
 #include "api/event_api.hpp"
 #include "core/config.hpp"
 #include "llm/provider.hpp"
-#include "llm/transport.hpp"
+#include "aws/transport.hpp"
 
 #include <functional>
 #include <map>
@@ -47,7 +47,7 @@ public:
     using responder = std::function<void(http_answer)>;
 
     /// `providers` by name; `default_provider` must be one of them.
-    chat_service(const core::config& cfg, api::event_api& api, llm::transport& transport,
+    chat_service(const core::config& cfg, api::event_api& api, aws::transport& transport,
                  std::map<std::string, std::unique_ptr<llm::provider>> providers,
                  std::string default_provider);
     ~chat_service();
@@ -74,7 +74,7 @@ private:
 
     const core::config& cfg_;
     api::event_api& api_;
-    llm::transport& transport_;
+    aws::transport& transport_;
     std::map<std::string, std::unique_ptr<llm::provider>> providers_;
     std::string default_provider_;
 

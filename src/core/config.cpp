@@ -7,12 +7,16 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
+#include <functional>
 #include <iomanip>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -151,6 +155,463 @@ bool valid_subject_prefix(std::string_view s) {
     return true;
 }
 
+// ---- typed option kinds -------------------------------------------------------------------------
+// A kind knows how to turn the text of one option (a flag, EVENTCAST_<NAME> or a TOML value, all
+// read as text by CLI11) into a field of `config`, and how to show the field's default. Each
+// returns the problem as a line without its source; load_config adds "--name: ", "EVENTCAST_X: "
+// or "file:line: name: ".
+
+using problem = std::optional<std::string>;
+
+enum class shape { one, many, flag };  // one value, a repeatable comma-separated list, a bool
+
+struct kind {
+    shape form = shape::one;
+    std::function<problem(config&, const std::vector<std::string>&)> set;
+    std::function<std::string(config&)> show;  // the default, for --help and the README
+};
+
+// Where a field lives: at(&config::port) or at(&config::lim, &limits::max_event_bytes).
+template <class M>
+auto at(M config::*member) {
+    return [member](config& c) -> M& { return c.*member; };
+}
+template <class S, class M>
+auto at(S config::*part, M S::*member) {
+    return [part, member](config& c) -> M& { return (c.*part).*member; };
+}
+
+std::string in_quotes(std::string_view text) {
+    return "'" + std::string(text.substr(0, 80)) + "'";
+}
+
+template <class T>
+boost::system::result<T, std::string> whole_number(std::string_view text, std::uint64_t min,
+                                                   std::uint64_t max) {
+    std::uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || ptr != text.data() + text.size() || text.empty())
+        return {boost::system::in_place_error, in_quotes(text) + " is not a whole number"};
+    if (n < min || n > max)
+        return {boost::system::in_place_error, in_quotes(text) + " is out of range " +
+                                                   std::to_string(min) + ".." +
+                                                   std::to_string(max)};
+    return static_cast<T>(n);
+}
+
+kind text(std::function<std::string&(config&)> field) {
+    return {shape::one,
+            [field](config& c, const std::vector<std::string>& v) -> problem {
+                field(c) = v.back();
+                return std::nullopt;
+            },
+            [field](config& c) { return field(c); }};
+}
+
+kind choice(std::function<std::string&(config&)> field, std::vector<std::string> allowed) {
+    return {shape::one,
+            [field, allowed](config& c, const std::vector<std::string>& v) -> problem {
+                if (std::find(allowed.begin(), allowed.end(), v.back()) == allowed.end()) {
+                    std::string list;
+                    for (const auto& a : allowed)
+                        list += (list.empty() ? "" : ", ") + a;
+                    return in_quotes(v.back()) + " is not one of " + list;
+                }
+                field(c) = v.back();
+                return std::nullopt;
+            },
+            [field](config& c) { return field(c); }};
+}
+
+template <class T>
+kind number(std::function<T&(config&)> field, std::uint64_t min = 0,
+            std::uint64_t max = std::numeric_limits<T>::max()) {
+    return {shape::one,
+            [field, min, max](config& c, const std::vector<std::string>& v) -> problem {
+                auto n = whole_number<T>(v.back(), min, max);
+                if (!n)
+                    return n.error();
+                field(c) = *n;
+                return std::nullopt;
+            },
+            [field](config& c) { return std::to_string(field(c)); }};
+}
+kind size(std::function<std::size_t&(config&)> field, std::uint64_t min = 0) {
+    return number<std::size_t>(std::move(field), min);
+}
+
+// A whole number of the duration's unit, as the *-ms and *-s flags take it.
+template <class Duration>
+kind count_of(std::function<Duration&(config&)> field, std::uint64_t min,
+              std::uint64_t max = std::numeric_limits<std::int64_t>::max()) {
+    return {shape::one,
+            [field, min, max](config& c, const std::vector<std::string>& v) -> problem {
+                auto n = whole_number<std::int64_t>(v.back(), min, max);
+                if (!n)
+                    return n.error();
+                field(c) = Duration(*n);
+                return std::nullopt;
+            },
+            [field](config& c) { return std::to_string(field(c).count()); }};
+}
+kind millis(std::function<std::chrono::milliseconds&(config&)> field, std::uint64_t min) {
+    return count_of<std::chrono::milliseconds>(std::move(field), min);
+}
+kind secs(std::function<std::chrono::seconds&(config&)> field, std::uint64_t min,
+          std::uint64_t max = std::numeric_limits<std::int64_t>::max()) {
+    return count_of<std::chrono::seconds>(std::move(field), min, max);
+}
+
+kind rate(std::function<double&(config&)> field) {  // a non-negative decimal number
+    return {shape::one,
+            [field](config& c, const std::vector<std::string>& v) -> problem {
+                const std::string& s = v.back();
+                char* end = nullptr;
+                const double d = std::strtod(s.c_str(), &end);
+                if (s.empty() || end != s.c_str() + s.size() || !(d >= 0) || d > 1e12)
+                    return in_quotes(s) + " is not a number of at least 0";
+                field(c) = d;
+                return std::nullopt;
+            },
+            [field](config& c) {
+                std::ostringstream out;
+                out << field(c);
+                return out.str();
+            }};
+}
+
+// "500ms", "10m" (parse_duration).
+kind duration(std::function<std::chrono::milliseconds&(config&)> field) {
+    return {shape::one,
+            [field](config& c, const std::vector<std::string>& v) -> problem {
+                auto d = parse_duration(v.back());
+                if (!d)
+                    return d.error();
+                field(c) = *d;
+                return std::nullopt;
+            },
+            [field](config& c) { return format_duration(field(c)); }};
+}
+
+kind flag(std::function<bool&(config&)> field) {
+    return {shape::flag,
+            [field](config& c, const std::vector<std::string>& v) -> problem {
+                field(c) = v.back() == "true";
+                return std::nullopt;
+            },
+            [field](config& c) { return std::string(field(c) ? "true" : "false"); }};
+}
+
+// Repeatable and comma-separated; given at all, it replaces the default. `check` says what is
+// wrong with one item, if anything.
+kind list(std::function<std::vector<std::string>&(config&)> field,
+          std::function<problem(const std::string&)> check = {}) {
+    return {shape::many,
+            [field, check](config& c, const std::vector<std::string>& v) -> problem {
+                std::string errors;  // every bad item, each on its own line
+                if (check)
+                    for (const auto& item : v)
+                        if (auto p = check(item))
+                            errors += (errors.empty() ? "" : "\n") + *p;
+                if (!errors.empty())
+                    return errors;
+                field(c) = v;
+                return std::nullopt;
+            },
+            [field](config& c) {
+                std::string out;
+                for (const auto& item : field(c))
+                    out += (out.empty() ? "" : ",") + item;
+                return out;
+            }};
+}
+
+kind api_keys() {
+    return {shape::many,
+            [](config& c, const std::vector<std::string>& v) -> problem {
+                std::string errors;  // every bad key, each on its own line
+                for (const auto& text : v) {
+                    auto key = parse_api_key(text);
+                    if (key)
+                        c.api_keys.push_back(std::move(*key));
+                    else
+                        errors += (errors.empty() ? "" : "\n") + key.error();
+                }
+                return errors.empty() ? problem() : problem(errors);
+            },
+            [](config&) { return std::string(); }};
+}
+
+kind namespace_histories() {
+    return {shape::many,
+            [](config& c, const std::vector<std::string>& v) -> problem {
+                std::string errors;
+                for (const auto& text : v) {
+                    auto entry = parse_namespace_history(text);
+                    if (entry)
+                        c.history.per_namespace.push_back(std::move(*entry));
+                    else
+                        errors += (errors.empty() ? "" : "\n") + entry.error();
+                }
+                return errors.empty() ? problem() : problem(errors);
+            },
+            [](config&) { return std::string(); }};
+}
+
+problem namespace_name(const std::string& ns) {
+    if (valid_namespace_name(ns))
+        return std::nullopt;
+    return in_quotes(ns) +
+           " is not a namespace name; allowed: 1..50 of A-Z a-z 0-9 -, starting and ending with a "
+           "letter or digit";
+}
+
+problem nats_url(const std::string& url) {
+    const bool scheme = url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
+    const auto rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+    if (scheme && !rest.empty() && rest.find_first_of(" \t/") == std::string::npos)
+        return std::nullopt;
+    return in_quotes(url) + " is not a NATS URL; expected nats://host:port or tls://host:port";
+}
+
+kind subject_prefix(std::function<std::string&(config&)> field) {
+    auto k = text(field);
+    k.set = [field](config& c, const std::vector<std::string>& v) -> problem {
+        if (!valid_subject_prefix(v.back()))
+            return in_quotes(v.back()) +
+                   " is not a subject prefix; allowed: tokens of A-Z a-z 0-9 _ - separated by "
+                   "single dots, like eventcast or acme.events";
+        field(c) = v.back();
+        return std::nullopt;
+    };
+    return k;
+}
+
+struct option {
+    const char* name;  // the flag without "--", also the TOML key; environment EVENTCAST_<NAME>
+    kind parse;
+    std::string help;
+    std::string default_text = {};  // shown instead of the field's default when set
+};
+
+const std::string modes_help =
+    " (API_KEY, AWS_IAM, AMAZON_COGNITO_USER_POOLS, OPENID_CONNECT, AWS_LAMBDA; comma-separated)";
+
+// Every option of `eventcast serve`, one entry each. Adding an option: add its field (with its
+// default and unit) to core::config in config.hpp, one entry here, and a test in
+// tests/unit/core/config_test.cpp; the flag, EVENTCAST_<NAME>, the TOML key, --help and the
+// README table (scripts/options-table) all follow from the entry. Rules across options go in
+// cross_checks() below.
+const std::vector<option>& options() {
+    using c = config;
+    static const std::vector<option> table = {
+        {"host", text(at(&c::host)), "address to listen on"},
+        {"port", number<std::uint16_t>(at(&c::port)),
+         "port for HTTP, HTTPS, ws and wss (0: any free port)"},
+        {"api-key", api_keys(),
+         "API key, KEY or KEY@EXPIRY (epoch seconds or 2026-12-31T00:00:00Z); repeatable",
+         "none: one is generated and printed"},
+        {"namespace", list(at(&c::namespaces), namespace_name),
+         "channel namespace; repeatable; the chat namespace is always added"},
+        {"tls-cert", text(at(&c::tls_cert_file)), "PEM certificate chain",
+         "none: self-signed at start-up"},
+        {"tls-key", text(at(&c::tls_key_file)), "PEM private key"},
+        {"tls-self-signed-out", text(at(&c::tls_self_signed_out)),
+         "write the generated self-signed certificate (PEM) here, to trust it"},
+        {"port-file", text(at(&c::port_file)), "write the bound port here once listening"},
+        {"threads", number<unsigned>(at(&c::threads)), "I/O threads (0: one per core)"},
+        {"log-level", choice(at(&c::log_level), {"debug", "info", "warn", "error"}),
+         "debug, info, warn or error"},
+        {"log-json", flag(at(&c::log_json)), "log one JSON object per line"},
+        {"cors-origin", list(at(&c::cors_origins)), "allowed CORS origin; repeatable"},
+        // limits (spec §13)
+        {"max-event-bytes", size(at(&c::lim, &limits::max_event_bytes), 1),
+         "largest event JSON text"},
+        {"max-events-per-publish", size(at(&c::lim, &limits::max_events_per_publish), 1),
+         "events per publish"},
+        {"max-subscriptions", size(at(&c::lim, &limits::max_subscriptions), 1),
+         "subscriptions per connection"},
+        {"max-header-bytes", size(at(&c::lim, &limits::max_header_bytes), 1),
+         "HTTP request header bytes"},
+        {"max-frame-bytes", size(at(&c::lim, &limits::max_frame_bytes), 1),
+         "WebSocket message bytes"},
+        {"max-body-bytes", size(at(&c::lim, &limits::max_body_bytes), 1),
+         "HTTP request body bytes"},
+        {"max-outbox-bytes", size(at(&c::lim, &limits::max_outbox_bytes), 1),
+         "unsent bytes per connection before it is closed as a slow consumer"},
+        {"connection-lifetime-ms", millis(at(&c::lim, &limits::connection_lifetime), 1),
+         "WebSocket connection lifetime"},
+        {"keepalive-ms", millis(at(&c::lim, &limits::keepalive_interval), 1),
+         "interval between ka messages"},
+        {"connection-timeout-ms", millis(at(&c::lim, &limits::connection_timeout), 1),
+         "connectionTimeoutMs advertised in connection_ack"},
+        {"handshake-timeout-ms", millis(at(&c::lim, &limits::handshake_timeout), 1),
+         "TLS and HTTP upgrade deadline"},
+        // history and resume (docs/protocol.md)
+        {"history-count", size([](c& x) -> std::size_t& { return x.history.defaults.count; }),
+         "events kept per channel for resume (0: no history)"},
+        {"history-age", duration([](c & x) -> auto& { return x.history.defaults.age; }),
+         "how long events are kept for resume: 500ms, 30s, 10m, 1h (0: no history)"},
+        {"history-max-bytes", size(at(&c::history, &history_config::max_bytes)),
+         "history memory cap over all channels; the oldest events go first"},
+        {"namespace-history", namespace_histories(),
+         "per-namespace history NAMESPACE:COUNT:AGE, e.g. BedrockChat:1000:1h; repeatable",
+         "chat namespace: 1000"},
+        // POST /chat and the model providers (spec/model-providers.md)
+        {"chat-namespace", text(at(&c::chat, &chat_config::chat_namespace)),
+         "namespace of chat channels /<ns>/<userId>"},
+        {"chat-provider", text(at(&c::chat, &chat_config::provider)),
+         "default model provider: demo, openai or bedrock (empty: openai or bedrock when "
+         "configured, else demo)"},
+        {"chat-coalesce-ms", millis(at(&c::chat, &chat_config::coalesce), 0),
+         "deltas within this window go out as one event"},
+        {"chat-max-streams", size(at(&c::chat, &chat_config::max_streams), 1),
+         "concurrent chat streams"},
+        {"chat-max-streams-per-user", size(at(&c::chat, &chat_config::max_streams_per_user), 1),
+         "concurrent chat streams per userId"},
+        {"chat-max-prompt-bytes", size(at(&c::chat, &chat_config::max_prompt_bytes), 1),
+         "prompt + messages + system"},
+        {"chat-retention-s", secs(at(&c::chat, &chat_config::retention), 0),
+         "finished streams stay readable this long"},
+        {"chat-connect-timeout-ms", millis(at(&c::chat, &chat_config::connect_timeout), 1),
+         "provider connect timeout"},
+        {"chat-idle-timeout-ms", millis(at(&c::chat, &chat_config::idle_timeout), 1),
+         "no byte from the provider this long: error"},
+        {"demo-pace-ms", millis(at(&c::chat, &chat_config::demo_pace), 0),
+         "demo model: delay between chunks"},
+        {"demo-words-per-chunk", size(at(&c::chat, &chat_config::demo_words_per_chunk), 1),
+         "demo model: words per chunk"},
+        {"bedrock-region", text(at(&c::chat, &chat_config::bedrock_region)),
+         "AWS region (empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS)"},
+        {"bedrock-model", text(at(&c::chat, &chat_config::bedrock_model)), "Bedrock model id"},
+        {"bedrock-endpoint", text(at(&c::chat, &chat_config::bedrock_endpoint)),
+         "Bedrock runtime URL (empty: https://bedrock-runtime.<region>.amazonaws.com)"},
+        {"openai-base-url", text(at(&c::chat, &chat_config::openai_base_url)),
+         "OpenAI-compatible server, e.g. http://127.0.0.1:11434 (Ollama); the key comes from "
+         "EVENTCAST_OPENAI_API_KEY or OPENAI_API_KEY only"},
+        {"openai-model", text(at(&c::chat, &chat_config::openai_model)),
+         "model name for the OpenAI-compatible server"},
+        {"openai-max-tokens-field", text(at(&c::chat, &chat_config::openai_max_tokens_field)),
+         "max_tokens, or max_completion_tokens for OpenAI proper"},
+        // authorization (spec §9): modes per operation, providers, per-user namespaces, rate limits
+        {"auth-connect", list(at(&c::auth, &auth_config::connect_modes)),
+         "modes allowed to open a WebSocket" + modes_help},
+        {"auth-publish", list(at(&c::auth, &auth_config::publish_modes)),
+         "default modes for HTTP and WebSocket publish" + modes_help},
+        {"auth-subscribe", list(at(&c::auth, &auth_config::subscribe_modes)),
+         "default modes for subscribe" + modes_help},
+        {"auth-chat", list(at(&c::auth, &auth_config::chat_modes)),
+         "modes for POST /chat and its routes" + modes_help, "the publish modes"},
+        {"namespace-auth", list(at(&c::auth, &auth_config::namespace_rules)),
+         "per-namespace override NS:publish=MODE|MODE or NS:subscribe=MODE|MODE; repeatable"},
+        {"user-namespace", list(at(&c::auth, &auth_config::user_namespaces)),
+         "namespace whose first channel segment must be the caller's identity "
+         "(/<ns>/<identity>/...); repeatable"},
+        {"user-claim", text(at(&c::auth, &auth_config::user_claim)),
+         "token claim that is the caller's identity"},
+        {"oidc-issuer", text(at(&c::auth, &auth_config::oidc_issuer)),
+         "OPENID_CONNECT: the tokens' iss"},
+        {"oidc-client-id", list(at(&c::auth, &auth_config::oidc_client_ids)),
+         "OPENID_CONNECT: accepted aud/client_id; repeatable (none: not checked)"},
+        {"oidc-jwks", text(at(&c::auth, &auth_config::oidc_jwks)),
+         "OPENID_CONNECT: JWKS file or https:// URL (default: <issuer>/.well-known/jwks.json)"},
+        {"cognito-user-pool-id", text(at(&c::auth, &auth_config::cognito_user_pool_id)),
+         "AMAZON_COGNITO_USER_POOLS: pool id, e.g. us-east-1_AbCdEf123"},
+        {"cognito-region", text(at(&c::auth, &auth_config::cognito_region)),
+         "AMAZON_COGNITO_USER_POOLS: region (default: the pool id's prefix)"},
+        {"cognito-client-id", list(at(&c::auth, &auth_config::cognito_client_ids)),
+         "AMAZON_COGNITO_USER_POOLS: app client ids; repeatable (none: not checked)"},
+        {"cognito-jwks", text(at(&c::auth, &auth_config::cognito_jwks)),
+         "AMAZON_COGNITO_USER_POOLS: JWKS file or URL (default: <issuer>/.well-known/jwks.json)"},
+        {"cognito-issuer", text(at(&c::auth, &auth_config::cognito_issuer)),
+         "AMAZON_COGNITO_USER_POOLS: issuer (default: "
+         "https://cognito-idp.<region>.amazonaws.com/<pool>; set it for emulators)"},
+        {"jwks-ca-file", text(at(&c::auth, &auth_config::jwks_ca_file)), "CA bundle for JWKS URLs",
+         "the system's"},
+        {"jwt-clock-skew-s", secs(at(&c::auth, &auth_config::jwt_clock_skew), 0, 300),
+         "tolerance on exp/nbf (at most 300)"},
+        {"jwks-min-refresh-s", secs(at(&c::auth, &auth_config::jwks_min_refresh), 1, 3600),
+         "a token with an unknown kid refetches the JWKS at most this often"},
+        {"iam-keys-file", text(at(&c::auth, &auth_config::iam_keys_file)),
+         "AWS_IAM: file of lines 'ACCESS_KEY_ID SECRET_ACCESS_KEY [principal]'"},
+        {"iam-region", text(at(&c::auth, &auth_config::iam_region)),
+         "AWS_IAM: the only region accepted in signatures (default: any)"},
+        {"iam-clock-skew-s", secs(at(&c::auth, &auth_config::iam_clock_skew), 1, 900),
+         "AWS_IAM: tolerance on x-amz-date"},
+        {"lambda-authorizer-url", text(at(&c::auth, &auth_config::lambda_url)),
+         "AWS_LAMBDA: webhook that receives the Lambda authorizer request"},
+        {"lambda-authorizer-timeout-ms", millis(at(&c::auth, &auth_config::lambda_timeout), 1),
+         "AWS_LAMBDA: webhook deadline; past it the request is refused"},
+        {"lambda-authorizer-ttl-s", secs(at(&c::auth, &auth_config::lambda_ttl), 0, 3600),
+         "AWS_LAMBDA: cache time of an answer without ttlOverride (0: no cache)"},
+        {"max-connections-per-ip", size(at(&c::auth, &auth_config::max_connections_per_ip)),
+         "WebSocket connections per source address (0: no limit)"},
+        {"max-ops-per-second", rate(at(&c::auth, &auth_config::max_ops_per_second)),
+         "subscribe/unsubscribe/publish per WebSocket connection per second, burst of the same "
+         "size (0: no limit)"},
+        // cluster mode (docs/CLUSTER.md)
+        {"cluster", list(at(&c::cluster, &cluster_config::urls), nats_url),
+         "NATS server URL (nats://host:port); repeatable or comma-separated", "none: single node"},
+        {"cluster-subject-prefix", subject_prefix(at(&c::cluster, &cluster_config::subject_prefix)),
+         "NATS subject prefix: channel /ns/a is <prefix>.ns.a"},
+        {"cluster-reconnect-wait-ms", millis(at(&c::cluster, &cluster_config::reconnect_wait), 1),
+         "first delay before reconnecting to NATS; doubles up to the maximum"},
+        {"cluster-reconnect-max-ms", millis(at(&c::cluster, &cluster_config::reconnect_max), 1),
+         "longest delay between NATS reconnect rounds"},
+        {"cluster-subscribe-timeout-ms",
+         millis(at(&c::cluster, &cluster_config::subscribe_timeout), 1),
+         "how long a node's first subscription in a namespace waits for NATS"},
+    };
+    return table;
+}
+
+std::string env_name(std::string_view name) {
+    std::string out = "EVENTCAST_";
+    for (char ch : name)
+        out += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+// Rules that span options; each problem names the flags involved.
+void cross_checks(config& cfg, std::vector<std::string>& problems) {
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+        problems.push_back("--tls-cert and --tls-key go together; give both or neither");
+    if (cfg.threads == 0)
+        cfg.threads = std::max(1u, std::thread::hardware_concurrency());
+    auto& c = cfg.chat;
+    if (!valid_namespace_name(c.chat_namespace))
+        problems.push_back("--chat-namespace: '" + c.chat_namespace + "' is not a namespace name");
+    else if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), c.chat_namespace) ==
+             cfg.namespaces.end())
+        // POST /chat publishes there, so it must exist; `--namespace foo` alone should not
+        // turn chat off or stop the server from starting.
+        cfg.namespaces.push_back(c.chat_namespace);
+    auto& h = cfg.history;
+    std::erase_if(h.per_namespace, [&](const auto& entry) {
+        if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), entry.first) !=
+            cfg.namespaces.end())
+            return false;
+        problems.push_back("--namespace-history: '" + entry.first +
+                           "' is not a configured namespace (see --namespace)");
+        return true;
+    });
+    // A chat answer is one event per delta: the chat namespace keeps at least 1000 unless told
+    // otherwise, so a client that reconnects late in a long answer can still recover it.
+    if (h.defaults.count > 0 && h.defaults.count < 1000 &&
+        &h.for_namespace(c.chat_namespace) == &h.defaults)
+        h.per_namespace.emplace_back(c.chat_namespace, history_limits{1000, h.defaults.age});
+    if (c.provider == "openai" && c.openai_base_url.empty())
+        problems.push_back("--chat-provider openai needs --openai-base-url");
+    const auto& cl = cfg.cluster;
+    if (cl.reconnect_max < cl.reconnect_wait)
+        problems.push_back(
+            "--cluster-reconnect-max-ms must not be below --cluster-reconnect-wait-ms");
+    if (cfg.lim.max_events_per_publish > 255 && !cl.urls.empty())
+        problems.push_back("--max-events-per-publish above 255 is not supported with --cluster");
+    if (cfg.lim.max_event_bytes > cfg.lim.max_frame_bytes)
+        problems.push_back("--max-event-bytes must not exceed --max-frame-bytes");
+}
+
 // A config file format that yields nothing, for the first pass of with_environment().
 class no_config_file : public CLI::Config {
 public:
@@ -162,8 +623,10 @@ public:
 // unset, which would put the file above the environment. Our order is flag > environment > file,
 // so the environment goes in as `--name=value` arguments, which beat the file, for each option
 // the command line leaves unset. A first parse of `app` with no environment and no file tells
-// which those are; the real parse clears it. Returns the arguments for the real parse.
-std::vector<std::string> with_environment(CLI::App& app, int argc, const char* const* argv) {
+// which those are (returned in `from_flags`); the real parse clears it. Returns the arguments
+// for the real parse.
+std::vector<std::string> with_environment(CLI::App& app, int argc, const char* const* argv,
+                                          std::vector<std::string>& from_flags) {
     std::vector<std::string> args(argv, argv + argc);
     std::vector<std::pair<CLI::Option*, std::string>> env_options;
     for (auto* opt : app.get_options()) {
@@ -183,6 +646,8 @@ std::vector<std::string> with_environment(CLI::App& app, int argc, const char* c
     app.config_formatter(file_format);
     for (const auto& [opt, name] : env_options) {
         opt->envname(name);
+        if (parsed && opt->count() > 0)
+            from_flags.push_back(opt->get_name());
         const char* value = std::getenv(name.c_str());
         if (parsed && !args.empty() && opt->count() == 0 && value && *value)
             args.insert(args.begin() + 1, opt->get_name() + "=" + value);
@@ -190,348 +655,85 @@ std::vector<std::string> with_environment(CLI::App& app, int argc, const char* c
     return args;
 }
 
+// "eventcast.toml:7: port" for a key set in the config file, so the problem points at the line.
+std::string file_source(const std::string& path, std::string_view key) {
+    std::ifstream in(path);
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+        const auto start = line.find_first_not_of(" \t");
+        if (start == std::string::npos || line.compare(start, key.size(), key) != 0)
+            continue;
+        const auto after = line.find_first_not_of(" \t", start + key.size());
+        if (after != std::string::npos && line[after] == '=')
+            return path + ":" + std::to_string(number) + ": " + std::string(key);
+    }
+    return path + ": " + std::string(key);
+}
+
+std::string markdown_cell(std::string text) {
+    std::string out;
+    for (char ch : text)
+        out += ch == '|' ? std::string("\\|") : std::string(1, ch);
+    return out;
+}
+
+// The README's options table (scripts/options-table puts it between the markers).
+std::string options_markdown() {
+    config defaults;
+    std::string out =
+        "| flag | environment | default | what |\n"
+        "| --- | --- | --- | --- |\n"
+        "| `--config FILE` | | | TOML file; keys are the flag names without `--` |\n";
+    for (const auto& opt : options()) {
+        std::string shown = opt.default_text.empty() ? opt.parse.show(defaults) : opt.default_text;
+        shown = shown.empty() ? "" : "`" + shown + "`";
+        if (!opt.default_text.empty())
+            shown = opt.default_text;
+        out += "| `--" + std::string(opt.name) + "` | `" + env_name(opt.name) + "` | " +
+               markdown_cell(shown) + " | " + markdown_cell(opt.help) + " |\n";
+    }
+    return out;
+}
+
 }  // namespace
 
 boost::system::result<config, std::vector<std::string>> load_config(int argc,
                                                                     const char* const* argv) {
     config cfg;
-    std::vector<std::string> api_key_texts;
-    std::vector<std::string> namespaces;
-    std::int64_t lifetime_ms = cfg.lim.connection_lifetime.count();
-    std::int64_t keepalive_ms = cfg.lim.keepalive_interval.count();
-    std::int64_t conn_timeout_ms = cfg.lim.connection_timeout.count();
-    std::int64_t handshake_ms = cfg.lim.handshake_timeout.count();
-
     CLI::App app{"eventcast serve: an AWS AppSync Events compatible real-time server", "serve"};
     app.set_config("--config", "", "TOML config file (keys are the long option names)");
-    auto env = [](const char* name) { return std::string("EVENTCAST_") + name; };
-    app.add_option("--host", cfg.host, "address to listen on")
-        ->envname(env("HOST"))
-        ->capture_default_str();
-    app.add_option("--port", cfg.port, "port for HTTP, HTTPS, ws and wss (0: any free port)")
-        ->envname(env("PORT"))
-        ->capture_default_str();
-    app.add_option("--api-key", api_key_texts,
-                   "API key, KEY or KEY@EXPIRY (epoch seconds or 2026-12-31T00:00:00Z); "
-                   "repeatable; none: one is generated and printed")
-        ->envname(env("API_KEY"))
-        ->delimiter(',');
-    app.add_option("--namespace", namespaces,
-                   "channel namespace; repeatable (default: default, "
-                   "BedrockChat)")
-        ->envname(env("NAMESPACE"))
-        ->delimiter(',');
-    app.add_option("--tls-cert", cfg.tls_cert_file, "PEM certificate chain")
-        ->envname(env("TLS_CERT"));
-    app.add_option("--tls-key", cfg.tls_key_file, "PEM private key")->envname(env("TLS_KEY"));
-    app.add_option("--tls-self-signed-out", cfg.tls_self_signed_out,
-                   "write the generated self-signed certificate (PEM) here, to trust it")
-        ->envname(env("TLS_SELF_SIGNED_OUT"));
-    app.add_option("--port-file", cfg.port_file, "write the bound port here once listening")
-        ->envname(env("PORT_FILE"));
-    app.add_option("--threads", cfg.threads, "I/O threads (0: one per core)")
-        ->envname(env("THREADS"))
-        ->capture_default_str();
-    app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
-        ->envname(env("LOG_LEVEL"))
-        ->capture_default_str()
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_flag("--log-json", cfg.log_json, "log one JSON object per line")
-        ->envname(env("LOG_JSON"));
-    app.add_option("--cors-origin", cfg.cors_origins, "allowed CORS origin; repeatable")
-        ->envname(env("CORS_ORIGIN"))
-        ->delimiter(',')
-        ->capture_default_str();
+    bool markdown = false;
+    app.add_flag("--help-markdown", markdown, "print the options as a Markdown table")->group("");
+    // CLI11 reads every option as text; the table's kinds parse it, so that every problem is
+    // reported, each with where it came from.
+    struct raw {
+        const option* opt;
+        CLI::Option* cli;
+        std::vector<std::string> values;
+        bool on = false;
+    };
+    std::vector<raw> raws;
+    raws.reserve(options().size());
+    config defaults;
+    for (const auto& opt : options()) {
+        auto& r = raws.emplace_back(raw{&opt, nullptr, {}, false});
+        const std::string flag = std::string("--") + opt.name;
+        if (opt.parse.form == shape::flag)
+            r.cli = app.add_flag(flag, r.on, opt.help);
+        else if (opt.parse.form == shape::many)
+            r.cli = app.add_option(flag, r.values, opt.help)->delimiter(',');
+        else
+            r.cli = app.add_option(flag, r.values, opt.help)
+                        ->expected(1)
+                        ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+        r.cli->envname(env_name(opt.name));
+        const auto shown = opt.default_text.empty() ? opt.parse.show(defaults) : opt.default_text;
+        if (!shown.empty() && opt.parse.form != shape::flag)
+            r.cli->default_str(shown);
+    }
 
-    auto& l = cfg.lim;
-    app.add_option("--max-event-bytes", l.max_event_bytes, "largest event JSON text")
-        ->envname(env("MAX_EVENT_BYTES"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--max-events-per-publish", l.max_events_per_publish, "events per publish")
-        ->envname(env("MAX_EVENTS_PER_PUBLISH"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--max-subscriptions", l.max_subscriptions, "subscriptions per connection")
-        ->envname(env("MAX_SUBSCRIPTIONS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--max-header-bytes", l.max_header_bytes, "HTTP request header bytes")
-        ->envname(env("MAX_HEADER_BYTES"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--max-frame-bytes", l.max_frame_bytes, "WebSocket message bytes")
-        ->envname(env("MAX_FRAME_BYTES"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--max-body-bytes", l.max_body_bytes, "HTTP request body bytes")
-        ->envname(env("MAX_BODY_BYTES"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--max-outbox-bytes", l.max_outbox_bytes,
-                   "unsent bytes per connection before it is closed as a slow consumer")
-        ->envname(env("MAX_OUTBOX_BYTES"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--connection-lifetime-ms", lifetime_ms, "WebSocket connection lifetime")
-        ->envname(env("CONNECTION_LIFETIME_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--keepalive-ms", keepalive_ms, "interval between ka messages")
-        ->envname(env("KEEPALIVE_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--connection-timeout-ms", conn_timeout_ms,
-                   "connectionTimeoutMs advertised in connection_ack")
-        ->envname(env("CONNECTION_TIMEOUT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--handshake-timeout-ms", handshake_ms, "TLS and HTTP upgrade deadline")
-        ->envname(env("HANDSHAKE_TIMEOUT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-
-    // History and resume (docs/protocol.md).
-    auto& h = cfg.history;
-    std::string history_age = format_duration(h.defaults.age);
-    std::vector<std::string> namespace_history;
-    app.add_option("--history-count", h.defaults.count,
-                   "events kept per channel for resume (0: no history)")
-        ->envname(env("HISTORY_COUNT"))
-        ->capture_default_str();
-    app.add_option("--history-age", history_age,
-                   "how long events are kept for resume: 500ms, 30s, 10m, 1h (0: no history)")
-        ->envname(env("HISTORY_AGE"))
-        ->capture_default_str();
-    app.add_option("--history-max-bytes", h.max_bytes,
-                   "history memory cap over all channels; the oldest events go first")
-        ->envname(env("HISTORY_MAX_BYTES"))
-        ->capture_default_str();
-    app.add_option("--namespace-history", namespace_history,
-                   "per-namespace history NAMESPACE:COUNT:AGE, e.g. BedrockChat:1000:1h; "
-                   "repeatable")
-        ->envname(env("NAMESPACE_HISTORY"))
-        ->delimiter(',');
-
-    // POST /chat and the model providers (spec/model-providers.md).
-    auto& c = cfg.chat;
-    std::int64_t coalesce_ms = c.coalesce.count();
-    std::int64_t retention_s = c.retention.count();
-    std::int64_t connect_ms = c.connect_timeout.count();
-    std::int64_t idle_ms = c.idle_timeout.count();
-    std::int64_t pace_ms = c.demo_pace.count();
-    app.add_option("--chat-namespace", c.chat_namespace,
-                   "namespace of chat channels /<ns>/<userId>")
-        ->envname(env("CHAT_NAMESPACE"))
-        ->capture_default_str();
-    app.add_option("--chat-provider", c.provider,
-                   "default model provider: demo, openai or bedrock (empty: openai or bedrock "
-                   "when configured, else demo)")
-        ->envname(env("CHAT_PROVIDER"));
-    app.add_option("--chat-coalesce-ms", coalesce_ms,
-                   "deltas within this window go out as one event")
-        ->envname(env("CHAT_COALESCE_MS"))
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--chat-max-streams", c.max_streams, "concurrent chat streams")
-        ->envname(env("CHAT_MAX_STREAMS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--chat-max-streams-per-user", c.max_streams_per_user,
-                   "concurrent chat streams per userId")
-        ->envname(env("CHAT_MAX_STREAMS_PER_USER"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--chat-max-prompt-bytes", c.max_prompt_bytes, "prompt + messages + system")
-        ->envname(env("CHAT_MAX_PROMPT_BYTES"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--chat-retention-s", retention_s, "finished streams stay readable this long")
-        ->envname(env("CHAT_RETENTION_S"))
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--chat-connect-timeout-ms", connect_ms, "provider connect timeout")
-        ->envname(env("CHAT_CONNECT_TIMEOUT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--chat-idle-timeout-ms", idle_ms, "no byte from the provider this long: error")
-        ->envname(env("CHAT_IDLE_TIMEOUT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--demo-pace-ms", pace_ms, "demo model: delay between chunks")
-        ->envname(env("DEMO_PACE_MS"))
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--demo-words-per-chunk", c.demo_words_per_chunk, "demo model: words per chunk")
-        ->envname(env("DEMO_WORDS_PER_CHUNK"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--bedrock-region", c.bedrock_region,
-                   "AWS region (empty: AWS_REGION, AWS_DEFAULT_REGION, profile, IMDS)")
-        ->envname(env("BEDROCK_REGION"));
-    app.add_option("--bedrock-model", c.bedrock_model, "Bedrock model id")
-        ->envname(env("BEDROCK_MODEL"))
-        ->capture_default_str();
-    app.add_option("--bedrock-endpoint", c.bedrock_endpoint,
-                   "Bedrock runtime URL (empty: https://bedrock-runtime.<region>.amazonaws.com)")
-        ->envname(env("BEDROCK_ENDPOINT"));
-    app.add_option("--openai-base-url", c.openai_base_url,
-                   "OpenAI-compatible server, e.g. http://127.0.0.1:11434 (Ollama)")
-        ->envname(env("OPENAI_BASE_URL"));
-    app.add_option("--openai-model", c.openai_model, "model name for the OpenAI-compatible server")
-        ->envname(env("OPENAI_MODEL"));
-    app.add_option("--openai-max-tokens-field", c.openai_max_tokens_field,
-                   "max_tokens, or max_completion_tokens for OpenAI proper")
-        ->envname(env("OPENAI_MAX_TOKENS_FIELD"))
-        ->capture_default_str();
-
-    // Authorization (spec §9): modes per operation, providers, per-user namespaces, rate limits.
-    auto& au = cfg.auth;
-    std::int64_t jwt_skew_s = au.jwt_clock_skew.count();
-    std::int64_t jwks_refresh_s = au.jwks_min_refresh.count();
-    std::int64_t iam_skew_s = au.iam_clock_skew.count();
-    std::int64_t lambda_timeout_ms = au.lambda_timeout.count();
-    std::int64_t lambda_ttl_s = au.lambda_ttl.count();
-    const char* modes_help =
-        " (API_KEY, AWS_IAM, AMAZON_COGNITO_USER_POOLS, OPENID_CONNECT, AWS_LAMBDA; "
-        "comma-separated)";
-    app.add_option("--auth-connect", au.connect_modes,
-                   std::string("modes allowed to open a WebSocket") + modes_help)
-        ->envname(env("AUTH_CONNECT"))
-        ->delimiter(',')
-        ->capture_default_str();
-    app.add_option("--auth-publish", au.publish_modes,
-                   std::string("default modes for HTTP and WebSocket publish") + modes_help)
-        ->envname(env("AUTH_PUBLISH"))
-        ->delimiter(',')
-        ->capture_default_str();
-    app.add_option("--auth-subscribe", au.subscribe_modes,
-                   std::string("default modes for subscribe") + modes_help)
-        ->envname(env("AUTH_SUBSCRIBE"))
-        ->delimiter(',')
-        ->capture_default_str();
-    app.add_option("--auth-chat", au.chat_modes,
-                   std::string("modes for POST /chat and its routes (default: the publish "
-                               "modes)") +
-                       modes_help)
-        ->envname(env("AUTH_CHAT"))
-        ->delimiter(',');
-    app.add_option("--namespace-auth", au.namespace_rules,
-                   "per-namespace override NS:publish=MODE|MODE or NS:subscribe=MODE|MODE; "
-                   "repeatable")
-        ->envname(env("NAMESPACE_AUTH"))
-        ->delimiter(',');
-    app.add_option("--user-namespace", au.user_namespaces,
-                   "namespace whose first channel segment must be the caller's identity "
-                   "(/<ns>/<identity>/...); repeatable")
-        ->envname(env("USER_NAMESPACE"))
-        ->delimiter(',');
-    app.add_option("--user-claim", au.user_claim, "token claim that is the caller's identity")
-        ->envname(env("USER_CLAIM"))
-        ->capture_default_str();
-    app.add_option("--oidc-issuer", au.oidc_issuer, "OPENID_CONNECT: the tokens' iss")
-        ->envname(env("OIDC_ISSUER"));
-    app.add_option("--oidc-client-id", au.oidc_client_ids,
-                   "OPENID_CONNECT: accepted aud/client_id; repeatable (none: not checked)")
-        ->envname(env("OIDC_CLIENT_ID"))
-        ->delimiter(',');
-    app.add_option("--oidc-jwks", au.oidc_jwks,
-                   "OPENID_CONNECT: JWKS file or https:// URL (default: "
-                   "<issuer>/.well-known/jwks.json)")
-        ->envname(env("OIDC_JWKS"));
-    app.add_option("--cognito-user-pool-id", au.cognito_user_pool_id,
-                   "AMAZON_COGNITO_USER_POOLS: pool id, e.g. us-east-1_AbCdEf123")
-        ->envname(env("COGNITO_USER_POOL_ID"));
-    app.add_option("--cognito-region", au.cognito_region,
-                   "AMAZON_COGNITO_USER_POOLS: region (default: the pool id's prefix)")
-        ->envname(env("COGNITO_REGION"));
-    app.add_option("--cognito-client-id", au.cognito_client_ids,
-                   "AMAZON_COGNITO_USER_POOLS: app client ids; repeatable (none: not checked)")
-        ->envname(env("COGNITO_CLIENT_ID"))
-        ->delimiter(',');
-    app.add_option("--cognito-jwks", au.cognito_jwks,
-                   "AMAZON_COGNITO_USER_POOLS: JWKS file or URL (default: "
-                   "<issuer>/.well-known/jwks.json)")
-        ->envname(env("COGNITO_JWKS"));
-    app.add_option("--cognito-issuer", au.cognito_issuer,
-                   "AMAZON_COGNITO_USER_POOLS: issuer (default: "
-                   "https://cognito-idp.<region>.amazonaws.com/<pool>; set it for emulators)")
-        ->envname(env("COGNITO_ISSUER"));
-    app.add_option("--jwks-ca-file", au.jwks_ca_file, "CA bundle for JWKS URLs")
-        ->envname(env("JWKS_CA_FILE"));
-    app.add_option("--jwt-clock-skew-s", jwt_skew_s, "tolerance on exp/nbf (at most 300)")
-        ->envname(env("JWT_CLOCK_SKEW_S"))
-        ->capture_default_str()
-        ->check(CLI::Range(0, 300));
-    app.add_option("--jwks-min-refresh-s", jwks_refresh_s,
-                   "a token with an unknown kid refetches the JWKS at most this often")
-        ->envname(env("JWKS_MIN_REFRESH_S"))
-        ->capture_default_str()
-        ->check(CLI::Range(1, 3600));
-    app.add_option("--iam-keys-file", au.iam_keys_file,
-                   "AWS_IAM: file of lines 'ACCESS_KEY_ID SECRET_ACCESS_KEY [principal]'")
-        ->envname(env("IAM_KEYS_FILE"));
-    app.add_option("--iam-region", au.iam_region,
-                   "AWS_IAM: the only region accepted in signatures (default: any)")
-        ->envname(env("IAM_REGION"));
-    app.add_option("--iam-clock-skew-s", iam_skew_s, "AWS_IAM: tolerance on x-amz-date")
-        ->envname(env("IAM_CLOCK_SKEW_S"))
-        ->capture_default_str()
-        ->check(CLI::Range(1, 900));
-    app.add_option("--lambda-authorizer-url", au.lambda_url,
-                   "AWS_LAMBDA: webhook that receives the Lambda authorizer request")
-        ->envname(env("LAMBDA_AUTHORIZER_URL"));
-    app.add_option("--lambda-authorizer-timeout-ms", lambda_timeout_ms,
-                   "AWS_LAMBDA: webhook deadline; past it the request is refused")
-        ->envname(env("LAMBDA_AUTHORIZER_TIMEOUT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--lambda-authorizer-ttl-s", lambda_ttl_s,
-                   "AWS_LAMBDA: cache time of an answer without ttlOverride (0: no cache)")
-        ->envname(env("LAMBDA_AUTHORIZER_TTL_S"))
-        ->capture_default_str()
-        ->check(CLI::Range(0, 3600));
-    app.add_option("--max-connections-per-ip", au.max_connections_per_ip,
-                   "WebSocket connections per source address (0: no limit)")
-        ->envname(env("MAX_CONNECTIONS_PER_IP"))
-        ->capture_default_str();
-    app.add_option("--max-ops-per-second", au.max_ops_per_second,
-                   "subscribe/unsubscribe/publish per WebSocket connection per second, burst of "
-                   "the same size (0: no limit)")
-        ->envname(env("MAX_OPS_PER_SECOND"))
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    // Cluster mode (docs/CLUSTER.md).
-    auto& cl = cfg.cluster;
-    std::int64_t reconnect_wait_ms = cl.reconnect_wait.count();
-    std::int64_t reconnect_max_ms = cl.reconnect_max.count();
-    std::int64_t subscribe_timeout_ms = cl.subscribe_timeout.count();
-    app.add_option("--cluster", cl.urls,
-                   "NATS server URL (nats://host:port); repeatable or comma-separated; "
-                   "none: single node")
-        ->envname(env("CLUSTER"))
-        ->delimiter(',');
-    app.add_option("--cluster-subject-prefix", cl.subject_prefix,
-                   "NATS subject prefix: channel /ns/a is <prefix>.ns.a")
-        ->envname(env("CLUSTER_SUBJECT_PREFIX"))
-        ->capture_default_str();
-    app.add_option("--cluster-reconnect-wait-ms", reconnect_wait_ms,
-                   "first delay before reconnecting to NATS; doubles up to the maximum")
-        ->envname(env("CLUSTER_RECONNECT_WAIT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--cluster-reconnect-max-ms", reconnect_max_ms,
-                   "longest delay between NATS reconnect rounds")
-        ->envname(env("CLUSTER_RECONNECT_MAX_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--cluster-subscribe-timeout-ms", subscribe_timeout_ms,
-                   "how long a node's first subscription in a namespace waits for NATS")
-        ->envname(env("CLUSTER_SUBSCRIBE_TIMEOUT_MS"))
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-
-    const auto args = with_environment(app, argc, argv);
+    std::vector<std::string> from_flags;
+    const auto args = with_environment(app, argc, argv, from_flags);
     std::vector<const char*> arg_ptrs;
     for (const auto& a : args)
         arg_ptrs.push_back(a.c_str());
@@ -542,96 +744,35 @@ boost::system::result<config, std::vector<std::string>> load_config(int argc,
     } catch (const CLI::ParseError& e) {
         return std::vector<std::string>{e.what()};
     }
+    if (markdown)
+        return std::vector<std::string>{"help:" + options_markdown()};
 
     std::vector<std::string> problems;
-    for (const auto& text : api_key_texts) {
-        auto key = parse_api_key(text);
-        if (!key)
-            problems.push_back("--api-key: " + key.error());
-        else
-            cfg.api_keys.push_back(std::move(*key));
+    const auto config_file = app.get_option("--config")->as<std::string>();
+    for (auto& r : raws) {
+        if (r.cli->count() == 0)
+            continue;
+        if (r.opt->parse.form == shape::flag)
+            r.values = {r.on ? "true" : "false"};
+        auto problem = r.opt->parse.set(cfg, r.values);
+        if (!problem)
+            continue;
+        const auto& name = r.cli->get_name();
+        const char* env = std::getenv(r.cli->get_envname().c_str());
+        const std::string source =
+            std::find(from_flags.begin(), from_flags.end(), name) != from_flags.end() ? name
+            : env && *env ? r.cli->get_envname() + " (" + name + ")"
+                          : file_source(config_file, r.opt->name);
+        std::istringstream lines(*problem);
+        for (std::string line; std::getline(lines, line);)
+            problems.push_back(source + ": " + line);
     }
-    if (!namespaces.empty())
-        cfg.namespaces = std::move(namespaces);
-    for (const auto& ns : cfg.namespaces)
-        if (!valid_namespace_name(ns))
-            problems.push_back("--namespace: '" + ns +
-                               "' is not a namespace name; allowed: 1..50 of A-Z a-z 0-9 -, "
-                               "starting and ending with a letter or digit");
-    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
-        problems.push_back("--tls-cert and --tls-key go together; give both or neither");
-    if (cfg.threads == 0)
-        cfg.threads = std::max(1u, std::thread::hardware_concurrency());
-    l.connection_lifetime = std::chrono::milliseconds(lifetime_ms);
-    l.keepalive_interval = std::chrono::milliseconds(keepalive_ms);
-    l.connection_timeout = std::chrono::milliseconds(conn_timeout_ms);
-    l.handshake_timeout = std::chrono::milliseconds(handshake_ms);
-    c.coalesce = std::chrono::milliseconds(coalesce_ms);
-    c.retention = std::chrono::seconds(retention_s);
-    c.connect_timeout = std::chrono::milliseconds(connect_ms);
-    c.idle_timeout = std::chrono::milliseconds(idle_ms);
-    c.demo_pace = std::chrono::milliseconds(pace_ms);
-    au.jwt_clock_skew = std::chrono::seconds(jwt_skew_s);
-    au.jwks_min_refresh = std::chrono::seconds(jwks_refresh_s);
-    au.iam_clock_skew = std::chrono::seconds(iam_skew_s);
-    au.lambda_timeout = std::chrono::milliseconds(lambda_timeout_ms);
-    au.lambda_ttl = std::chrono::seconds(lambda_ttl_s);
     // Secrets come from the environment only, so they never sit in a file or a process list.
     if (const char* key = std::getenv("EVENTCAST_OPENAI_API_KEY"))
-        c.openai_api_key = key;
+        cfg.chat.openai_api_key = key;
     else if (const char* key2 = std::getenv("OPENAI_API_KEY"))
-        c.openai_api_key = key2;
-    if (!valid_namespace_name(c.chat_namespace))
-        problems.push_back("--chat-namespace: '" + c.chat_namespace + "' is not a namespace name");
-    else if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), c.chat_namespace) ==
-             cfg.namespaces.end())
-        // POST /chat publishes there, so it must exist; `--namespace foo` alone should not
-        // turn chat off or stop the server from starting.
-        cfg.namespaces.push_back(c.chat_namespace);
-    if (auto age = parse_duration(history_age); !age)
-        problems.push_back("--history-age: " + age.error());
-    else
-        h.defaults.age = *age;
-    for (const auto& text : namespace_history) {
-        auto entry = parse_namespace_history(text);
-        if (!entry)
-            problems.push_back("--namespace-history: " + entry.error());
-        else if (std::find(cfg.namespaces.begin(), cfg.namespaces.end(), entry->first) ==
-                 cfg.namespaces.end())
-            problems.push_back("--namespace-history: '" + entry->first +
-                               "' is not a configured namespace (see --namespace)");
-        else
-            h.per_namespace.push_back(std::move(*entry));
-    }
-    // A chat answer is one event per delta: the chat namespace keeps at least 1000 unless told
-    // otherwise, so a client that reconnects late in a long answer can still recover it.
-    if (h.defaults.count > 0 && h.defaults.count < 1000 &&
-        &h.for_namespace(c.chat_namespace) == &h.defaults)
-        h.per_namespace.emplace_back(c.chat_namespace, history_limits{1000, h.defaults.age});
-    if (c.provider == "openai" && c.openai_base_url.empty())
-        problems.push_back("--chat-provider openai needs --openai-base-url");
-    cl.reconnect_wait = std::chrono::milliseconds(reconnect_wait_ms);
-    cl.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
-    cl.subscribe_timeout = std::chrono::milliseconds(subscribe_timeout_ms);
-    for (const auto& url : cl.urls) {
-        const bool scheme = url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
-        const auto rest =
-            url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
-        if (!scheme || rest.empty() || rest.find_first_of(" \t/") != std::string::npos)
-            problems.push_back("--cluster: '" + url +
-                               "' is not a NATS URL; expected nats://host:port or tls://host:port");
-    }
-    if (!valid_subject_prefix(cl.subject_prefix))
-        problems.push_back("--cluster-subject-prefix: '" + cl.subject_prefix +
-                           "' is not a subject prefix; allowed: tokens of A-Z a-z 0-9 _ - "
-                           "separated by single dots, like eventcast or acme.events");
-    if (cl.reconnect_max < cl.reconnect_wait)
-        problems.push_back(
-            "--cluster-reconnect-max-ms must not be below --cluster-reconnect-wait-ms");
-    if (l.max_events_per_publish > 255 && !cl.urls.empty())
-        problems.push_back("--max-events-per-publish above 255 is not supported with --cluster");
-    if (l.max_event_bytes > l.max_frame_bytes)
-        problems.push_back("--max-event-bytes must not exceed --max-frame-bytes");
+        cfg.chat.openai_api_key = key2;
+    cross_checks(cfg, problems);
     if (!problems.empty())
         return problems;
     return cfg;

@@ -3,6 +3,7 @@
 #include "events/handshake.hpp"
 
 #include "core/base64.hpp"
+#include "core/strings.hpp"
 
 #include <boost/url/parse_query.hpp>
 
@@ -12,13 +13,7 @@ namespace eventcast::events {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
+using core::trim_ows;
 
 std::optional<protocol_error> decode_into(std::string_view b64, std::string_view where,
                                           credentials& out) {
@@ -44,7 +39,7 @@ upgrade_auth parse_upgrade(const std::vector<std::string_view>& protocol_values,
         out.offered_subprotocols = true;
         while (!value.empty()) {
             const auto comma = value.find(',');
-            const auto item = trim(value.substr(0, comma));
+            const auto item = trim_ows(value.substr(0, comma));
             value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
             if (item == appsync_subprotocol) {
                 out.offered_appsync = true;

@@ -18,7 +18,7 @@ constexpr const char* filler[] = {
     "or",        "BedrockChat/*", "to",    "watch",     "it", "arrive."};
 
 struct demo_run final : completion, std::enable_shared_from_this<demo_run> {
-    transport& t;
+    aws::transport& t;
     std::shared_ptr<completion_sink> sink;
     std::vector<std::string> chunks;
     std::chrono::milliseconds pace;
@@ -27,7 +27,7 @@ struct demo_run final : completion, std::enable_shared_from_this<demo_run> {
     std::atomic<bool> cancelled{false};
     bool done = false;  // llm thread only
 
-    demo_run(transport& tr, std::shared_ptr<completion_sink> s, std::vector<std::string> c,
+    demo_run(aws::transport& tr, std::shared_ptr<completion_sink> s, std::vector<std::string> c,
              std::chrono::milliseconds p)
         : t(tr), sink(std::move(s)), chunks(std::move(c)), pace(p) {}
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "llm/provider.hpp"
-#include "llm/transport.hpp"
+#include "aws/transport.hpp"
 
 #include <chrono>
 
@@ -13,7 +13,7 @@ namespace eventcast::llm {
 class demo_provider final : public provider {
 public:
     /// `pace`: time between chunks; `words_per_chunk`: chunk size.
-    demo_provider(transport& t, std::chrono::milliseconds pace, std::size_t words_per_chunk = 1)
+    demo_provider(aws::transport& t, std::chrono::milliseconds pace, std::size_t words_per_chunk = 1)
         : transport_(t), pace_(pace), words_per_chunk_(words_per_chunk) {}
 
     std::string_view name() const override { return "demo"; }
@@ -28,7 +28,7 @@ public:
                                                std::size_t words_per_chunk);
 
 private:
-    transport& transport_;
+    aws::transport& transport_;
     std::chrono::milliseconds pace_;
     std::size_t words_per_chunk_;
 };

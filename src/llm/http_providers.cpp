@@ -5,7 +5,7 @@
 #include "core/log.hpp"
 #include "llm/bedrock_stream.hpp"
 #include "llm/openai_stream.hpp"
-#include "llm/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -24,13 +24,13 @@ constexpr std::size_t max_error_body = 64 * 1024;
 // Shared lifecycle: accept on the first 2xx byte, collect a non-2xx body as the error, map
 // transport failures, and end exactly once.
 class http_completion : public completion,
-                        public http_handler,
+                        public aws::http_handler,
                         public std::enable_shared_from_this<http_completion> {
 public:
-    http_completion(transport& t, std::shared_ptr<completion_sink> sink, std::string provider)
+    http_completion(aws::transport& t, std::shared_ptr<completion_sink> sink, std::string provider)
         : transport_(t), sink_(std::move(sink)), provider_(std::move(provider)) {}
 
-    void begin(http_call call) {
+    void begin(aws::http_call call) {
         id_ = transport_.start(std::move(call), shared_from_this());
         started_ = true;
         if (cancelled_)
@@ -73,7 +73,7 @@ public:
         return on_stream_bytes(bytes);
     }
 
-    void on_complete(const transfer_result& r) override {
+    void on_complete(const aws::transfer_result& r) override {
         if (ended_)
             return;
         if (r.cancelled) {
@@ -129,10 +129,10 @@ protected:
     token_usage usage_;
 
 private:
-    transport& transport_;
+    aws::transport& transport_;
     std::shared_ptr<completion_sink> sink_;
     std::string provider_;
-    transport::transfer_id id_ = 0;
+    aws::transport::transfer_id id_ = 0;
     std::atomic<bool> cancelled_{false};
     std::atomic<bool> started_{false};
     bool accepted_ = false;
@@ -314,8 +314,8 @@ std::shared_ptr<completion> bedrock_provider::start(completion_request request,
     // Credential lookup may touch the network (container/IMDS): do it on the llm thread.
     transport_.post([this, c, request = std::move(request)] {
         const auto model = request.model.empty() ? settings_.default_model : request.model;
-        http_call call;
-        call.url = settings_.endpoint + "/model/" + uri_encode(model) + "/converse-stream";
+        aws::http_call call;
+        call.url = settings_.endpoint + "/model/" + aws::uri_encode(model) + "/converse-stream";
         call.body = request_body(request);
         call.connect_timeout = settings_.connect_timeout;
         call.idle_timeout = settings_.idle_timeout;
@@ -328,10 +328,10 @@ std::shared_ptr<completion> bedrock_provider::start(completion_request request,
         auto creds = chain_.get();
         if (!creds)
             return c->fail_before_start({"CredentialsNotFound", creds.error(), 0, true});
-        const std::string path = "/model/" + uri_encode(model) + "/converse-stream";
-        const http_header headers[] = {{"content-type", "application/json"}, {"host", host}};
-        sigv4_request req{"POST", path, "", headers, call.body};
-        auto sig = sign_request(req, creds->credentials,
+        const std::string path = "/model/" + aws::uri_encode(model) + "/converse-stream";
+        const aws::http_header headers[] = {{"content-type", "application/json"}, {"host", host}};
+        aws::sigv4_request req{"POST", path, "", headers, call.body};
+        auto sig = aws::sign_request(req, creds->credentials,
                                 {settings_.region, "bedrock", std::chrono::system_clock::now()});
         if (!sig)
             return c->fail_before_start({"SigningFailed", sig.error().message, 0, true});
@@ -377,7 +377,7 @@ std::shared_ptr<completion> openai_provider::start(completion_request request,
     auto c = std::make_shared<openai_completion>(transport_, std::move(sink), "openai");
     if (request.model.empty())
         request.model = settings_.default_model;
-    http_call call;
+    aws::http_call call;
     call.url = completions_url(settings_.base_url);
     call.body = request_body(request, settings_.max_tokens_field);
     call.connect_timeout = settings_.connect_timeout;

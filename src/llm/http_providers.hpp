@@ -5,9 +5,9 @@
 #pragma once
 
 #include "core/config.hpp"
-#include "llm/aws_credentials.hpp"
+#include "aws/aws_credentials.hpp"
 #include "llm/provider.hpp"
-#include "llm/transport.hpp"
+#include "aws/transport.hpp"
 
 namespace eventcast::llm {
 
@@ -28,7 +28,7 @@ boost::system::result<bedrock_settings, std::string> bedrock_settings_from(
 
 class bedrock_provider final : public provider {
 public:
-    bedrock_provider(transport& t, bedrock_settings settings, aws::credential_chain& chain)
+    bedrock_provider(aws::transport& t, bedrock_settings settings, aws::credential_chain& chain)
         : transport_(t), settings_(std::move(settings)), chain_(chain) {}
     std::string_view name() const override { return "bedrock"; }
     std::string_view default_model() const override { return settings_.default_model; }
@@ -39,7 +39,7 @@ public:
     static std::string request_body(const completion_request& request);
 
 private:
-    transport& transport_;
+    aws::transport& transport_;
     bedrock_settings settings_;
     aws::credential_chain& chain_;
 };
@@ -55,7 +55,7 @@ struct openai_settings {
 
 class openai_provider final : public provider {
 public:
-    openai_provider(transport& t, openai_settings settings)
+    openai_provider(aws::transport& t, openai_settings settings)
         : transport_(t), settings_(std::move(settings)) {}
     std::string_view name() const override { return "openai"; }
     std::string_view default_model() const override { return settings_.default_model; }
@@ -68,7 +68,7 @@ public:
     static std::string completions_url(std::string base_url);
 
 private:
-    transport& transport_;
+    aws::transport& transport_;
     openai_settings settings_;
 };
 

@@ -4,6 +4,7 @@
 #include "llm/openai_stream.hpp"
 
 #include "core/json_kind.hpp"
+#include "core/strings.hpp"
 
 #include <boost/json.hpp>
 
@@ -20,14 +21,7 @@ wire_error chunk_error(std::string what) {
     return wire_error{"openai stream chunk: " + std::move(what)};
 }
 
-std::string_view trim(std::string_view s) noexcept {
-    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!s.empty() && space(s.front()))
-        s.remove_prefix(1);
-    while (!s.empty() && space(s.back()))
-        s.remove_suffix(1);
-    return s;
-}
+using core::trim;
 
 std::string string_member(const json::object& o, std::string_view key) {
     const json::value* v = o.if_contains(key);

@@ -2,16 +2,13 @@
 #pragma once
 
 #include "events/handshake.hpp"
+#include "net/http_reply.hpp"
 #include "net/server_context.hpp"
 
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 namespace eventcast::net {
-
-using http_request = boost::beast::http::request<boost::beast::http::string_body>;
 
 /// Takes over `stream` (whose executor is the connection's strand) and answers the upgrade in
 /// `req`. `auth` is what parse_upgrade found in it; the subprotocol has been checked.

@@ -7,7 +7,7 @@
 #include "auth/iam.hpp"
 #include "auth/lambda_authorizer.hpp"
 #include "auth/rate_limit.hpp"
-#include "llm/sigv4.hpp"
+#include "aws/sigv4.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -37,11 +37,11 @@ std::string write_temp(const std::string& text) {
 
 // POST /event with `headers` and `body`, signed as a client would, as the credentials the
 // server sees: the headers, the ones the signer added, and Authorization.
-events::credentials signed_post(const std::vector<llm::http_header>& headers, std::string_view body,
-                                const llm::aws_credentials& creds, const std::string& region,
+events::credentials signed_post(const std::vector<aws::http_header>& headers, std::string_view body,
+                                const aws::aws_credentials& creds, const std::string& region,
                                 system_clock::time_point when) {
-    llm::sigv4_request req{"POST", "/event", "", headers, body};
-    auto sig = llm::sign_request(req, creds, {region, "appsync", when});
+    aws::sigv4_request req{"POST", "/event", "", headers, body};
+    auto sig = aws::sign_request(req, creds, {region, "appsync", when});
     EXPECT_TRUE(sig.has_value());
     events::credentials c;
     for (const auto& h : headers)

@@ -117,7 +117,7 @@ protected:
     core::config cfg_;
     pubsub::broker broker_;
     core::stats stats_;
-    llm::transport transport_;
+    aws::transport transport_;
     std::unique_ptr<auth::authorizer> authz_;
     std::unique_ptr<api::event_api> api_;
     scripted_provider* provider_ = nullptr;

@@ -67,7 +67,7 @@ TEST(DemoProviderTest, ChunksJoinToTheAnswerForAnyChunkSize) {
 }
 
 TEST(DemoProviderTest, StreamsEveryChunkThenEndTurn) {
-    transport t;
+    aws::transport t;
     demo_provider p(t, std::chrono::milliseconds(1), 2);
     auto sink = std::make_shared<recording_sink>();
     auto c = p.start(ask("stream it", 12), sink);
@@ -80,7 +80,7 @@ TEST(DemoProviderTest, StreamsEveryChunkThenEndTurn) {
 }
 
 TEST(DemoProviderTest, CancelEndsWithCancelled) {
-    transport t;
+    aws::transport t;
     demo_provider p(t, std::chrono::milliseconds(50));
     auto sink = std::make_shared<recording_sink>();
     auto c = p.start(ask("long", 10000), sink);
@@ -94,7 +94,7 @@ TEST(DemoProviderTest, CancelEndsWithCancelled) {
 TEST(DemoProviderTest, StoppingTheTransportRunsNoMoreTimers) {
     auto sink = std::make_shared<recording_sink>();
     {
-        transport t;
+        aws::transport t;
         demo_provider p(t, std::chrono::milliseconds(20));
         p.start(ask("x", 1000), sink);
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
