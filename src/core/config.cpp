@@ -475,8 +475,7 @@ const std::vector<option>& options() {
          "configured, else demo)"},
         {"chat-coalesce-ms", millis(at(&c::chat, &chat_config::coalesce), 0),
          "deltas within this window go out as one event"},
-        {"chat-event-format",
-         choice(at(&c::chat, &chat_config::event_format), {"typed", "sample"}),
+        {"chat-event-format", choice(at(&c::chat, &chat_config::event_format), {"typed", "sample"}),
          "chat events: typed (start, delta, end/error with seq) or sample (only {\"data\":chunk} "
          "per delta, as the AWS sample); a POST /chat body's eventFormat overrides it"},
         {"chat-max-streams", size(at(&c::chat, &chat_config::max_streams), 1),

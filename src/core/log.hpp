@@ -22,7 +22,7 @@ struct access_entry {
     std::string_view method;  // "-" when the request could not be parsed
     std::string_view path;    // as sent, without the query (which may hold a header= credential)
     unsigned status = 0;
-    std::size_t bytes = 0;  // response body bytes
+    std::size_t bytes = 0;   // response body bytes
     double duration_ms = 0;  // request read -> response handed to the socket
     std::string_view request_id;
 };

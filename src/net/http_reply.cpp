@@ -49,9 +49,9 @@ http_response preflight_reply(const http_request& req, std::string_view allow,
     }
     const auto origin = req[http::field::origin];
     if (!origin.empty() && !req[http::field::access_control_request_method].empty())
-        set_fields(res, preflight_headers(cors_policy(cfg.cors_origins), origin,
-                                          req[http::field::access_control_request_headers],
-                                          methods));
+        set_fields(res,
+                   preflight_headers(cors_policy(cfg.cors_origins), origin,
+                                     req[http::field::access_control_request_headers], methods));
     else
         add_cors(res, cfg, origin);
     res.keep_alive(req.keep_alive());

@@ -147,8 +147,8 @@ protected:
     void begin_request(const http_request& req) {
         request_start_ = std::chrono::steady_clock::now();
         request_method_ = std::string(req.method_string());
-        request_path_ = std::string(target_path(
-            std::string_view(req.target().data(), req.target().size()).substr(0, 512)));
+        request_path_ = std::string(
+            target_path(std::string_view(req.target().data(), req.target().size()).substr(0, 512)));
         request_id_ = core::uuid_v4();
     }
 

@@ -352,8 +352,8 @@ TEST_F(ChatServiceTest, EventFormatInTheBodyOverridesTheServerDefault) {
 
     core::chat_config sample_cfg;
     sample_cfg.event_format = "sample";
-    auto typed = parse_chat_request(R"({"userId":"u","prompt":"p","eventFormat":"typed"})",
-                                    sample_cfg);
+    auto typed =
+        parse_chat_request(R"({"userId":"u","prompt":"p","eventFormat":"typed"})", sample_cfg);
     ASSERT_TRUE(typed);
     EXPECT_EQ(typed->format, event_format::typed);
     auto bad = parse_chat_request(R"({"userId":"u","prompt":"p","eventFormat":"raw"})", cfg_.chat);

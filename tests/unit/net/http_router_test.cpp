@@ -19,14 +19,14 @@ protected:
 
     void make() {
         auto named = [this](std::string name) {
-            return [this, name](const http_request&, const route_args& args,
-                                http_responder respond) {
-                last_route_ = name;
-                last_param_ = args.param_count ? std::string(args.param(0)) : std::string();
-                http_response res{http::status::ok, 11};
-                res.body() = name;
-                respond(std::move(res));
-            };
+            return
+                [this, name](const http_request&, const route_args& args, http_responder respond) {
+                    last_route_ = name;
+                    last_param_ = args.param_count ? std::string(args.param(0)) : std::string();
+                    http_response res{http::status::ok, 11};
+                    res.body() = name;
+                    respond(std::move(res));
+                };
         };
         std::vector<route> routes{
             {http::verb::post, "/event", named("publish")},
