@@ -109,6 +109,40 @@ int serve(int argc, const char* const* argv) {
             std::ofstream(tmp) << port << "\n";
             std::rename(tmp.c_str(), cfg.port_file.c_str());  // readers never see a partial file
         }
+        // SIGHUP: the configuration (flags, environment, --config file) is read again. A file
+        // with problems keeps the running configuration; the log level applies at once; other
+        // changed options are named, as they take effect only with a restart (for now).
+        srv.on_reload([&cfg, argc, argv, level_now = cfg.log_level]() mutable {
+            auto again = core::load_config(argc, argv);
+            if (!again) {
+                std::string why;
+                for (const auto& p : again.error())
+                    why += (why.empty() ? "" : "; ") + p;
+                log::error("reload: the configuration has problems, the running one is kept: {}",
+                           why);
+                return;
+            }
+            if (cfg.api_key_generated && again->api_keys.empty())
+                again->api_keys = cfg.api_keys;  // the generated key is not in any file
+            // cfg is read by every thread and never written after start: the level a reload
+            // applied is kept here instead.
+            const std::string wanted = again->log_level;
+            again->log_level = cfg.log_level;
+            std::string restart;
+            for (const auto& name : core::changed_options(cfg, *again))
+                restart += (restart.empty() ? "" : ", ") + ("--" + name);
+            if (wanted != level_now) {
+                log::level lv{};
+                log::parse_level(wanted, lv);
+                log::set_level(lv);
+                level_now = wanted;
+                log::warn("reload: log level is now {}", wanted);
+            }
+            if (!restart.empty())
+                log::warn("reload: changed, but applied only by a restart: {}", restart);
+            else
+                log::info("reload: done");
+        });
         parts.start();
         const int rc = srv.run();
         parts.stop();

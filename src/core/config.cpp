@@ -710,6 +710,38 @@ std::string options_markdown() {
 
 }  // namespace
 
+std::vector<std::string> changed_options(const config& a, const config& b) {
+    auto same_keys = [](const std::vector<api_key>& x, const std::vector<api_key>& y) {
+        return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                          [](const api_key& k, const api_key& l) {
+                              return k.value == l.value && k.expires == l.expires;
+                          });
+    };
+    auto same_histories = [](const history_config& x, const history_config& y) {
+        return std::equal(x.per_namespace.begin(), x.per_namespace.end(), y.per_namespace.begin(),
+                          y.per_namespace.end(), [](const auto& m, const auto& n) {
+                              return m.first == n.first && m.second.count == n.second.count &&
+                                     m.second.age == n.second.age;
+                          });
+    };
+    std::vector<std::string> out;
+    auto& ca = const_cast<config&>(a);  // show() only reads
+    auto& cb = const_cast<config&>(b);
+    for (const auto& opt : options()) {
+        const std::string_view name = opt.name;
+        bool differs = false;
+        if (name == "api-key")
+            differs = !same_keys(a.api_keys, b.api_keys);
+        else if (name == "namespace-history")
+            differs = !same_histories(a.history, b.history);
+        else
+            differs = opt.parse.show(ca) != opt.parse.show(cb);
+        if (differs)
+            out.emplace_back(name);
+    }
+    return out;
+}
+
 boost::system::result<config, std::vector<std::string>> load_config(int argc,
                                                                     const char* const* argv) {
     config cfg;

@@ -161,6 +161,10 @@ struct config {
 boost::system::result<config, std::vector<std::string>> load_config(int argc,
                                                                     const char* const* argv);
 
+/// The options (names without "--", in the table's order) whose values differ between `a` and
+/// `b`: what a reload (SIGHUP) compares. Values are never returned, so keys stay out of logs.
+std::vector<std::string> changed_options(const config& a, const config& b);
+
 /// Parses a duration: a number with a unit, ms, s, m or h ("500ms", "10m"); "0" alone is zero.
 boost::system::result<std::chrono::milliseconds, std::string> parse_duration(std::string_view text);
 /// The shortest exact form parse_duration reads back: "10m", "90s", "1500ms".

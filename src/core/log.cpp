@@ -79,12 +79,6 @@ void init(level min_level, bool json) {
                             spdlog::pattern_time_type::utc);
     else
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc);
-    switch (min_level) {
-        case level::debug: logger->set_level(spdlog::level::debug); break;
-        case level::info: logger->set_level(spdlog::level::info); break;
-        case level::warn: logger->set_level(spdlog::level::warn); break;
-        case level::error: logger->set_level(spdlog::level::err); break;
-    }
     logger->flush_on(spdlog::level::info);
     access_logger = std::make_shared<spdlog::logger>(
         "eventcast-access", std::make_shared<spdlog::sinks::stderr_sink_mt>());
@@ -93,10 +87,24 @@ void init(level min_level, bool json) {
                                    spdlog::pattern_time_type::utc);
     else
         access_logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc);
-    access_logger->set_level(logger->level());
     access_logger->flush_on(spdlog::level::info);
     access_json = json;
     spdlog::set_default_logger(std::move(logger));
+    set_level(min_level);
+}
+
+void set_level(level min_level) {
+    // spdlog keeps a logger's level atomically; access_logger is set once, by init().
+    spdlog::level::level_enum l = spdlog::level::info;
+    switch (min_level) {
+        case level::debug: l = spdlog::level::debug; break;
+        case level::info: l = spdlog::level::info; break;
+        case level::warn: l = spdlog::level::warn; break;
+        case level::error: l = spdlog::level::err; break;
+    }
+    spdlog::default_logger()->set_level(l);
+    if (access_logger)
+        access_logger->set_level(l);
 }
 
 bool parse_level(std::string_view text, level& out) {

@@ -14,6 +14,9 @@ enum class level { debug, info, warn, error };
 /// Sets the minimum level and the output format. Call once from main before threads start.
 void init(level min_level, bool json);
 
+/// Changes the minimum level at run time (reload); thread-safe.
+void set_level(level min_level);
+
 /// Parses "debug", "info", "warn", "error"; returns false on anything else.
 bool parse_level(std::string_view text, level& out);
 

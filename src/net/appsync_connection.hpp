@@ -15,9 +15,11 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -92,12 +94,19 @@ private:
     // the operation answered so on_text() knows whether to pause.
     template <class Result, class Then>
     auto on_executor(Then then);
+    template <class Result, class Then>
+    void answer(Then& then, Result& r);
+    // Runs `call` (one event_api operation) with this thread marked as inside it.
+    template <class Call>
+    void on_operation(Call call);
 
     api::event_api& api_;
     const core::limits& lim_;
     connection_host& host_;
     boost::asio::any_io_executor executor_;
     auth::token_bucket ops_;  // --max-ops-per-second
+    // The thread inside an event_api call, while it is; an answer that comes on it is inline.
+    std::atomic<std::thread::id> calling_{};
     bool answered_ = true;    // the last operation's answer has been handled
     bool waiting_ = false;    // reading is paused until that answer
     bool connected_ = false;  // connect authorized

@@ -34,6 +34,7 @@ server::server(const core::config& cfg, api::event_api& api, chat::chat_service*
            auth::connection_counter(cfg.auth.max_connections_per_ip)},
       acceptor_(ioc_),
       signals_(ioc_, SIGINT, SIGTERM),
+      reload_signals_(ioc_, SIGHUP),
       last_resort_(ioc_),
       ticker_(ioc_) {
     boost::system::error_code ec;
@@ -105,6 +106,7 @@ void server::begin_shutdown() {
     boost::system::error_code ec;
     acceptor_.close(ec);
     signals_.cancel();
+    reload_signals_.cancel();
     registry_.shutdown_all();
     wait_drained(std::chrono::steady_clock::now() + std::chrono::seconds(5));
 }
@@ -127,6 +129,23 @@ void server::wait_drained(std::chrono::steady_clock::time_point deadline) {
     });
 }
 
+void server::arm_reload() {
+    reload_signals_.async_wait([this](boost::system::error_code ec, int) {
+        if (ec)
+            return;  // cancelled: shutting down
+        log::info("received SIGHUP: reloading");
+        if (!reload_)
+            log::warn("reload: nothing to reload in this process");
+        else
+            try {
+                reload_();
+            } catch (const std::exception& e) {
+                log::error("reload failed, the running configuration is kept: {}", e.what());
+            }
+        arm_reload();
+    });
+}
+
 void server::stop() {
     asio::post(ioc_, [this] { begin_shutdown(); });
 }
@@ -138,6 +157,7 @@ int server::run() {
             begin_shutdown();
         }
     });
+    arm_reload();
     do_accept();
     arm_ticker();
     std::vector<std::thread> threads;

@@ -1,5 +1,5 @@
 // The network front: one listening port for HTTP, HTTPS, ws and wss; N threads on one
-// io_context; graceful shutdown on SIGTERM/SIGINT.
+// io_context; graceful shutdown on SIGTERM/SIGINT; SIGHUP calls the reload hook.
 #pragma once
 
 #include "api/event_api.hpp"
@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <functional>
 #include <memory>
 
 namespace eventcast::net {
@@ -38,11 +39,16 @@ public:
     /// Thread-safe: begins graceful shutdown (what SIGTERM does).
     void stop();
 
+    /// What SIGHUP does (app/ re-reads the configuration); set before run(). Runs on an I/O
+    /// thread, so it must be quick. Without a hook SIGHUP is logged and ignored, never fatal.
+    void on_reload(std::function<void()> hook) { reload_ = std::move(hook); }
+
 private:
     void do_accept();
     void begin_shutdown();
     void arm_ticker();
     void wait_drained(std::chrono::steady_clock::time_point deadline);
+    void arm_reload();
 
     const core::config& cfg_;
     boost::asio::io_context ioc_;
@@ -50,6 +56,8 @@ private:
     server_context ctx_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::signal_set signals_;
+    boost::asio::signal_set reload_signals_;  // SIGHUP
+    std::function<void()> reload_;
     boost::asio::steady_timer last_resort_;
     boost::asio::steady_timer ticker_;  // keep-alives and lifetimes of every session
     std::unique_ptr<router> routes_;

@@ -4,6 +4,7 @@
 #include <boost/beast/core/detail/base64.hpp>
 
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <signal.h>
@@ -32,7 +33,7 @@ std::string io_threads() {
 }  // namespace
 
 server_process::server_process(std::vector<std::string> extra_args, std::string api_key,
-                               std::size_t soft_fd_limit)
+                               std::size_t soft_fd_limit, std::string log_to)
     : api_key_(std::move(api_key)) {
     char tmpl[] = "/tmp/eventcast-it-XXXXXX";
     if (!mkdtemp(tmpl))
@@ -50,10 +51,12 @@ server_process::server_process(std::vector<std::string> extra_args, std::string 
                                      port_file,
                                      "--tls-self-signed-out",
                                      cert_,
-                                     "--log-level",
-                                     "warn",
                                      "--threads",
                                      io_threads()};
+    if (log_to.empty()) {
+        args.push_back("--log-level");
+        args.push_back("warn");
+    }
     if (!api_key_.empty()) {
         args.push_back("--api-key");
         args.push_back(api_key_);
@@ -66,6 +69,11 @@ server_process::server_process(std::vector<std::string> extra_args, std::string 
             getrlimit(RLIMIT_NOFILE, &lim);
             lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, soft_fd_limit);
             setrlimit(RLIMIT_NOFILE, &lim);
+        }
+        if (!log_to.empty()) {
+            const int fd = ::open(log_to.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0)
+                dup2(fd, 2);
         }
         std::vector<char*> argv;
         for (auto& a : args)
@@ -91,6 +99,11 @@ bool server_process::running() {
         return false;
     }
     return true;
+}
+
+void server_process::signal(int sig) {
+    if (pid_ > 0)
+        kill(pid_, sig);
 }
 
 int server_process::terminate(std::chrono::milliseconds timeout) {

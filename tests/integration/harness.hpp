@@ -34,8 +34,11 @@ class server_process {
 public:
     /// `soft_fd_limit` (when nonzero): the soft RLIMIT_NOFILE the server starts with, as on a
     /// stock system (Debian's default is 1,024).
+    /// `log_to` (when not empty): the server's stderr goes to that file, and the harness's
+    /// `--log-level warn` is left out, so the test's flags or config file choose the level.
     explicit server_process(std::vector<std::string> extra_args = {},
-                            std::string api_key = "test-key", std::size_t soft_fd_limit = 0);
+                            std::string api_key = "test-key", std::size_t soft_fd_limit = 0,
+                            std::string log_to = {});
     ~server_process();
     server_process(const server_process&) = delete;
     server_process& operator=(const server_process&) = delete;
@@ -46,6 +49,10 @@ public:
     /// Sends SIGTERM and waits (up to `timeout`) for exit; returns the exit status or -1.
     int terminate(std::chrono::milliseconds timeout = 10s);
     bool running();
+    /// Sends `sig` to the server.
+    void signal(int sig);
+    /// A scratch directory of this server's, removed by nobody (under /tmp).
+    const std::string& dir() const { return dir_; }
 
 private:
     int pid_ = -1;

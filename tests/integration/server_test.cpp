@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <sys/resource.h>
 #include <thread>
@@ -385,6 +389,56 @@ TEST(ServerTest, ShutsDownGracefullyOnSigterm) {
     reader.join();
     EXPECT_TRUE(c.closed());
     EXPECT_EQ(c.close_code(), 1001);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// SIGHUP reads the configuration again: the log level applies at once, options that need a
+// restart are named, a broken file keeps the running configuration, and the server (and its
+// subscribers) go on. SIGHUP is never fatal (systemd's ExecReload sends it).
+TEST(ServerTest, SighupReloadsTheConfigurationAndKeepsServing) {
+    char tmpl[] = "/tmp/eventcast-reload-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    const std::string dir = tmpl, conf = dir + "/eventcast.toml", log = dir + "/stderr.log";
+    std::ofstream(conf) << "log-level = \"warn\"\nmax-subscriptions = 200\n";
+    server_process srv({"--config", conf}, "test-key", 0, log);
+    ws_client c(srv.port(), srv.api_key());
+    c.subscribe("s", "default/a");
+    ASSERT_TRUE(c.expect_type("subscribe_success"));
+
+    std::ofstream(conf) << "log-level = \"info\"\nmax-subscriptions = 5\n";
+    srv.signal(SIGHUP);
+    EXPECT_TRUE(eventually(
+        [&] {
+            return read_file(log).find("reload: done") != std::string::npos ||
+                   read_file(log).find("restart") != std::string::npos;
+        },
+        10s));
+    EXPECT_NE(read_file(log).find("reload: log level is now info"), std::string::npos)
+        << read_file(log);
+    EXPECT_NE(read_file(log).find("applied only by a restart: --max-subscriptions"),
+              std::string::npos)
+        << read_file(log);
+
+    std::ofstream(conf) << "max-subscriptions = \"many\"\n";
+    srv.signal(SIGHUP);
+    EXPECT_TRUE(eventually(
+        [&] { return read_file(log).find("the running one is kept") != std::string::npos; }, 10s))
+        << read_file(log);
+    EXPECT_NE(read_file(log).find("max-subscriptions: 'many' is not a whole number"),
+              std::string::npos);
+
+    ASSERT_TRUE(srv.running());
+    auto r = http_request(srv.port(), http::verb::post, "/event",
+                          R"({"channel":"/default/a","events":["\"after reload\""]})",
+                          {{"X-Api-Key", srv.api_key()}, {"Content-Type", "application/json"}});
+    EXPECT_EQ(r.status, 200u) << r.body;
+    EXPECT_TRUE(c.expect_type("data"));  // the subscriber from before the reloads
+    EXPECT_EQ(srv.terminate(), 0);
+    std::filesystem::remove_all(dir);
 }
 
 TEST(ServerTest, PrintsAGeneratedKeyWhenNoneIsConfigured) {

@@ -630,3 +630,28 @@ TEST(DurationTest, ParsesAndFormatsEveryUnit) {
 
 }  // namespace
 }  // namespace eventcast::core
+
+namespace eventcast::core {
+namespace {
+
+// What a reload compares: names only, in the table's order, keys and histories included.
+TEST(ChangedOptionsTest, NamesEveryOptionThatDiffersAndNothingElse) {
+    config a, b;
+    EXPECT_TRUE(changed_options(a, b).empty());
+    b.port = 9000;
+    b.lim.max_subscriptions = 5;
+    b.log_level = "debug";
+    EXPECT_EQ(changed_options(a, b),
+              (std::vector<std::string>{"port", "log-level", "max-subscriptions"}));
+    config c, d;
+    d.api_keys = {{"k", std::nullopt}};
+    EXPECT_EQ(changed_options(c, d), std::vector<std::string>{"api-key"});
+    c.api_keys = {{"k", std::chrono::system_clock::time_point{}}};
+    EXPECT_EQ(changed_options(c, d), std::vector<std::string>{"api-key"});  // the expiry counts
+    config e, f;
+    f.history.per_namespace = {{"ns", history_limits{}}};
+    EXPECT_EQ(changed_options(e, f), std::vector<std::string>{"namespace-history"});
+}
+
+}  // namespace
+}  // namespace eventcast::core
