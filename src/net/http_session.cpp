@@ -132,7 +132,8 @@ protected:
                                     "(Sec-WebSocket-Protocol: aws-appsync-event-ws,header-...)",
                                     req.version(), false, ctx_.cfg));
         }
-        end_request(101, 0);
+        // net/ws_session.cpp logs the upgrade's line once it has answered (101, 426 or 429).
+        request_id_.clear();
         beast::get_lowest_layer(derived().stream()).expires_never();
         released_ = true;
         start_ws_session(derived().release_stream(), std::move(req), std::move(auth), ctx_);
