@@ -1,6 +1,7 @@
 // Who may connect, subscribe, publish and chat: the AppSync auth modes per operation and per
 // namespace (spec/appsync-events.md §9), per-user namespaces, and the providers behind each mode
-// (API keys, SigV4 keys, Cognito/OIDC JWTs, a Lambda-style webhook).
+// (API keys, SigV4 keys, Cognito/OIDC JWTs, a Lambda-style webhook), each a verifier
+// (verifier.hpp) registered in create().
 //
 // Most requests are decided synchronously on the caller's thread (API key, IAM, JWT with a
 // known key). Two need I/O: a JWT whose kid is not in the cached key set (the JWKS is fetched
@@ -8,12 +9,11 @@
 // returns nullopt and the caller uses authorize_async(), whose callback runs on another thread.
 #pragma once
 
-#include "auth/api_keys.hpp"
 #include "auth/modes.hpp"
+#include "auth/verifier.hpp"
 #include "core/config.hpp"
-#include "events/channel.hpp"
-#include "events/error.hpp"
-#include "events/message.hpp"
+
+#include <boost/system/result.hpp>
 
 #include <functional>
 #include <memory>
@@ -21,38 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace eventcast::aws {
-class transport;
-}
-
 namespace eventcast::auth {
-
-/// An HTTP request whose own SigV4 signature AWS_IAM checks (POST /event, /chat).
-struct http_view {
-    std::string_view method;
-    std::string_view path;
-    std::string_view query;
-    std::string_view body;
-};
-
-/// One operation to authorize. Views must outlive try_authorize(); authorize_async() copies.
-struct auth_request {
-    operation op = operation::connect;
-    const events::credentials* creds = nullptr;        // null: the message had no authorization
-    std::string_view ns;                               // empty for connect
-    std::string_view raw_channel;                      // as sent (IAM signs it); empty for connect
-    const events::channel_pattern* pattern = nullptr;  // subscribe
-    const events::channel_path* path = nullptr;        // publish
-    const std::vector<std::string>* events = nullptr;  // WebSocket publish (IAM signs them)
-    const http_view* http = nullptr;                   // HTTP requests (IAM signs them)
-};
-
-using auth_result = events::result<identity>;
-
-struct auth_counters {
-    std::uint64_t jwks_refreshes = 0;
-    std::uint64_t lambda_calls = 0;
-};
 
 /// True when some operation of `a` (defaults, chat, per-namespace rules) allows `m`, e.g. whether
 /// an API key must exist. Names that are not modes are ignored (create() reports them).
@@ -61,8 +30,10 @@ bool config_allows(const core::auth_config& a, mode m);
 /// Thread-safe after create().
 class authorizer {
 public:
-    /// Builds the providers the config names. Fails with every problem (unknown mode, a mode
-    /// without its provider, an unreadable key file, a JWKS that cannot be loaded).
+    /// Builds the verifiers the config names. Fails with every problem (unknown mode, a mode
+    /// without its provider, an unreadable key file, a JWKS that cannot be loaded). `outbound`
+    /// (JWKS URLs, the Lambda webhook) may be null when no mode needs it; it must outlive the
+    /// authorizer.
     static boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> create(
         const core::config& cfg, aws::transport* outbound);
     ~authorizer();

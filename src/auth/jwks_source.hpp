@@ -1,30 +1,33 @@
 // Where JWT verification keys come from: a JWKS file or an https:// URL, cached and refreshed
-// on the source's own worker thread, when a token names an unknown kid (rate-limited) and
-// periodically, so that a provider's key rotation is picked up without a restart.
+// when a token names an unknown kid (rate-limited) and periodically, so that a provider's key
+// rotation is picked up without a restart. Fetches, file re-reads and the refresh timers run on
+// the outbound transport's thread (aws/transport.hpp); the source has no thread of its own.
 #pragma once
 
 #include "auth/jwt.hpp"
 
 #include <boost/system/result.hpp>
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
-#include <vector>
+
+namespace eventcast::aws {
+class transport;
+}
 
 namespace eventcast::auth {
 
-/// Owns one worker thread, started by start() and joined by the destructor. Every public
-/// member is thread-safe. Fetches (file reads after the first, every URL fetch) run only on the
-/// worker, never on a caller's thread. A failed fetch keeps the last good key set and is logged
-/// once as a warning; it is retried after min_refresh_interval, doubling up to refresh_interval.
+/// Every public member is thread-safe. With a transport, fetches (file reads after the first,
+/// every URL fetch) run only on the transport's thread, never on a caller's thread. A failed
+/// fetch keeps the last good key set and is logged once as a warning; it is retried after
+/// min_refresh_interval, doubling up to refresh_interval.
+///
+/// Lifetime: the transport must outlive the source (stopping it first is fine). What the
+/// source leaves queued on the transport (timers, a fetch, its completion) holds the source's
+/// state only by weak_ptr, so it does nothing once the source is gone.
 class jwks_source {
 public:
     struct options {
@@ -50,15 +53,19 @@ public:
         std::string last_error;          // "" after a successful fetch
     };
 
-    /// Checks the options and starts the worker. A file is read here, so a missing file or one
-    /// with no usable key fails startup; a URL is only checked here and fetched at once on the
-    /// worker: current() is null until that succeeds (refresh() with a callback waits for it).
-    /// Errors say what is wrong, e.g. "jwks URL 'http://idp.example/keys': http:// is allowed
-    /// only for loopback hosts; use https://". libcurl must be initialised (curl_global_init)
-    /// before a URL source starts.
-    static boost::system::result<std::unique_ptr<jwks_source>, std::string> start(options opts);
+    /// Checks the options. A file is read here, so a missing file or one with no usable key
+    /// fails startup; a URL is only checked here and fetched at once on the transport: current()
+    /// is null until that succeeds (refresh() with a callback waits for it). Errors say what is
+    /// wrong, e.g. "jwks URL 'http://idp.example/keys': http:// is allowed only for loopback
+    /// hosts; use https://". A URL needs `outbound`. Without a transport (file sources only)
+    /// nothing runs in the background and no thread starts: there is no periodic refresh, and
+    /// refresh() re-reads the file on the caller's thread and calls back there.
+    static boost::system::result<std::unique_ptr<jwks_source>, std::string> start(
+        options opts, aws::transport* outbound);
 
-    /// Stops the worker, aborting a fetch in flight. Callbacks not yet run are dropped unrun.
+    /// Cancels a fetch in flight; callbacks not yet run are dropped unrun. A callback running on
+    /// the transport's thread at this moment is waited for, so the destructor must not be
+    /// called from inside a refresh() callback.
     ~jwks_source();
     jwks_source(const jwks_source&) = delete;
     jwks_source& operator=(const jwks_source&) = delete;
@@ -68,44 +75,19 @@ public:
     std::shared_ptr<const jwks> current() const;
 
     /// Asks for a fresh fetch, e.g. because a token named an unknown kid. `done` runs on the
-    /// worker thread once a fetch finished, successful or not (then compare current()). If a
-    /// fetch is already queued or in flight, `done` waits for that one; if the last fetch
+    /// transport's thread once a fetch finished, successful or not (then compare current()). If
+    /// a fetch is already queued or in flight, `done` waits for that one; if the last fetch
     /// started less than min_refresh_interval ago, no fetch happens and `done` runs soon
     /// anyway. `done` must not block for long; an exception from it is logged and swallowed.
     void refresh(std::function<void()> done);
 
     stats statistics() const;
-    const std::string& location() const noexcept { return opts_.location; }
+    const std::string& location() const noexcept;
 
 private:
-    using clock = std::chrono::steady_clock;
-    using callbacks = std::vector<std::function<void()>>;
-
-    explicit jwks_source(options opts, bool is_url);
-    boost::system::result<jwks, std::string> fetch() const;  // file or URL, no lock held
-    boost::system::result<jwks, std::string> fetch_file() const;
-    boost::system::result<jwks, std::string> fetch_url() const;
-    void run();
-    void finish_fetch(boost::system::result<jwks, std::string> result, clock::time_point started);
-    static void run_callbacks(callbacks& list);
-
-    const options opts_;
-    const bool is_url_;
-
-    mutable std::mutex mutex_;
-    std::condition_variable wake_;
-    std::shared_ptr<const jwks> current_;
-    callbacks after_fetch_;      // run when the queued or in-flight fetch finishes
-    callbacks rate_limited_;     // run by the worker without a fetch
-    bool fetch_wanted_ = false;  // a fetch is queued for the worker
-    bool fetching_ = false;      // a fetch is in flight
-    bool stopping_ = false;
-    std::atomic<bool> abort_{false};  // read by libcurl's progress callback without the lock
-    std::optional<clock::time_point> last_fetch_started_;
-    clock::time_point next_periodic_;
-    std::chrono::seconds retry_delay_{0};
-    stats stats_;
-    std::thread worker_;  // last: started once every member above exists
+    struct state;  // shared with what is queued on the transport (jwks_source.cpp)
+    explicit jwks_source(std::shared_ptr<state> s);
+    std::shared_ptr<state> state_;
 };
 
 }  // namespace eventcast::auth

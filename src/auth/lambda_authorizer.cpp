@@ -1,4 +1,4 @@
-// The webhook call runs on the transport's thread (libcurl multi); a timer cancels it at the
+// The webhook call runs on the outbound transport's thread; a timer cancels it at the
 // deadline. Failures (timeout, non-2xx, bad JSON) refuse the request and are not cached, so the
 // next request asks again.
 #include "auth/lambda_authorizer.hpp"

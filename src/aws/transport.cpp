@@ -38,12 +38,22 @@ struct transfer {
     // Stall detection (http_call::idle_timeout): the last time a byte came from the provider.
     std::chrono::milliseconds idle_timeout{0};
     std::chrono::steady_clock::time_point last_byte;
+    std::size_t max_body_bytes = 0;  // 0: no bound
+    std::size_t body_bytes = 0;
+    bool too_large = false;
+    bool has_total_timeout = false;
+    std::array<char, CURL_ERROR_SIZE> error{};  // CURLOPT_ERRORBUFFER
 };
 
 size_t on_write(char* data, size_t size, size_t count, void* user) noexcept {
     auto* t = static_cast<transfer*>(user);
     const size_t n = size * count;
     t->last_byte = std::chrono::steady_clock::now();
+    if (t->max_body_bytes != 0 && t->body_bytes + n > t->max_body_bytes) {
+        t->too_large = true;
+        return 0;  // CURLE_WRITE_ERROR
+    }
+    t->body_bytes += n;
     try {
         if (t->status == 0)
             curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &t->status);
@@ -228,7 +238,19 @@ struct transport::impl {
         t->idle_timeout = call.idle_timeout;
         t->last_byte = std::chrono::steady_clock::now();
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, call.protocols.c_str());
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error.data());
+        t->max_body_bytes = call.max_body_bytes;
+        if (call.total_timeout.count() > 0) {
+            t->has_total_timeout = true;
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(call.total_timeout.count()));
+        }
+        if (!call.ca_file.empty())
+            curl_easy_setopt(e, CURLOPT_CAINFO, call.ca_file.c_str());
+        if (call.no_proxy)
+            curl_easy_setopt(e, CURLOPT_PROXY, "");
+        if (call.accept_encoding)
+            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, call.accept_encoding->c_str());
         curl_multi_add_handle(multi, e);
         transfers.emplace(id, std::move(t));
         active.fetch_add(1, std::memory_order_relaxed);
@@ -295,9 +317,14 @@ struct transport::impl {
             transfer_result r;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status);
             const CURLcode code = msg->data.result;
-            if (code == CURLE_OPERATION_TIMEDOUT) {
+            r.detail = t->error.data();
+            if (t->too_large) {
+                r.too_large = true;
+                r.error = "answer is over " + std::to_string(t->max_body_bytes) + " bytes";
+            } else if (code == CURLE_OPERATION_TIMEDOUT) {
                 r.timed_out = true;
-                r.error = "timed out (no data from the provider)";
+                r.error =
+                    t->has_total_timeout ? "timed out" : "timed out (no data from the provider)";
             } else if (code != CURLE_OK && !(t->aborted_by_handler && code == CURLE_WRITE_ERROR)) {
                 r.error = curl_easy_strerror(code);
             }
@@ -410,6 +437,36 @@ void transport::stop() {
 
 std::size_t transport::active() const {
     return impl_->active.load(std::memory_order_relaxed);
+}
+
+namespace {
+struct curl_url_deleter {
+    void operator()(CURLU* handle) const noexcept { curl_url_cleanup(handle); }
+};
+struct curl_free_deleter {
+    void operator()(char* p) const noexcept { curl_free(p); }
+};
+std::string url_part(CURLU* url, CURLUPart part) {
+    char* raw = nullptr;
+    if (curl_url_get(url, part, &raw, 0) != CURLUE_OK || raw == nullptr)
+        return {};
+    std::unique_ptr<char, curl_free_deleter> owned(raw);
+    return std::string(raw);
+}
+}  // namespace
+
+boost::system::result<url_parts, std::string> parse_url(const std::string& url) {
+    std::unique_ptr<CURLU, curl_url_deleter> handle(curl_url());
+    if (!handle)
+        return std::string("out of memory");
+    const auto rc =
+        curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
+    if (rc != CURLUE_OK)
+        return std::string("not a valid URL (") + curl_url_strerror(rc) + ")";
+    url_parts parts;
+    parts.scheme = url_part(handle.get(), CURLUPART_SCHEME);
+    parts.host = url_part(handle.get(), CURLUPART_HOST);
+    return parts;
 }
 
 }  // namespace eventcast::aws

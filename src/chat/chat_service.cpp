@@ -45,6 +45,7 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
         return bad("request body is " + core::json_kind_name(root) +
                    R"(; expected {"userId":"alice","prompt":"Hello"})");
     chat_request r;
+    r.format = cfg.event_format == "sample" ? event_format::sample : event_format::typed;
     const auto* user = o->if_contains("userId");
     if (!token_user.empty()) {
         // Authenticated by token: the identity is the user; a body naming someone else is a
@@ -135,6 +136,12 @@ boost::system::result<chat_request, http_answer> parse_chat_request(std::string_
             return bad("'temperature' must be a number from 0 to 2");
         r.completion.temperature = v;
     }
+    if (const auto* f = o->if_contains("eventFormat"); f && !f->is_null()) {
+        if (!f->is_string() || (f->as_string() != "typed" && f->as_string() != "sample"))
+            return bad(R"('eventFormat' must be "typed" (start, delta, end/error events) or )"
+                       R"("sample" (only {"data":"<chunk>"} per delta, as the AWS sample))");
+        r.format = f->as_string() == "sample" ? event_format::sample : event_format::typed;
+    }
     if (const auto* w = o->if_contains("wait"); w && !w->is_null()) {
         if (!w->is_bool())
             return bad("'wait' must be true or false");
@@ -167,7 +174,8 @@ class chat_stream final : public llm::completion_sink,
                           public std::enable_shared_from_this<chat_stream> {
 public:
     chat_stream(chat_service& svc, std::string id, std::string user, events::channel_path channel,
-                std::string provider, std::string model, bool wait, chat_service::responder respond)
+                std::string provider, std::string model, bool wait, event_format format,
+                chat_service::responder respond)
         : svc_(svc),
           id_(std::move(id)),
           user_(std::move(user)),
@@ -175,6 +183,7 @@ public:
           provider_(std::move(provider)),
           model_(std::move(model)),
           wait_(wait),
+          sample_(format == event_format::sample),
           respond_(std::move(respond)) {}
 
     void attach(std::shared_ptr<llm::completion> c) {
@@ -206,7 +215,10 @@ public:
                            {"provider", provider_}};
         if (provider_ == "demo")
             start["note"] = "offline demo model: a deterministic answer, not a real LLM";
-        start_position_ = publish(start);
+        // The sample format has deltas only: its page renders .data of every event, so a start
+        // event would be an empty row.
+        if (!sample_)
+            start_position_ = publish(start);
         if (!wait_)
             answer(ok_body(false));
     }
@@ -258,7 +270,8 @@ public:
                         u["outputTokens"] = usage.output_tokens;
                     end["usage"] = std::move(u);
                 }
-                publish(end);
+                if (!sample_)
+                    publish(end);
                 end_locked(stop_reason_ == "cancelled" ? "cancelled" : "completed");
                 if (wait_)
                     answer(ok_body(true));
@@ -280,11 +293,14 @@ public:
                 answer(provider_refusal(e, provider_));
             } else {
                 flush_locked();
-                publish(json::object{{"type", "error"},
-                                     {"streamId", id_},
-                                     {"seq", seq_++},
-                                     {"errorType", e.type},
-                                     {"message", e.message}});
+                // The sample format has no error event: a subscriber sees the answer stop;
+                // GET /chat/<streamId> says why.
+                if (!sample_)
+                    publish(json::object{{"type", "error"},
+                                         {"streamId", id_},
+                                         {"seq", seq_++},
+                                         {"errorType", e.type},
+                                         {"message", e.message}});
                 end_locked("failed");
                 if (wait_) {
                     auto a = provider_refusal(e, provider_);
@@ -353,8 +369,14 @@ private:
     void flush_locked() {
         if (pending_.empty())
             return;
-        publish(json::object{
-            {"type", "delta"}, {"streamId", id_}, {"seq", seq_++}, {"data", pending_}});
+        if (sample_) {
+            const auto position = publish(json::object{{"data", pending_}});
+            if (start_position_.seq == 0)
+                start_position_ = position;  // resumeAfter: just before the first delta
+        } else {
+            publish(json::object{
+                {"type", "delta"}, {"streamId", id_}, {"seq", seq_++}, {"data", pending_}});
+        }
         pending_.clear();
         svc_.api_.stats().chunk_publish.observe(std::chrono::steady_clock::now() - pending_since_);
     }
@@ -382,7 +404,8 @@ private:
         json::object o{{"channel", "/" + channel_.str()},
                        {"streamId", id_},
                        {"provider", provider_},
-                       {"model", model_}};
+                       {"model", model_},
+                       {"eventFormat", sample_ ? "sample" : "typed"}};
         if (start_position_.seq > 0)
             o["resumeAfter"] =
                 events::format_position({start_position_.epoch, start_position_.seq - 1});
@@ -412,6 +435,7 @@ private:
     const std::string provider_;
     const std::string model_;
     const bool wait_;
+    const bool sample_;  // event_format::sample: {"data":...} deltas and nothing else
 
     mutable std::mutex mutex_;
     chat_service::responder respond_;
@@ -498,7 +522,7 @@ void chat_service::start(std::string_view body, responder respond, std::string_v
         auto id = "s-" + core::random_secret_hex(8);
         stream = std::make_shared<chat_stream>(*this, id, req.user_id, std::move(*channel),
                                                provider_name, req.completion.model, req.wait,
-                                               std::move(respond));
+                                               req.format, std::move(respond));
         streams_.emplace(std::move(id), stream);
     }
     log::debug("chat stream for user={} provider={} model={}", req.user_id, provider_name,

@@ -24,15 +24,23 @@ struct http_answer {
     std::string error_type;
 };
 
+/// What a stream publishes on its channel (--chat-event-format, or the body's "eventFormat").
+enum class event_format {
+    typed,   // start, delta..., end or error: each {"type":..., "streamId":..., "seq":n, ...}
+    sample,  // only {"data":"<chunk>"} per delta, as the AWS sample's Lambda publishes
+};
+
 /// A validated POST /chat body.
 struct chat_request {
     std::string user_id;   // a valid channel segment
     std::string provider;  // empty: the server's default
     bool wait = false;
+    event_format format = event_format::typed;  // the body's "eventFormat", else the server's
     llm::completion_request completion;  // messages end with the user's prompt
 };
 
-/// Validates a POST /chat body (untrusted). The error is the 400/403/413 answer, saying which
+/// Validates a POST /chat body (untrusted). "eventFormat" ("typed" or "sample") is optional;
+/// without it the stream uses cfg.event_format. The error is the 400/403/413 answer, saying which
 /// field was wrong and what is allowed. `token_user` non-empty: the caller's identity from a
 /// token, which is the userId (a body userId must equal it). Fuzzed by
 /// tests/fuzz/fuzz_chat_request.cpp.

@@ -366,6 +366,14 @@ problem namespace_name(const std::string& ns) {
            "letter or digit";
 }
 
+// "*" or an origin as a browser sends it, scheme included: "app.example.com" would never match.
+problem cors_origin(const std::string& origin) {
+    if (origin == "*" || origin.rfind("http://", 0) == 0 || origin.rfind("https://", 0) == 0)
+        return std::nullopt;
+    return in_quotes(origin) +
+           " is not an origin; give * or scheme://host[:port] like https://app.example.com";
+}
+
 problem nats_url(const std::string& url) {
     const bool scheme = url.rfind("nats://", 0) == 0 || url.rfind("tls://", 0) == 0;
     const auto rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
@@ -423,7 +431,9 @@ const std::vector<option>& options() {
         {"log-level", choice(at(&c::log_level), {"debug", "info", "warn", "error"}),
          "debug, info, warn or error"},
         {"log-json", flag(at(&c::log_json)), "log one JSON object per line"},
-        {"cors-origin", list(at(&c::cors_origins)), "allowed CORS origin; repeatable"},
+        {"cors-origin", list(at(&c::cors_origins), cors_origin),
+         "allowed CORS origin, or * for any; repeatable; when not *, also the Origins a browser "
+         "WebSocket may come from"},
         // limits (spec §13)
         {"max-event-bytes", size(at(&c::lim, &limits::max_event_bytes), 1),
          "largest event JSON text"},
@@ -467,6 +477,9 @@ const std::vector<option>& options() {
          "configured, else demo)"},
         {"chat-coalesce-ms", millis(at(&c::chat, &chat_config::coalesce), 0),
          "deltas within this window go out as one event"},
+        {"chat-event-format", choice(at(&c::chat, &chat_config::event_format), {"typed", "sample"}),
+         "chat events: typed (start, delta, end/error with seq) or sample (only {\"data\":chunk} "
+         "per delta, as the AWS sample); a POST /chat body's eventFormat overrides it"},
         {"chat-max-streams", size(at(&c::chat, &chat_config::max_streams), 1),
          "concurrent chat streams"},
         {"chat-max-streams-per-user", size(at(&c::chat, &chat_config::max_streams_per_user), 1),

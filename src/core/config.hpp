@@ -42,6 +42,10 @@ struct chat_config {
     std::string chat_namespace = "BedrockChat";  // events go to /<chat_namespace>/<userId>
     std::string provider;  // default provider: "" picks openai/bedrock when configured, else demo
     std::chrono::milliseconds coalesce{20};    // deltas within this window go out as one event
+    /// What a stream publishes: "typed" (start, delta..., end or error, each with type, streamId
+    /// and seq) or "sample" (only {"data":"<chunk>"} per delta, as the AWS sample's Lambda).
+    /// A POST /chat body's "eventFormat" overrides it for that stream.
+    std::string event_format = "typed";
     std::size_t max_streams = 1000;            // concurrent streams; past it: 429
     std::size_t max_streams_per_user = 4;      // concurrent streams per userId; past it: 429
     std::size_t max_prompt_bytes = 64 * 1024;  // prompt + messages + system

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstddef>
 #include <string_view>
 
 namespace eventcast::log {
@@ -18,6 +19,22 @@ void set_level(level min_level);
 
 /// Parses "debug", "info", "warn", "error"; returns false on anything else.
 bool parse_level(std::string_view text, level& out);
+
+/// One HTTP request as the access log records it. Never a body, a key or a header value.
+struct access_entry {
+    std::string_view method;  // "-" when the request could not be parsed
+    std::string_view path;    // as sent, without the query (which may hold a header= credential)
+    unsigned status = 0;
+    std::size_t bytes = 0;   // response body bytes
+    double duration_ms = 0;  // request read -> response handed to the socket
+    std::string_view request_id;
+};
+
+/// Logs one access line at info: "http POST /chat 200 bytes=57 ms=1.3 rid=<uuid>", or with
+/// --log-json one object {"ts","level","msg":"http","method","path","status","bytes",
+/// "durationMs","requestId"}. The path is escaped (JSON) or has control bytes replaced (text),
+/// and cut at 200 bytes. Thread-safe.
+void access(const access_entry& e);
 
 template <class... Args>
 void debug(spdlog::format_string_t<Args...> fmt, Args&&... args) {

@@ -1,8 +1,12 @@
 // Reply helpers shared by every route and by the HTTP session's early refusals.
 #include "net/http_reply.hpp"
 
+#include "net/cors.hpp"
+
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
+
+#include <vector>
 
 namespace eventcast::net {
 
@@ -12,19 +16,47 @@ reply_to reply_to::of(const http_request& req) {
     return {req.version(), req.keep_alive(), std::string(req[http::field::origin])};
 }
 
+namespace {
+
+void set_fields(http_response& res, const cors_headers& h) {
+    for (const auto& [name, value] : h.fields())
+        res.set(name, value);
+}
+
+}  // namespace
+
 void add_cors(http_response& res, const core::config& cfg, std::string_view origin) {
     if (origin.empty())
         return;
-    for (const auto& allowed : cfg.cors_origins) {
-        if (allowed == "*" || allowed == origin) {
-            res.set(http::field::access_control_allow_origin,
-                    allowed == "*" ? std::string_view("*") : origin);
-            if (allowed != "*")
-                res.set(http::field::vary, "Origin");
-            res.set(http::field::access_control_expose_headers, "x-amzn-ErrorType");
-            return;
-        }
+    set_fields(res, response_headers(cors_policy(cfg.cors_origins), origin));
+}
+
+http_response preflight_reply(const http_request& req, std::string_view allow,
+                              const core::config& cfg) {
+    http_response res{http::status::no_content, req.version()};
+    res.set(http::field::server, "eventcast");
+    res.set(http::field::allow, allow);
+    // The route's methods, as views into `allow` ("POST, OPTIONS").
+    std::vector<std::string_view> methods;
+    for (std::string_view rest = allow; !rest.empty();) {
+        const auto comma = rest.find(',');
+        auto item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        if (!item.empty())
+            methods.push_back(item);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
+    const auto origin = req[http::field::origin];
+    if (!origin.empty() && !req[http::field::access_control_request_method].empty())
+        set_fields(res,
+                   preflight_headers(cors_policy(cfg.cors_origins), origin,
+                                     req[http::field::access_control_request_headers], methods));
+    else
+        add_cors(res, cfg, origin);
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    return res;
 }
 
 http_response json_reply(unsigned status, std::string body, const reply_to& to,

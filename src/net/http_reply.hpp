@@ -34,8 +34,15 @@ struct reply_to {
 };
 
 /// Adds the CORS headers for a request from `origin` (none when there is no Origin or it is
-/// not allowed by --cors-origin).
+/// not allowed by --cors-origin; net/cors.hpp decides).
 void add_cors(http_response& res, const core::config& cfg, std::string_view origin);
+
+/// The answer to OPTIONS on a path whose routes accept `allow` ("POST, OPTIONS"): 204 with
+/// `Allow`, plus, for a CORS preflight from an allowed origin, the route's methods and the
+/// requested headers (net/cors.hpp: preflight_headers). A disallowed origin gets no CORS
+/// headers, so the browser refuses the actual request.
+http_response preflight_reply(const http_request& req, std::string_view allow,
+                              const core::config& cfg);
 
 /// A JSON reply, not cached, with CORS.
 http_response json_reply(unsigned status, std::string body, const reply_to& to,

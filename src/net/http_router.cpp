@@ -2,6 +2,8 @@
 // any index at this size, and the order is the 404 listing's order.
 #include "net/http_router.hpp"
 
+#include "net/http_path.hpp"
+
 #include <boost/beast/http/field.hpp>
 
 namespace eventcast::net {
@@ -84,6 +86,12 @@ std::string router::allow(std::string_view path) const {
 
 std::string router::listing() const {
     return listing_;
+}
+
+void router::dispatch(const http_request& req, http_responder respond) const {
+    const auto path =
+        normalize_path(target_path(std::string_view(req.target().data(), req.target().size())));
+    dispatch(req, path, std::move(respond));
 }
 
 void router::dispatch(const http_request& req, std::string_view path,

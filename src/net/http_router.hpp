@@ -55,6 +55,10 @@ public:
     /// 405 with `Allow` for a known path and another method, 404 with the list of routes.
     void dispatch(const http_request& req, std::string_view path, http_responder respond) const;
 
+    /// What the HTTP session calls: dispatch() on the request target's path with runs of '/'
+    /// collapsed (net/http_path.hpp), as API Gateway routes "//chat" to /chat.
+    void dispatch(const http_request& req, http_responder respond) const;
+
     /// The methods the routes of `path` accept, as an `Allow` value ("GET, HEAD, OPTIONS");
     /// empty when no route has that path.
     std::string allow(std::string_view path) const;

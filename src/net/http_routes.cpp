@@ -221,20 +221,6 @@ http_response web_file(const static_asset& a, const http_request& req) {
     return res;
 }
 
-http_response preflight(const http_request& req, std::string_view allow, const core::config& cfg) {
-    http_response res{http::status::no_content, req.version()};
-    res.set(http::field::server, "eventcast");
-    add_cors(res, cfg, req[http::field::origin]);
-    res.set(http::field::access_control_allow_methods, allow);
-    res.set(http::field::access_control_allow_headers,
-            "content-type, x-api-key, authorization, x-amz-date, x-amz-security-token, "
-            "x-amz-user-agent, x-amz-content-sha256");
-    res.set(http::field::access_control_max_age, "600");
-    res.keep_alive(req.keep_alive());
-    res.prepare_payload();
-    return res;
-}
-
 // A handler that answers at once from (ctx, req).
 template <class Fn>
 route_handler now(server_context& ctx, Fn fn) {
@@ -294,7 +280,7 @@ std::unique_ptr<router> make_routes(server_context& ctx) {
     return std::make_unique<router>(
         std::move(routes),
         [&ctx](const http_request& req, std::string_view allow) {
-            return preflight(req, allow, ctx.cfg);
+            return preflight_reply(req, allow, ctx.cfg);
         },
         ctx.cfg);
 }

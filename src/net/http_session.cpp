@@ -2,7 +2,10 @@
 // ClientHello goes to an ssl_stream, anything else is plain HTTP. Both share http_session<>.
 #include "net/http_session.hpp"
 
+#include "core/ids.hpp"
 #include "core/log.hpp"
+#include "net/cors.hpp"
+#include "net/http_path.hpp"
 #include "net/http_reply.hpp"
 #include "net/http_router.hpp"
 #include "net/ws_session.hpp"
@@ -15,6 +18,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <array>
+#include <chrono>
 #include <optional>
 
 namespace eventcast::net {
@@ -179,14 +183,15 @@ protected:
         if (auto bad = framing_refusal(req))
             return send_error_and_close(bad->status, std::move(bad->message));
         to_origin_form(req);
+        begin_request(req);
 
         if (beast::websocket::is_upgrade(req))
             return upgrade(std::move(req));
         core::stats::add(ctx_.api.stats().http_requests);
-        const std::string_view target(req.target().data(), req.target().size());
-        const auto path = target.substr(0, target.find('?'));
+        // Routed on the path with runs of '/' collapsed, as API Gateway does: the AWS sample
+        // posts to `new URL(url).toString() + '/chat'`, i.e. "//chat" (net/http_path.hpp).
         // The answer may come later from another thread (POST /chat); hop back onto our strand.
-        ctx_.routes->dispatch(req, path, [self = derived().shared_from_this()](http_response res) {
+        ctx_.routes->dispatch(req, [self = derived().shared_from_this()](http_response res) {
             asio::dispatch(self->strand_,
                            [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
         });
@@ -195,10 +200,9 @@ protected:
     void upgrade(http_request&& req) {
         const std::string_view target(req.target().data(), req.target().size());
         const auto q = target.find('?');
-        const auto path = target.substr(0, q);
         // Amplify appends "/realtime" to the configured endpoint; a trailing slash in that
-        // endpoint gives "//realtime" (spec §1.2), so accept both.
-        if (path != "/event/realtime" && path != "/event//realtime") {
+        // endpoint gives "/event//realtime" (spec §1.2): runs of '/' collapse, as for routes.
+        if (normalize_path(target_path(target)) != "/event/realtime") {
             return write(http_error(404, "NotFoundException",
                                     "WebSocket endpoint is /event/realtime", req.version(), false,
                                     ctx_.cfg));
@@ -214,6 +218,18 @@ protected:
                                     "bytes (24 characters ending in ==)",
                                     req.version(), false, ctx_.cfg));
         }
+        // Browsers apply no CORS to WebSockets: with a --cors-origin list, another site's page
+        // must not connect from a visitor's browser. Clients without Origin (Node, curl) pass.
+        const auto origin = req[http::field::origin];
+        if (!cors_policy(ctx_.cfg.cors_origins).allows_websocket(origin)) {
+            core::stats::add(ctx_.api.stats().ws_origin_refused);
+            log::debug("net WebSocket upgrade refused: Origin not in --cors-origin");
+            return write(http_error(
+                403, "ForbiddenException",
+                "WebSocket connections from origin '" + std::string(origin.substr(0, 100)) +
+                    "' are not allowed; the server allows the origins given with --cors-origin",
+                req.version(), false, ctx_.cfg));
+        }
         std::vector<std::string_view> protocols;
         for (auto it = req.find(http::field::sec_websocket_protocol);
              it != req.end() && it->name() == http::field::sec_websocket_protocol; ++it)
@@ -227,6 +243,8 @@ protected:
                                     "(Sec-WebSocket-Protocol: aws-appsync-event-ws,header-...)",
                                     req.version(), false, ctx_.cfg));
         }
+        // net/ws_session.cpp logs the upgrade's line once it has answered (101, 426 or 429).
+        request_id_.clear();
         beast::get_lowest_layer(derived().stream()).expires_never();
         released_ = true;
         // What the parser read past the request is the start of the WebSocket stream.
@@ -238,7 +256,32 @@ protected:
         write(http_error(status, "BadRequestException", message, 11, false, ctx_.cfg));
     }
 
+    // The access log and the request id (x-amzn-RequestId, as AppSync answers) of the request
+    // being answered. One request is in flight per session: the next is read after the write.
+    void begin_request(const http_request& req) {
+        request_start_ = std::chrono::steady_clock::now();
+        request_method_ = std::string(req.method_string());
+        request_path_ = std::string(
+            target_path(std::string_view(req.target().data(), req.target().size()).substr(0, 512)));
+        request_id_ = core::uuid_v4();
+    }
+
+    void end_request(unsigned status, std::size_t bytes) {
+        if (request_id_.empty()) {  // not parsed (400, 413, 431): log it with its own id
+            request_start_ = std::chrono::steady_clock::now();
+            request_method_ = "-";
+            request_path_ = "-";
+            request_id_ = core::uuid_v4();
+        }
+        const std::chrono::duration<double, std::milli> took =
+            std::chrono::steady_clock::now() - request_start_;
+        log::access({request_method_, request_path_, status, bytes, took.count(), request_id_});
+    }
+
     void write(http_response res) {
+        end_request(res.result_int(), res.body().size());
+        res.set("x-amzn-RequestId", request_id_);
+        request_id_.clear();
         const bool keep_alive = res.keep_alive() && !stopping_;
         res.keep_alive(keep_alive);
         response_ = std::make_shared<http_response>(std::move(res));
@@ -260,6 +303,10 @@ protected:
     std::shared_ptr<http_response> response_;
     asio::any_io_executor strand_;  // kept apart from the stream, which upgrade() gives away
     std::uint64_t registry_id_ = 0;
+    std::chrono::steady_clock::time_point request_start_;
+    std::string request_method_;
+    std::string request_path_;  // without the query, which may carry a header= credential
+    std::string request_id_;    // empty between requests
     bool stopping_ = false;
     bool released_ = false;
 };

@@ -33,6 +33,9 @@ std::string render_metrics(server_context& ctx) {
     metric("eventcast_slow_consumer_closes_total", "counter",
            "Connections closed because their outbox passed --max-outbox-bytes.",
            st.slow_consumer_closes.load());
+    metric("eventcast_ws_origin_refused_total", "counter",
+           "WebSocket upgrades refused (403) because their Origin is not a --cors-origin.",
+           st.ws_origin_refused.load());
     metric("eventcast_auth_failures_total", "counter", "Refused credentials.",
            st.auth_failures.load());
     out +=

@@ -16,8 +16,10 @@
 // stream's executor; deliver(), shutdown() and tick() hop onto it.
 #include "net/ws_session.hpp"
 
+#include "core/ids.hpp"
 #include "core/log.hpp"
 #include "net/appsync_connection.hpp"
+#include "net/http_path.hpp"
 #include "net/ws_frame_reader.hpp"
 #include "net/ws_writer.hpp"
 
@@ -31,6 +33,7 @@
 #include <boost/beast/websocket/detail/utf8_checker.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <chrono>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -91,8 +94,18 @@ public:
             beast::error_code ec;
             beast::get_lowest_layer(stream_).socket().non_blocking(true, ec);
         }
+        // The upgrade's access log line, once its answer (426, 429 or 101) is known.
+        const auto logged = [&req, start = std::chrono::steady_clock::now()](unsigned status) {
+            const std::chrono::duration<double, std::milli> took =
+                std::chrono::steady_clock::now() - start;
+            const auto id = core::uuid_v4();
+            log::access({std::string_view(req.method_string().data(), req.method_string().size()),
+                         target_path(std::string_view(req.target().data(), req.target().size())),
+                         status, 0, took.count(), id});
+        };
         const auto key = req[http::field::sec_websocket_key];
         if (key.empty() || key.size() > 64 || req[http::field::sec_websocket_version] != "13") {
+            logged(426);
             // Not a handshake we can answer; RFC 6455 §4.4 asks for the versions we speak.
             closing_ = true;
             close_after_write_ = true;  // set first: send_raw may write (and finish) at once
@@ -106,6 +119,7 @@ public:
             const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
             peer_address_ = ec ? std::string("?") : ep.address().to_string();
             if (!ctx_.per_ip.try_add(peer_address_)) {
+                logged(429);
                 core::stats::add(ctx_.api.stats().rate_limited_connections);
                 log::info("net [w{}] refused: {} has {} connections (--max-connections-per-ip)",
                           registry_id_, peer_address_, ctx_.per_ip.limit());
@@ -132,6 +146,7 @@ public:
             res += events::appsync_subprotocol;
         }
         res += "\r\n\r\n";
+        logged(101);
         send_raw(std::move(res));
         on_accept();
     }

@@ -24,13 +24,14 @@ export const API_KEY = 'da2-compattestkey0123456789abcdef';
 
 /**
  * Spawns `eventcast serve` and waits until it listens. `extraArgs` are appended to the command
- * line; `env` adds (string) or removes (null) variables of the server's environment.
+ * line; `env` adds (string) or removes (null) variables of the server's environment;
+ * `logLevel` 'info' shows the access log in output().
  * @returns {Promise<{port:number, certPath:string, ca:Buffer, apiKey:string,
  *                    httpsUrl:string, wssUrl:string, wsUrl:string, host:string,
  *                    output:()=>string, stop:()=>Promise<void>}>}
  */
 export async function startServer({ apiKey = API_KEY, extraArgs = [], startTimeoutMs = 10000,
-                                    env: extraEnv = {} } = {}) {
+                                    env: extraEnv = {}, logLevel = 'warn' } = {}) {
     const bin = eventcastBin();
     if (!existsSync(bin))
         throw new Error(`eventcast binary not found at ${bin}; build it or set EVENTCAST_BIN`);
@@ -40,7 +41,7 @@ export async function startServer({ apiKey = API_KEY, extraArgs = [], startTimeo
     const args = [
         'serve', '--host', '127.0.0.1', '--port', '0', '--port-file', portFile,
         '--api-key', apiKey, '--tls-self-signed-out', certPath,
-        '--keepalive-ms', '60000', '--threads', '2', '--log-level', 'warn',
+        '--keepalive-ms', '60000', '--threads', '2', '--log-level', logLevel,
         ...extraArgs,
     ];
     // The server reads EVENTCAST_<OPTION> variables; keep a caller's environment from changing

@@ -1,9 +1,11 @@
 // Tests src/auth/jwks_source.cpp: key sets from a file and from a loopback http:// URL served by a
 // small Beast server in this test (refresh on an unknown kid, the rate limit, periodic refresh,
-// failures that keep the last good set, unreachable and silent servers).
+// failures that keep the last good set, unreachable and silent servers), fetched over the
+// outbound transport (aws/transport.hpp), and a file source without any transport.
 #include "auth/jwks_source.hpp"
 
 #include "auth/jwt_test_keys.hpp"
+#include "aws/transport.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -111,15 +113,13 @@ private:
     std::thread thread_;
 };
 
-boost::system::result<std::unique_ptr<jwks_source>, std::string> start_at(
-    std::string location, std::chrono::seconds min_refresh = 30s,
-    std::chrono::seconds refresh = 3600s, std::chrono::seconds timeout = 10s) {
-    jwks_source::options opts;
-    opts.location = std::move(location);
-    opts.min_refresh_interval = min_refresh;
-    opts.refresh_interval = refresh;
-    opts.fetch_timeout = timeout;
-    return jwks_source::start(std::move(opts));
+// Threads of this process (/proc/self/task), to show that something started none.
+std::size_t thread_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/self/task"))
+        ++n;
+    return n;
 }
 
 class JwksSourceTest : public ::testing::Test {
@@ -188,6 +188,19 @@ protected:
         return keys && verify_jwt(token, *keys, policy, now).has_value();
     }
 
+    boost::system::result<std::unique_ptr<jwks_source>, std::string> start_at(
+        std::string location, std::chrono::seconds min_refresh = 30s,
+        std::chrono::seconds refresh = 3600s, std::chrono::seconds timeout = 10s) {
+        jwks_source::options opts;
+        opts.location = std::move(location);
+        opts.min_refresh_interval = min_refresh;
+        opts.refresh_interval = refresh;
+        opts.fetch_timeout = timeout;
+        return jwks_source::start(std::move(opts), &transport_);
+    }
+
+    // Declared first: outlives every source a test makes.
+    aws::transport transport_;
     static inline EVP_PKEY* key1_ = nullptr;
     static inline EVP_PKEY* key2_ = nullptr;
     std::filesystem::path dir_;
@@ -208,7 +221,7 @@ TEST_F(JwksSourceTest, LoadsAFileAtStartAndRereadsItOnRefresh) {
     EXPECT_EQ(verify_failure(s, key2_, "k2"), jwt_failure::unknown_key);
     const auto ran_on = refresh_and_wait(s);
     ASSERT_TRUE(ran_on);
-    EXPECT_NE(*ran_on, std::this_thread::get_id()) << "done must run on the worker";
+    EXPECT_NE(*ran_on, std::this_thread::get_id()) << "done must run on the transport thread";
     EXPECT_TRUE(verifies(s, key2_, "k2"));
     EXPECT_FALSE(s.current()->contains("k1"));
     EXPECT_EQ(s.statistics().fetches, 2u);
@@ -256,7 +269,7 @@ TEST_F(JwksSourceTest, RefusesNonLoopbackHttpAndOtherSchemes) {
          {"http://127.0.0.1.example.com/jwks.json", "http://localhost.example.com/jwks.json",
           "http://127.0.0.1@idp.example.com/jwks.json", "http://[::2]/jwks"})
         EXPECT_FALSE(start_at(tricky)) << tricky;
-    // Accepted (nothing listens there; the fetch fails later, on the worker).
+    // Accepted (nothing listens there; the fetch fails later, on the transport).
     for (const char* ok : {"https://127.0.0.1:9/jwks.json", "http://localhost:9/jwks.json",
                            "http://[::1]:9/jwks.json", "http://127.3.2.1:9/jwks.json"}) {
         auto s = start_at(ok, 30s, 3600s, 1s);
@@ -264,7 +277,7 @@ TEST_F(JwksSourceTest, RefusesNonLoopbackHttpAndOtherSchemes) {
     }
 }
 
-TEST_F(JwksSourceTest, FetchesFromALoopbackUrlOnTheWorker) {
+TEST_F(JwksSourceTest, FetchesFromALoopbackUrlOnTheTransport) {
     jwks_server server;
     server.set_body(set_of(key1_, "k1"));
     auto source = start_at(server.url());
@@ -392,6 +405,70 @@ TEST_F(JwksSourceTest, DestroyingTheSourceAbortsAFetchInFlight) {
         std::this_thread::sleep_for(50ms);  // let the fetch start (not required for the test)
     }
     EXPECT_FALSE(called) << "callbacks still pending at destruction are dropped";
+}
+
+TEST_F(JwksSourceTest, DestroyingTheSourceAfterTheTransportStoppedDoesNotHang) {
+    jwks_server server;
+    server.set_silent();
+    std::atomic<int> called{0};
+    {
+        auto source = start_at(server.url(), 30s, 3600s, 60s);
+        ASSERT_TRUE(source) << source.error();
+        (*source)->refresh([&] { ++called; });
+        std::this_thread::sleep_for(50ms);
+        // As at shutdown: the transport stops (ending the fetch, which calls back once) before
+        // the authorizer and its sources are destroyed.
+        transport_.stop();
+        EXPECT_LE(called.load(), 1);
+        EXPECT_FALSE((*source)->current());
+    }
+    EXPECT_LE(called.load(), 1);
+}
+
+TEST_F(JwksSourceTest, QueuedWorkFindsNothingOnceTheSourceIsGone) {
+    // Timers and a rate-limited callback stay queued on the transport after the source is
+    // destroyed; they must not touch it (ASan reports a use after free if they do).
+    write_file(set_of(key1_, "k1"));
+    std::atomic<int> called{0};
+    {
+        auto source = start_at(file(), 3600s, 1s);  // periodic timer armed 1 s out
+        ASSERT_TRUE(source) << source.error();
+        (*source)->refresh([&] { ++called; });  // rate-limited: posted to the transport
+    }
+    std::this_thread::sleep_for(1500ms);  // the periodic timer fires into nothing
+    EXPECT_LE(called.load(), 1);
+    auto probe = std::make_shared<std::promise<void>>();
+    auto ran = probe->get_future();
+    transport_.post([probe] { probe->set_value(); });
+    EXPECT_EQ(ran.wait_for(10s), std::future_status::ready) << "the transport still runs";
+}
+
+TEST_F(JwksSourceTest, FileSourceWithoutATransportStartsNoThreadAndRefreshesInline) {
+    write_file(set_of(key1_, "k1"));
+    const auto threads_before = thread_count();
+    jwks_source::options opts;
+    opts.location = file();
+    opts.min_refresh_interval = 0s;
+    auto source = jwks_source::start(std::move(opts), nullptr);
+    ASSERT_TRUE(source) << source.error();
+    EXPECT_EQ(thread_count(), threads_before) << "no transport: nothing in the background";
+    EXPECT_TRUE(verifies(**source, key1_, "k1"));
+    write_file(set_of(key2_, "k2"));
+    std::optional<std::thread::id> ran_on;
+    (*source)->refresh([&] { ran_on = std::this_thread::get_id(); });
+    ASSERT_TRUE(ran_on) << "without a transport the callback runs before refresh() returns";
+    EXPECT_EQ(*ran_on, std::this_thread::get_id());
+    EXPECT_TRUE(verifies(**source, key2_, "k2"));
+    EXPECT_EQ(thread_count(), threads_before);
+}
+
+TEST_F(JwksSourceTest, UrlSourceNeedsATransport) {
+    jwks_source::options opts;
+    opts.location = "https://idp.example/jwks.json";
+    auto source = jwks_source::start(std::move(opts), nullptr);
+    ASSERT_FALSE(source);
+    EXPECT_EQ(source.error(),
+              "jwks URL 'https://idp.example/jwks.json': needs the outbound HTTP transport");
 }
 
 }  // namespace

@@ -92,8 +92,10 @@ struct answers {
 
 class ChatServiceTest : public ::testing::Test {
 protected:
-    void make(std::chrono::milliseconds coalesce = 0ms, std::size_t per_user = 4) {
+    void make(std::chrono::milliseconds coalesce = 0ms, std::size_t per_user = 4,
+              std::string format = "typed") {
         cfg_.chat.coalesce = coalesce;
+        cfg_.chat.event_format = std::move(format);
         cfg_.chat.max_streams_per_user = per_user;
         cfg_.api_keys = {{"test-key", std::nullopt}};
         authz_ = std::move(*auth::authorizer::create(cfg_, nullptr));
@@ -292,6 +294,72 @@ TEST_F(ChatServiceTest, PassesAConversationThrough) {
     ASSERT_EQ(msgs.size(), 3u);
     EXPECT_EQ(msgs[1].role, "assistant");
     EXPECT_EQ(msgs[2].text, "c");
+}
+
+// The AWS sample's page renders JSON.parse(event).data of every event: each must be exactly
+// {"data":"<chunk>"}, with nothing before, after or on failure that would be an empty row.
+TEST_F(ChatServiceTest, SampleFormatPublishesOnlyDataChunks) {
+    make(0ms, 4, "sample");
+    answers a;
+    svc_->start(R"({"userId":"sam","prompt":"hi"})", a.responder());
+    auto run = provider_->last();
+    run->sink->on_accepted();
+    auto ans = json::parse(a.wait().body);
+    EXPECT_EQ(ans.at("eventFormat").as_string(), "sample");
+    run->sink->on_text("Par");
+    run->sink->on_text("is.");
+    run->sink->on_finished("end_turn", {3, 2});
+    ASSERT_TRUE(rec_->wait_for(2));
+    std::this_thread::sleep_for(30ms);
+    auto ev = rec_->snapshot();
+    ASSERT_EQ(ev.size(), 2u);
+    EXPECT_EQ(json::serialize(ev[0]), R"({"data":"Par"})");
+    EXPECT_EQ(json::serialize(ev[1]), R"({"data":"is."})");
+    auto st = json::parse(svc_->status(ans.at("streamId").as_string()).body);
+    EXPECT_EQ(st.at("text").as_string(), "Paris.");
+    EXPECT_EQ(st.at("status").as_string(), "completed");
+}
+
+TEST_F(ChatServiceTest, SampleFormatFailureMidStreamPublishesNoErrorEvent) {
+    make(0ms, 4, "sample");
+    answers a;
+    svc_->start(R"({"userId":"sam","prompt":"hi"})", a.responder());
+    auto run = provider_->last();
+    run->sink->on_accepted();
+    run->sink->on_text("partial");
+    run->sink->on_failed({"ModelStreamErrorException", "model broke", 0, false});
+    ASSERT_TRUE(rec_->wait_for(1));
+    std::this_thread::sleep_for(30ms);
+    auto ev = rec_->snapshot();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(json::serialize(ev[0]), R"({"data":"partial"})");
+    auto st = json::parse(svc_->status(json::parse(a.wait().body).at("streamId").as_string()).body);
+    EXPECT_EQ(st.at("error").at("errorType").as_string(), "ModelStreamErrorException");
+}
+
+TEST_F(ChatServiceTest, EventFormatInTheBodyOverridesTheServerDefault) {
+    make();  // typed by default
+    answers a;
+    svc_->start(R"({"userId":"sam","prompt":"hi","eventFormat":"sample"})", a.responder());
+    auto run = provider_->last();
+    run->sink->on_accepted();
+    run->sink->on_text("x");
+    run->sink->on_finished("end_turn", {});
+    ASSERT_TRUE(rec_->wait_for(1));
+    std::this_thread::sleep_for(30ms);
+    ASSERT_EQ(rec_->snapshot().size(), 1u);
+    EXPECT_EQ(json::serialize(rec_->snapshot()[0]), R"({"data":"x"})");
+
+    core::chat_config sample_cfg;
+    sample_cfg.event_format = "sample";
+    auto typed =
+        parse_chat_request(R"({"userId":"u","prompt":"p","eventFormat":"typed"})", sample_cfg);
+    ASSERT_TRUE(typed);
+    EXPECT_EQ(typed->format, event_format::typed);
+    auto bad = parse_chat_request(R"({"userId":"u","prompt":"p","eventFormat":"raw"})", cfg_.chat);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().status, 400u);
+    EXPECT_NE(bad.error().body.find("eventFormat"), std::string::npos);
 }
 
 }  // namespace

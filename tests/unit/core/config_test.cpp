@@ -269,6 +269,21 @@ TEST_F(ConfigTest, CorsOriginIsRepeatable) {
     EXPECT_EQ(cfg.cors_origins, (std::vector<std::string>{"https://a", "https://b"}));
 }
 
+TEST_F(ConfigTest, CorsOriginMustBeStarOrAnOriginWithScheme) {
+    EXPECT_EQ(loaded({}).cors_origins, (std::vector<std::string>{"*"}));
+    const auto lines = problems({"--cors-origin", "app.example.com"});
+    EXPECT_TRUE(any_contains(lines, "cors-origin")) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "https://")) << joined(lines);
+}
+
+TEST_F(ConfigTest, ChatEventFormatIsTypedByDefaultOrSample) {
+    EXPECT_EQ(loaded({}).chat.event_format, "typed");
+    EXPECT_EQ(loaded({"--chat-event-format", "sample"}).chat.event_format, "sample");
+    const auto lines = problems({"--chat-event-format", "raw"});
+    EXPECT_TRUE(any_contains(lines, "chat-event-format")) << joined(lines);
+    EXPECT_TRUE(any_contains(lines, "typed, sample")) << joined(lines);
+}
+
 TEST_F(ConfigTest, HelpIsReportedAsOneHelpLine) {
     const auto lines = problems({"--help"});
     ASSERT_EQ(lines.size(), 1u);
