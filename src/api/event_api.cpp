@@ -28,7 +28,14 @@ event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stat
       auth_(authz),
       namespaces_(cfg.namespaces),
       history_(history ? std::move(history)
-                       : std::make_shared<history::memory_store>(cfg.history, random_epoch())) {}
+                       : std::make_shared<history::memory_store>(cfg.history, random_epoch())) {
+    namespaces_.for_each([&](namespace_state& s) { s.auth = &authz.policy_for(s.name); });
+}
+
+events::protocol_error event_api::undefined_namespace(std::string_view ns) {
+    return events::protocol_error::unauthorized("namespace '" + std::string(ns) +
+                                                "' is not defined on this server");
+}
 
 std::mutex& event_api::order_lock(std::string_view ns) {
     auto* state = namespaces_.find(ns);
@@ -38,8 +45,7 @@ std::mutex& event_api::order_lock(std::string_view ns) {
 events::result<namespace_state*> event_api::check_namespace(std::string_view ns) const {
     if (auto* state = namespaces_.find(ns))
         return state;
-    return events::protocol_error::unauthorized("namespace '" + std::string(ns) +
-                                                "' is not defined on this server");
+    return undefined_namespace(ns);
 }
 
 std::optional<events::protocol_error> event_api::over_rate(const caller& who) const {
@@ -51,7 +57,8 @@ std::optional<events::protocol_error> event_api::over_rate(const caller& who) co
                                       " operations per second on this connection; slow down"};
 }
 
-publish_result event_api::finish_publish(const publish_request& req, const auth::auth_result& a) {
+publish_result event_api::finish_publish(const publish_request& req, const auth::auth_result& a,
+                                         namespace_state* ns) {
     if (!a) {
         count_refusal();
         return a.error();
@@ -60,20 +67,19 @@ publish_result event_api::finish_publish(const publish_request& req, const auth:
         return req.invalid ? *req.invalid
                            : events::protocol_error{events::error_kind::bad_request,
                                                     "the publish names no channel"};
-    auto ns = check_namespace(req.channel->namespace_name());
     if (!ns)
-        return ns.error();
-    return publish_in(**ns, *req.channel, req.events);
+        return undefined_namespace(req.channel->namespace_name());
+    return publish_in(*ns, *req.channel, req.events);
 }
 
-subscribe_result event_api::finish_subscribe(subscribe_request& req, const auth::auth_result& a) {
+subscribe_result event_api::finish_subscribe(subscribe_request& req, const auth::auth_result& a,
+                                             namespace_state* ns) {
     if (!a) {
         count_refusal();
         return a.error();
     }
-    auto ns = check_namespace(req.channel.namespace_name());
     if (!ns)
-        return ns.error();
+        return undefined_namespace(req.channel.namespace_name());
     if (req.resume_after)
         return subscribe_resume(req.channel, *req.resume_after, std::move(req.target),
                                 std::move(req.prefix));

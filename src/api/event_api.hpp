@@ -115,8 +115,11 @@ public:
         r.raw_channel = req.raw_channel;
         r.path = req.channel ? &*req.channel : nullptr;
         r.events = who.http ? nullptr : &req.events;  // HTTP: the signed body covers them
+        // The namespace, found once: its policy for the authorizer, its state for the rest.
+        namespace_state* ns = req.channel ? namespaces_.find(r.ns) : nullptr;
+        r.policy = ns ? ns->auth : nullptr;
         if (auto decided = auth_.try_authorize(r))
-            return done(finish_publish(req, *decided));
+            return done(finish_publish(req, *decided, ns));
         // The request outlives this call only when the decision waits.
         auto held = std::make_shared<publish_request>(std::move(req));
         r.ns = held->channel ? held->channel->namespace_name() : std::string_view{};
@@ -124,8 +127,9 @@ public:
         r.path = held->channel ? &*held->channel : nullptr;
         r.events = who.http ? nullptr : &held->events;
         auth_.authorize_async(
-            r, [this, held, done = std::function<void(publish_result)>(std::forward<Done>(done))](
-                   auth::auth_result a) { done(finish_publish(*held, a)); });
+            r,
+            [this, held, ns, done = std::function<void(publish_result)>(std::forward<Done>(done))](
+                auth::auth_result a) { done(finish_publish(*held, a, ns)); });
     }
 
     /// Subscribes `req.target` (live before `done` runs, so no publish that follows the answer
@@ -140,15 +144,18 @@ public:
         r.ns = req.channel.namespace_name();
         r.raw_channel = req.raw_channel;
         r.pattern = &req.channel;
+        namespace_state* ns = namespaces_.find(r.ns);
+        r.policy = ns ? ns->auth : nullptr;
         if (auto decided = auth_.try_authorize(r))
-            return done(finish_subscribe(req, *decided));
+            return done(finish_subscribe(req, *decided, ns));
         auto held = std::make_shared<subscribe_request>(std::move(req));
         r.ns = held->channel.namespace_name();
         r.raw_channel = held->raw_channel;
         r.pattern = &held->channel;
         auth_.authorize_async(
-            r, [this, held, done = std::function<void(subscribe_result)>(std::forward<Done>(done))](
-                   auth::auth_result a) { done(finish_subscribe(*held, a)); });
+            r, [this, held, ns,
+                done = std::function<void(subscribe_result)>(std::forward<Done>(done))](
+                   auth::auth_result a) { done(finish_subscribe(*held, a, ns)); });
     }
 
     /// Ends a subscription. `handle` null: the connection has no subscription `id`.
@@ -228,8 +235,13 @@ private:
 
     void count_refusal() noexcept { core::stats::add(stats_.auth_failures); }
     std::optional<events::protocol_error> over_rate(const caller& who) const;
-    publish_result finish_publish(const publish_request& req, const auth::auth_result& a);
-    subscribe_result finish_subscribe(subscribe_request& req, const auth::auth_result& a);
+    // `ns`: the request's namespace_state, null when the namespace is not defined (refused
+    // after authorization, as AWS does).
+    publish_result finish_publish(const publish_request& req, const auth::auth_result& a,
+                                  namespace_state* ns);
+    subscribe_result finish_subscribe(subscribe_request& req, const auth::auth_result& a,
+                                      namespace_state* ns);
+    static events::protocol_error undefined_namespace(std::string_view ns);
     events::publish_outcome publish_in(namespace_state& ns, const events::channel_path& path,
                                        const std::vector<std::string>& events);
     events::position deliver_in(namespace_state& ns, const events::channel_path& path,

@@ -4,6 +4,8 @@
 // the state down, instead of every layer finding it again by name.
 #pragma once
 
+#include "auth/verifier.hpp"
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +18,9 @@ namespace eventcast::api {
 struct namespace_state {
     explicit namespace_state(std::string n) : name(std::move(n)) {}
     const std::string name;
+    // Who may publish and subscribe here, and whether it is per-user (set by event_api from
+    // the authorizer at start; read-only after).
+    const auth::namespace_policy* auth = nullptr;
     // Serialises position assignment, history append and live fan-out, so that delivery order
     // is position order and a resume sees each event once (docs/protocol.md).
     std::mutex order;
@@ -28,6 +33,11 @@ public:
     explicit namespace_table(const std::vector<std::string>& names) {
         for (const auto& n : names)
             by_name_.emplace(n, std::make_unique<namespace_state>(n));
+    }
+    template <class F>
+    void for_each(F f) {
+        for (auto& [name, state] : by_name_)
+            f(*state);
     }
     /// Null when `ns` is not defined. Looked up by string_view: no allocation.
     namespace_state* find(std::string_view ns) const noexcept {

@@ -31,7 +31,10 @@ struct owned_request {
     std::optional<http_view> http;
     std::string http_method, http_path, http_query, http_body;
 
-    explicit owned_request(const auth_request& r) : op(r.op), ns(r.ns), raw_channel(r.raw_channel) {
+    const namespace_policy* policy;  // lives in the authorizer
+
+    explicit owned_request(const auth_request& r)
+        : op(r.op), ns(r.ns), raw_channel(r.raw_channel), policy(r.policy) {
         if (r.creds)
             creds = *r.creds;
         if (r.pattern)
@@ -61,6 +64,7 @@ struct owned_request {
         r.path = path ? &*path : nullptr;
         r.events = evs ? &*evs : nullptr;
         r.http = http ? &*http : nullptr;
+        r.policy = policy;
         return r;
     }
 };
@@ -90,19 +94,23 @@ struct authorizer::impl {
     };
     std::unordered_map<std::string, mode_set, sv_hash, std::equal_to<>> ns_publish, ns_subscribe;
     std::unordered_set<std::string, sv_hash, std::equal_to<>> user_ns;
+    // One per configured namespace, built at the end of create(); `defaults` for any other.
+    std::unordered_map<std::string, namespace_policy, sv_hash, std::equal_to<>> policies;
+    namespace_policy defaults;
 
-    mode_set allowed(operation op, std::string_view ns) const {
-        switch (op) {
+    const namespace_policy& policy_of(const auth_request& r) const {
+        if (r.policy)
+            return *r.policy;
+        auto it = policies.find(r.ns);
+        return it == policies.end() ? defaults : it->second;
+    }
+
+    mode_set allowed(const auth_request& r) const {
+        switch (r.op) {
             case operation::connect: return connect_modes;
             case operation::chat: return chat_modes;
-            case operation::subscribe: {
-                auto it = ns_subscribe.find(ns);
-                return it == ns_subscribe.end() ? subscribe_modes : it->second;
-            }
-            case operation::publish: {
-                auto it = ns_publish.find(ns);
-                return it == ns_publish.end() ? publish_modes : it->second;
-            }
+            case operation::subscribe: return policy_of(r).subscribe;
+            case operation::publish: return policy_of(r).publish;
         }
         return {};
     }
@@ -118,7 +126,7 @@ struct authorizer::impl {
     // credentials and whose mode is allowed; else the refusal, saying what the credentials
     // looked like to the last verifier that recognized them.
     events::result<verifier*> choose(const auth_request& r) const {
-        const auto ok = allowed(r.op, r.ns);
+        const auto ok = allowed(r);
         if (!r.creds)
             return protocol_error::unauthorized(
                 where(r) + " needs an 'authorization' object; allowed modes: " + ok.describe());
@@ -140,7 +148,7 @@ struct authorizer::impl {
 
     // The per-user rule: /<ns>/<identity>/... only.
     auth_result finish(const auth_request& r, const verifier& v, auth_result verified) const {
-        if (!verified || r.op == operation::connect || !user_ns.contains(r.ns))
+        if (!verified || r.op == operation::connect || !policy_of(r).per_user)
             return verified;
         const identity& who = *verified;
         if (who.user.empty())
@@ -248,6 +256,16 @@ boost::system::result<std::unique_ptr<authorizer>, std::vector<std::string>> aut
             p->verifiers.push_back(std::move(v));
     if (!problems.empty())
         return problems;
+    p->defaults = {p->publish_modes, p->subscribe_modes, false};
+    for (const auto& ns : cfg.namespaces) {
+        namespace_policy np = p->defaults;
+        if (auto it = p->ns_publish.find(ns); it != p->ns_publish.end())
+            np.publish = it->second;
+        if (auto it = p->ns_subscribe.find(ns); it != p->ns_subscribe.end())
+            np.subscribe = it->second;
+        np.per_user = p->user_ns.contains(ns);
+        p->policies.emplace(ns, np);
+    }
     return std::unique_ptr<authorizer>(new authorizer(std::move(p)));
 }
 
@@ -274,11 +292,19 @@ void authorizer::authorize_async(const auth_request& req, std::function<void(aut
 }
 
 bool authorizer::user_namespace(std::string_view ns) const {
-    return impl_->user_ns.contains(ns);
+    return policy_for(ns).per_user;
 }
 
 mode_set authorizer::allowed(operation op, std::string_view ns) const {
-    return impl_->allowed(op, ns);
+    auth_request r;
+    r.op = op;
+    r.ns = ns;
+    return impl_->allowed(r);
+}
+
+const namespace_policy& authorizer::policy_for(std::string_view ns) const {
+    auto it = impl_->policies.find(ns);
+    return it == impl_->policies.end() ? impl_->defaults : it->second;
 }
 
 auth_counters authorizer::counters() const {

@@ -48,6 +48,10 @@ public:
     /// True when `ns` binds its first segment to the caller's identity.
     bool user_namespace(std::string_view ns) const;
 
+    /// The policy of `ns` (a configured namespace's, or the defaults for any other); the
+    /// reference stays valid for the authorizer's life.
+    const namespace_policy& policy_for(std::string_view ns) const;
+
     /// The modes allowed for `op` on `ns` (connect ignores `ns`).
     mode_set allowed(operation op, std::string_view ns) const;
 

@@ -34,6 +34,14 @@ struct http_view {
     std::string_view body;
 };
 
+/// What the authorizer decides per namespace, built once at start (authorizer::policy_for) and
+/// kept in the namespace's api::namespace_state, so an operation finds it without a lookup.
+struct namespace_policy {
+    mode_set publish;       // --auth-publish, or this namespace's --namespace-auth override
+    mode_set subscribe;     // --auth-subscribe, or the override
+    bool per_user = false;  // --user-namespace: /<ns>/<identity>/... only
+};
+
 /// One operation to authorize. Views must outlive try_authorize(); authorize_async() copies.
 struct auth_request {
     operation op = operation::connect;
@@ -44,6 +52,8 @@ struct auth_request {
     const events::channel_path* path = nullptr;        // publish
     const std::vector<std::string>* events = nullptr;  // WebSocket publish (IAM signs them)
     const http_view* http = nullptr;                   // HTTP requests (IAM signs them)
+    /// The namespace's policy when the caller has it (event_api does); null: looked up by `ns`.
+    const namespace_policy* policy = nullptr;
 };
 
 using auth_result = events::result<identity>;
