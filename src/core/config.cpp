@@ -449,6 +449,11 @@ const std::vector<option>& options() {
          "HTTP request body bytes"},
         {"max-outbox-bytes", size(at(&c::lim, &limits::max_outbox_bytes), 1),
          "unsent bytes per connection before it is closed as a slow consumer"},
+        {"max-buffered-bytes", size(at(&c::lim, &limits::max_buffered_bytes), 1),
+         "bytes of incomplete WebSocket messages and HTTP bodies held server-wide; past it: "
+         "close 1013 / HTTP 503"},
+        {"message-timeout-ms", millis(at(&c::lim, &limits::message_timeout), 1),
+         "a WebSocket message must be complete this long after its first byte (else 1008)"},
         {"max-json-depth", number<std::size_t>(at(&c::lim, &limits::max_json_depth), 1, 10000),
          "nesting depth of a message, request body or event JSON text"},
         {"connection-lifetime-ms", millis(at(&c::lim, &limits::connection_lifetime), 1),

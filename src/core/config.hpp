@@ -24,6 +24,12 @@ struct limits {
     std::size_t max_frame_bytes = 4 * 1024 * 1024;   // 5 events of 240 KB, JSON-escaped twice over
     std::size_t max_body_bytes = 4 * 1024 * 1024;    // HTTP POST /event, same reasoning
     std::size_t max_outbox_bytes = 8 * 1024 * 1024;  // per connection; past it: slow consumer
+    // Bytes held server-wide for messages and request bodies still arriving (WebSocket frames
+    // and fragments not yet complete, HTTP bodies by their Content-Length): past it a
+    // WebSocket is closed with 1013 and an HTTP request gets 503.
+    std::size_t max_buffered_bytes = 256 * 1024 * 1024;
+    // A WebSocket message whose first byte is in must be complete within this (1008).
+    std::chrono::milliseconds message_timeout{30 * 1000};
     std::size_t max_json_depth = 64;  // nesting of a message or event; deeper is not a real event
     std::chrono::milliseconds connection_lifetime{24 * 60 * 60 * 1000};  // AWS: 24 h
     std::chrono::milliseconds keepalive_interval{60 * 1000};             // AWS sends ka every 60 s
@@ -41,7 +47,7 @@ struct api_key {
 struct chat_config {
     std::string chat_namespace = "BedrockChat";  // events go to /<chat_namespace>/<userId>
     std::string provider;  // default provider: "" picks openai/bedrock when configured, else demo
-    std::chrono::milliseconds coalesce{20};    // deltas within this window go out as one event
+    std::chrono::milliseconds coalesce{20};  // deltas within this window go out as one event
     /// What a stream publishes: "typed" (start, delta..., end or error, each with type, streamId
     /// and seq) or "sample" (only {"data":"<chunk>"} per delta, as the AWS sample's Lambda).
     /// A POST /chat body's "eventFormat" overrides it for that stream.

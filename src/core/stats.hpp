@@ -23,7 +23,11 @@ struct stats {
     std::atomic<std::uint64_t> auth_failures{0};
     std::atomic<std::uint64_t> rate_limited_connections{0};  // over --max-connections-per-ip
     std::atomic<std::uint64_t> rate_limited_operations{0};   // over --max-ops-per-second
-    std::atomic<std::uint64_t> ws_frames_written{0};  // socket writes, for frames per write
+    std::atomic<std::uint64_t> ws_frames_written{0};
+    std::atomic<std::int64_t> incomplete_bytes{0};      // held for --max-buffered-bytes
+    std::atomic<std::uint64_t> buffer_cap_refusals{0};  // closes/503s past it
+    std::atomic<std::uint64_t> message_timeouts{
+        0};  // --message-timeout-ms closes  // socket writes, for frames per write
     std::atomic<std::uint64_t> ws_origin_refused{0};  // upgrades whose Origin --cors-origin lacks
     /// Error replies by errorType index (events::error_kind), WebSocket and HTTP together.
     std::array<std::atomic<std::uint64_t>, 16> errors_by_kind{};  // by events::error_kind

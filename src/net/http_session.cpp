@@ -70,8 +70,8 @@ std::optional<refusal> framing_refusal(const http_request& req) {
     }
     const auto hosts = req.count(http::field::host);
     if (hosts > 1)
-        return refusal{400, "the request has " + std::to_string(hosts) +
-                                " Host headers; send exactly one"};
+        return refusal{
+            400, "the request has " + std::to_string(hosts) + " Host headers; send exactly one"};
     if (hosts == 0 && req.version() >= 11)
         return refusal{400, "an HTTP/1.1 request needs a Host header"};
     return std::nullopt;
@@ -105,7 +105,10 @@ public:
     http_session(beast::flat_buffer buffer, server_context& ctx, asio::any_io_executor strand)
         : buffer_(std::move(buffer)), ctx_(ctx), strand_(std::move(strand)) {}
 
-    ~http_session() override { ctx_.registry.remove(registry_id_); }
+    ~http_session() override {
+        release_body();
+        ctx_.registry.remove(registry_id_);
+    }
 
     void shutdown() override {
         asio::post(strand_, [self = derived().shared_from_this()] {
@@ -153,6 +156,11 @@ protected:
             [self = derived().shared_from_this()](beast::error_code ec, std::size_t n) {
                 if (ec)
                     return self->on_read(ec, n);
+                if (!self->reserve_body())
+                    return self->write(
+                        http_error(503, "ServiceUnavailableException",
+                                   "the server is holding too many request bodies; retry later", 11,
+                                   false, self->ctx_.cfg));
                 beast::get_lowest_layer(self->derived().stream())
                     .expires_after(self->ctx_.cfg.lim.http_idle_timeout);
                 http::async_read(self->derived().stream(), self->buffer_, *self->parser_,
@@ -160,7 +168,35 @@ protected:
             });
     }
 
+    // A body announced by Content-Length is counted against --max-buffered-bytes from its head
+    // on, until it is read: many slow bodies cannot hold unbounded memory. False past the bound.
+    bool reserve_body() {
+        const auto length = parser_->content_length();
+        if (!length || *length == 0)
+            return true;
+        auto& st = ctx_.api.stats();
+        reserved_ = static_cast<std::int64_t>(
+            std::min<std::uint64_t>(*length, ctx_.cfg.lim.max_body_bytes));
+        const auto total =
+            st.incomplete_bytes.fetch_add(reserved_, std::memory_order_relaxed) + reserved_;
+        if (static_cast<std::size_t>(total) <= ctx_.cfg.lim.max_buffered_bytes)
+            return true;
+        release_body();
+        core::stats::add(st.buffer_cap_refusals);
+        log::warn(
+            "net http refused: the server holds {} bytes of incomplete requests and "
+            "messages (--max-buffered-bytes {})",
+            total, ctx_.cfg.lim.max_buffered_bytes);
+        return false;
+    }
+    void release_body() {
+        if (reserved_ != 0)
+            ctx_.api.stats().incomplete_bytes.fetch_sub(reserved_, std::memory_order_relaxed);
+        reserved_ = 0;
+    }
+
     void on_read(beast::error_code ec, std::size_t) {
+        release_body();
         if (ec == http::error::end_of_stream)
             return derived().do_eof();
         if (ec == http::error::body_limit)
@@ -297,6 +333,7 @@ protected:
             });
     }
 
+    std::int64_t reserved_ = 0;  // this request's body in stats().incomplete_bytes
     beast::flat_buffer buffer_;
     server_context& ctx_;
     std::optional<http::request_parser<http::string_body>> parser_;

@@ -30,6 +30,15 @@ std::string render_metrics(server_context& ctx) {
            st.bytes_out.load());
     metric("eventcast_ws_writes_total", "counter", "WebSocket socket writes.",
            st.ws_frames_written.load());
+    metric("eventcast_incomplete_bytes", "gauge",
+           "Bytes held for WebSocket messages and HTTP bodies still arriving.",
+           st.incomplete_bytes.load());
+    metric("eventcast_buffer_cap_refusals_total", "counter",
+           "Connections closed (1013) and requests refused (503) past --max-buffered-bytes.",
+           st.buffer_cap_refusals.load());
+    metric("eventcast_message_timeouts_total", "counter",
+           "WebSocket connections closed (1008) for a message not completed in time.",
+           st.message_timeouts.load());
     metric("eventcast_slow_consumer_closes_total", "counter",
            "Connections closed because their outbox passed --max-outbox-bytes.",
            st.slow_consumer_closes.load());

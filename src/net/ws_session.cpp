@@ -78,6 +78,9 @@ public:
           conn_(ctx.api, ctx.cfg, *this, stream_.get_executor()) {}
 
     ~ws_session() override {
+        if (incomplete_accounted_ != 0)
+            ctx_.api.stats().incomplete_bytes.fetch_sub(
+                static_cast<std::int64_t>(incomplete_accounted_), std::memory_order_relaxed);
         ctx_.registry.remove(registry_id_);
         if (counted_ip_)
             ctx_.per_ip.remove(peer_address_);
@@ -198,7 +201,8 @@ public:
     void resume_reading() override {
         if (closing_)
             return;
-        if (reader_.resume(*this) == frame_verdict::next)
+        const auto v = reader_.resume(*this);
+        if (v != frame_verdict::fail && account_incomplete() && v == frame_verdict::next)
             do_read();
     }
     bool closing() const override { return closing_; }
@@ -237,8 +241,11 @@ private:
             const auto bytes = leftover_.cdata();
             reader_.preload(static_cast<const char*>(bytes.data()), bytes.size());
             leftover_ = beast::flat_buffer();
-            if (read_now && reader_.resume(*this) != frame_verdict::next)
-                return;
+            if (read_now) {
+                const auto v = reader_.resume(*this);
+                if (v == frame_verdict::fail || !account_incomplete() || v != frame_verdict::next)
+                    return;
+            }
         }
         if (read_now)
             do_read();
@@ -277,8 +284,11 @@ private:
                 break;
             if (ec)
                 return on_end(ec);
-            if (reader_.feed(chunk.data(), n, *this) != frame_verdict::next)
-                return;  // failing (no more reads), or paused until resume_reading()
+            const auto v = reader_.feed(chunk.data(), n, *this);
+            if (v == frame_verdict::fail || !account_incomplete())
+                return;  // failing: no more reads
+            if (v != frame_verdict::next)
+                return;  // paused until resume_reading()
             if (n < chunk.size())
                 break;  // drained: the next byte to arrive wakes the wait again
             if (round == 3) {
@@ -294,8 +304,84 @@ private:
     void on_read(beast::error_code ec, std::size_t n) {
         if (ec)
             return on_end(ec);
-        if (reader_.commit(n, *this) == frame_verdict::next)
+        const auto v = reader_.commit(n, *this);
+        if (v != frame_verdict::fail && account_incomplete() && v == frame_verdict::next)
             do_read();
+    }
+
+    // What this connection holds of messages still arriving (a partial frame, the fragments
+    // of a message, frames waiting while an operation is decided), counted server-wide against
+    // --max-buffered-bytes (past it: 1013); and the deadline of a message the client has begun
+    // and not finished (--message-timeout-ms: 1008). False when the connection is closing.
+    bool account_incomplete() {
+        if (closing_) {
+            release_incomplete();  // only the client's close reply is read now
+            return true;
+        }
+        auto& st = ctx_.api.stats();
+        const std::size_t held = reader_.buffered() + message_.size();
+        if (held > incomplete_accounted_) {
+            const auto grow = static_cast<std::int64_t>(held - incomplete_accounted_);
+            const auto total =
+                st.incomplete_bytes.fetch_add(grow, std::memory_order_relaxed) + grow;
+            incomplete_accounted_ = held;
+            if (static_cast<std::size_t>(total) > lim_.max_buffered_bytes) {
+                core::stats::add(st.buffer_cap_refusals);
+                log::warn(
+                    "net [w{}] closed: the server holds {} bytes of incomplete messages "
+                    "(--max-buffered-bytes {})",
+                    registry_id_, total, lim_.max_buffered_bytes);
+                conn_.end();
+                fail_protocol(websocket::close_code::try_again_later,
+                              "server is busy: too many bytes of incomplete messages");
+                release_incomplete();
+                return false;
+            }
+        } else if (held < incomplete_accounted_) {
+            st.incomplete_bytes.fetch_sub(static_cast<std::int64_t>(incomplete_accounted_ - held),
+                                          std::memory_order_relaxed);
+            incomplete_accounted_ = held;
+        }
+        // A message is under way when bytes of it are in and no operation holds reading back.
+        const bool under_way = (in_message_ || reader_.buffered() != 0) && !conn_.waiting();
+        if (!under_way) {
+            if (message_timer_armed_) {
+                message_timer_armed_ = false;
+                message_timer_->cancel();
+            }
+            return true;
+        }
+        if (message_timer_armed_)
+            return true;  // the deadline runs from the message's first byte
+        if (!message_timer_)
+            message_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
+        message_timer_armed_ = true;
+        const auto gen = ++message_gen_;  // a wait that expired just as it was cancelled is stale
+        message_timer_->expires_after(lim_.message_timeout);
+        message_timer_->async_wait([self = this->shared_from_this(), gen](beast::error_code ec) {
+            if (ec || !self->message_timer_armed_ || gen != self->message_gen_ || self->closing_)
+                return;
+            self->message_timer_armed_ = false;
+            core::stats::add(self->ctx_.api.stats().message_timeouts);
+            log::info("net [w{}] closed: a message was not completed within {} ms",
+                      self->registry_id_, self->lim_.message_timeout.count());
+            self->conn_.end();
+            self->fail_protocol(websocket::close_code::policy_error,
+                                "message not completed within --message-timeout-ms");
+            self->release_incomplete();
+        });
+        return true;
+    }
+
+    void release_incomplete() {
+        if (incomplete_accounted_ != 0)
+            ctx_.api.stats().incomplete_bytes.fetch_sub(
+                static_cast<std::int64_t>(incomplete_accounted_), std::memory_order_relaxed);
+        incomplete_accounted_ = 0;
+        if (message_timer_armed_) {
+            message_timer_armed_ = false;
+            message_timer_->cancel();
+        }
     }
 
     // One frame: data frames assemble messages, control frames are answered here. False when
@@ -307,9 +393,9 @@ private:
                     return fail_protocol(websocket::close_code::protocol_error,
                                          "continuation frame without a message to continue");
                 // A fragmented text message fails on its first bad byte, not at its end.
-                if (!message_binary_ && !utf8_.write(reinterpret_cast<const std::uint8_t*>(
-                                                         payload.data()),
-                                                     payload.size()))
+                if (!message_binary_ &&
+                    !utf8_.write(reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                 payload.size()))
                     return fail_protocol(websocket::close_code::bad_payload,
                                          "text is not valid UTF-8");
                 message_.append(payload);
@@ -618,6 +704,10 @@ private:
     // reading
     ws_frame_reader reader_;  // bytes of an incomplete (or, while paused, unhandled) frame
     std::string message_;     // a fragmented message being assembled
+    std::size_t incomplete_accounted_ = 0;               // our share of stats().incomplete_bytes
+    std::unique_ptr<asio::steady_timer> message_timer_;  // --message-timeout-ms, made lazily
+    bool message_timer_armed_ = false;
+    std::uint64_t message_gen_ = 0;
     websocket::detail::utf8_checker utf8_;  // message_ so far, when it is text
     bool in_message_ = false;
     bool message_binary_ = false;
@@ -639,9 +729,8 @@ private:
 
 }  // namespace
 
-void start_ws_session(beast::tcp_stream&& stream, http_request&& req,
-                      beast::flat_buffer&& leftover, events::upgrade_auth&& auth,
-                      server_context& ctx) {
+void start_ws_session(beast::tcp_stream&& stream, http_request&& req, beast::flat_buffer&& leftover,
+                      events::upgrade_auth&& auth, server_context& ctx) {
     std::make_shared<ws_session<beast::tcp_stream>>(std::move(stream), std::move(auth), ctx)
         ->run(std::move(req), std::move(leftover));
 }

@@ -33,9 +33,7 @@ std::string init_of_size(std::size_t size) {
 
 class WsConformanceTest : public ::testing::TestWithParam<bool> {
 protected:
-    static void SetUpTestSuite() {
-        server_ = new server_process({"--max-frame-bytes", "1048576"});
-    }
+    static void SetUpTestSuite() { server_ = new server_process({"--max-frame-bytes", "1048576"}); }
     static void TearDownTestSuite() {
         delete server_;
         server_ = nullptr;
@@ -114,7 +112,7 @@ TEST_P(WsConformanceTest, Case1AFrameSplitIntoSingleBytesIsReassembled) {
 TEST_P(WsConformanceTest, Case2PingIsAnsweredWithAPongCarryingItsPayload) {
     auto c = connect();
     for (const std::string& payload : {std::string(), std::string("hello"),
-                                      std::string(125, '\xfe'), std::string("\x00\x01", 2)}) {
+                                       std::string(125, '\xfe'), std::string("\x00\x01", 2)}) {
         c->send_frame(op_ping, payload);
         auto f = c->next_frame();
         while (f && f->opcode == op_text)  // a ka may come first
@@ -241,8 +239,9 @@ TEST_P(WsConformanceTest, Case6ValidUtf8IsAcceptedWholeAndSplitAnywhere) {
     c->send_text(subscribe_text(key(), "u", "default/utf8"));
     ASSERT_TRUE(c->expect_type("subscribe_success"));
     // 2-, 3- and 4-byte sequences, and U+FFFF / U+10FFFF at the edges.
-    const std::string event = "\"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 \xf0\x9f\x98\x80 "
-                              "\xef\xbf\xbf \xf4\x8f\xbf\xbf\"";
+    const std::string event =
+        "\"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 \xf0\x9f\x98\x80 "
+        "\xef\xbf\xbf \xf4\x8f\xbf\xbf\"";
     const auto text = publish_text(key(), "p", "default/utf8", {event});
     c->send_text(text);
     auto d = c->expect_type("data");
@@ -296,8 +295,7 @@ TEST_P(WsConformanceTest, Case6InvalidUtf8InAFragmentFailsFast) {
 
 TEST_P(WsConformanceTest, Case7ValidCloseCodesAreEchoed) {
     for (unsigned code : {1000u, 1001u, 1002u, 1003u, 1007u, 1008u, 1009u, 1010u, 1011u, 1012u,
-                          1013u, 1014u, 3000u,
-                          3999u, 4000u, 4999u}) {
+                          1013u, 1014u, 3000u, 3999u, 4000u, 4999u}) {
         SCOPED_TRACE(code);
         auto c = connect();
         c->send_frame(op_close, close_payload(code, "bye"));
@@ -316,8 +314,8 @@ TEST_P(WsConformanceTest, Case7EmptyCloseIsAnsweredWithoutACodeOr1000) {
 TEST_P(WsConformanceTest, Case7InvalidCloseCodesAre1002) {
     // 1005, 1006 and 1015 must never be on the wire; 0-999 are unused; 1004 and
     // 1016-2999 are reserved for future RFCs; 5000 and up are outside the range.
-    for (unsigned code : {0u, 999u, 1004u, 1005u, 1006u, 1015u, 1016u, 1100u,
-                          2000u, 2999u, 5000u, 65535u}) {
+    for (unsigned code :
+         {0u, 999u, 1004u, 1005u, 1006u, 1015u, 1016u, 1100u, 2000u, 2999u, 5000u, 65535u}) {
         SCOPED_TRACE(code);
         auto c = connect();
         c->send_frame(op_close, close_payload(code));
@@ -333,8 +331,9 @@ TEST_P(WsConformanceTest, Case7OneByteClosePayloadIs1002) {
 
 TEST_P(WsConformanceTest, Case7CloseReasonThatIsNotUtf8Is1007) {
     auto c = connect();
-    c->send_frame(op_close, close_payload(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed"
-                                                "\xa0\x80\x65\x64\x69\x74\x65\x64"));
+    c->send_frame(op_close, close_payload(1000,
+                                          "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed"
+                                          "\xa0\x80\x65\x64\x69\x74\x65\x64"));
     EXPECT_EQ(c->wait_close(), 1007);
 }
 
@@ -397,8 +396,9 @@ TEST_P(WsConformanceTest, HandshakeKeyThatIsNotBase64Of16BytesIs400) {
     // the debug build); any other length, alphabet or padding is not a key either.
     for (const std::string& key :
          {std::string("dGhlIHNhbXBsZSBub25jZQ==A"), std::string(64, 'A'),
-          std::string("dGhlIHNhbXBsZSBub25jZQ"), std::string("dGhlIHNhbXBsZSBub25jZQ=="
-                                                             "dGhlIHNhbXBsZSBub25jZQ=="),
+          std::string("dGhlIHNhbXBsZSBub25jZQ"),
+          std::string("dGhlIHNhbXBsZSBub25jZQ=="
+                      "dGhlIHNhbXBsZSBub25jZQ=="),
           std::string("dGhlIHNhbXBsZSBub25jZ!=="), std::string("dGhlIHNhbXBsZSBub25j===="),
           std::string("c2hvcnQ="), std::string("x")}) {
         SCOPED_TRACE(key);
@@ -441,8 +441,70 @@ TEST_P(WsConformanceTest, AFramePartlySentWithTheUpgradeRequestIsCompletedLater)
     }
 }
 
+// ---- slow senders (item 6) -------------------------------------------------------------------
+// A message the client began must be complete within --message-timeout-ms (1008), and what all
+// connections hold of messages and bodies still arriving is bounded by --max-buffered-bytes
+// (1013 for a WebSocket, 503 for an HTTP request), each counted in /metrics.
+
+std::string metrics_of(const server_process& srv) {
+    return http_request(srv.port(), http::verb::get, "/metrics", "", {}).body;
+}
+
+TEST(SlowSenderTest, AMessageNotCompletedInTimeIs1008) {
+    server_process srv({"--message-timeout-ms", "600"});
+    {
+        raw_ws c(srv.port(), srv.api_key());
+        const auto frame = encode_frame(op_text, init_of_size(2000));
+        c.send_bytes(frame.substr(0, 100));  // the header and a little: the rest never comes
+        EXPECT_EQ(c.wait_close(5s), 1008);
+    }
+    {
+        raw_ws c(srv.port(), srv.api_key());
+        c.send_frame(op_text, R"({"type":"connection_init")", false);  // a fragment, no end
+        EXPECT_EQ(c.wait_close(5s), 1008);
+    }
+    EXPECT_NE(metrics_of(srv).find("eventcast_message_timeouts_total 2"), std::string::npos);
+    // Completed in time, however slowly, it is read; the deadline does not carry over.
+    raw_ws c(srv.port(), srv.api_key());
+    const auto frame = encode_frame(op_text, init_of_size(300));
+    for (std::size_t i = 0; i < frame.size(); i += 60) {
+        c.send_bytes(frame.substr(i, 60));
+        std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(c.expect_type("connection_ack"));
+    std::this_thread::sleep_for(900ms);  // idle between messages is not a message under way
+    c.send_text(R"({"type":"connection_init"})");
+    EXPECT_TRUE(c.expect_type("connection_ack"));
+}
+
+TEST(SlowSenderTest, BytesOfIncompleteMessagesAreBoundedServerWide) {
+    server_process srv({"--max-buffered-bytes", "100000", "--message-timeout-ms", "20000"});
+    const auto big = encode_frame(op_text, init_of_size(80000));
+    raw_ws first(srv.port(), srv.api_key());
+    first.send_bytes(big.substr(0, 60000));
+    std::this_thread::sleep_for(300ms);
+    raw_ws second(srv.port(), srv.api_key());
+    second.send_bytes(big.substr(0, 60000));  // 120,000 held: past the bound
+    EXPECT_EQ(second.wait_close(5s), 1013);
+    // The first is not punished for the second; it completes its message.
+    first.send_bytes(big.substr(60000));
+    EXPECT_TRUE(first.expect_type("connection_ack", 5s));
+    // An HTTP body announced past the bound is refused at its head, before it is read.
+    raw_conn h(srv.port(), false);
+    h.write(
+        "POST /event HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 150000\r\n\r\n");
+    EXPECT_TRUE(h.read_until("\r\n\r\n"));
+    EXPECT_EQ(h.buffer().rfind("HTTP/1.1 503", 0), 0u) << h.buffer();
+    const auto m = metrics_of(srv);
+    EXPECT_NE(m.find("eventcast_buffer_cap_refusals_total 2"), std::string::npos) << m;
+    EXPECT_NE(m.find("eventcast_incomplete_bytes 0"), std::string::npos) << m;
+}
+
 INSTANTIATE_TEST_SUITE_P(Transport, WsConformanceTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "tls" : "tcp"; });
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                             return p.param ? "tls" : "tcp";
+                         });
 
 }  // namespace
 }  // namespace eventcast::testing
