@@ -292,6 +292,9 @@ describe('refused tokens (raw WebSocket connect)', { timeout: 60000 }, () => {
         ['tampered payload', `${h}.${b64u({ ...payload, sub: 'bob-sub' })}.${fixture.cognitoAccess.split('.')[2]}`, /signature/],
         ['wrong issuer (goes to the Lambda authorizer, which denies)', signJwt({ alg: 'RS256', kid: 'cog-1' },
             { iss: 'https://evil.example', sub: 'a', exp: now() + 60 }, cognitoKey.privateKey), /AWS_LAMBDA/],
+        // The issuer is matched exactly (OIDC Core 3.1.3.7, issue #14 item 7): a trailing slash
+        // makes it another issuer, so the token is not OIDC's and the Lambda authorizer denies it.
+        ['OIDC iss with a trailing slash', oidc({ sub: 'a', iss: `${OIDC_ISS}/` }), /AWS_LAMBDA/],
         ['Bearer prefix is accepted', `Bearer ${fixture.cognitoAccess}`, null],
     ];
     for (const [title, token, why] of cases) {
