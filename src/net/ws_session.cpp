@@ -78,9 +78,7 @@ public:
           conn_(ctx.api, ctx.cfg, *this, stream_.get_executor()) {}
 
     ~ws_session() override {
-        if (incomplete_accounted_ != 0)
-            ctx_.api.stats().incomplete_bytes.fetch_sub(
-                static_cast<std::int64_t>(incomplete_accounted_), std::memory_order_relaxed);
+        release_incomplete();
         ctx_.registry.remove(registry_id_);
         if (counted_ip_)
             ctx_.per_ip.remove(peer_address_);
@@ -201,8 +199,7 @@ public:
     void resume_reading() override {
         if (closing_)
             return;
-        const auto v = reader_.resume(*this);
-        if (v != frame_verdict::fail && account_incomplete() && v == frame_verdict::next)
+        if (read_on(reader_.resume(*this)))
             do_read();
     }
     bool closing() const override { return closing_; }
@@ -241,11 +238,8 @@ private:
             const auto bytes = leftover_.cdata();
             reader_.preload(static_cast<const char*>(bytes.data()), bytes.size());
             leftover_ = beast::flat_buffer();
-            if (read_now) {
-                const auto v = reader_.resume(*this);
-                if (v == frame_verdict::fail || !account_incomplete() || v != frame_verdict::next)
-                    return;
-            }
+            if (read_now && !read_on(reader_.resume(*this)))
+                return;
         }
         if (read_now)
             do_read();
@@ -304,9 +298,14 @@ private:
     void on_read(beast::error_code ec, std::size_t n) {
         if (ec)
             return on_end(ec);
-        const auto v = reader_.commit(n, *this);
-        if (v != frame_verdict::fail && account_incomplete() && v == frame_verdict::next)
+        if (read_on(reader_.commit(n, *this)))
             do_read();
+    }
+
+    // After the reader handled what came in: true when reading goes on now (not failing, not
+    // paused for an operation's answer, and the bytes still held are within bounds).
+    bool read_on(frame_verdict v) {
+        return v != frame_verdict::fail && account_incomplete() && v == frame_verdict::next;
     }
 
     // What this connection holds of messages still arriving (a partial frame, the fragments
