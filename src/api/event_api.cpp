@@ -5,6 +5,7 @@
 #include "core/ids.hpp"
 #include "history/memory_store.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace eventcast::api {
@@ -99,6 +100,24 @@ events::result<void> event_api::unsubscribe(const caller& who, std::string_view 
     return {};
 }
 
+std::vector<event_api::namespace_metrics> event_api::namespace_counts() const {
+    std::vector<namespace_metrics> out;
+    namespaces_.for_each([&](const namespace_state& s) {
+        out.push_back({s.name, s.publishes.load(std::memory_order_relaxed),
+                       s.events_in.load(std::memory_order_relaxed),
+                       s.deliveries.load(std::memory_order_relaxed), 0, 0});
+    });
+    for (const auto& c : broker_.namespace_counts())
+        for (auto& m : out)
+            if (m.ns == c.ns) {
+                m.subscriptions = c.subscriptions;
+                m.connections = c.subscribers;
+            }
+    std::sort(out.begin(), out.end(),
+              [](const namespace_metrics& a, const namespace_metrics& b) { return a.ns < b.ns; });
+    return out;
+}
+
 events::publish_outcome event_api::publish(const events::channel_path& path,
                                            const std::vector<std::string>& events) {
     auto* ns = namespaces_.find(path.namespace_name());
@@ -117,6 +136,8 @@ events::publish_outcome event_api::publish_in(namespace_state& ns, const events:
         outcome.identifiers.push_back(core::uuid_v4());
     }
     core::stats::add(stats_.events_in, events.size());
+    ns.publishes.fetch_add(1, std::memory_order_relaxed);
+    ns.events_in.fetch_add(events.size(), std::memory_order_relaxed);
     auto* link = cluster_.load(std::memory_order_acquire);
     if (!link || !link->publish(path, batch))
         outcome.first = deliver_in(ns, path, std::move(batch));
@@ -147,6 +168,7 @@ events::position event_api::deliver_in(namespace_state& ns, const events::channe
         pubsub::shared_batch shared = std::move(batch);
         reached = broker_.publish(path, shared);
         core::stats::add(stats_.frames_out, reached * shared->bodies.size());
+        ns.deliveries.fetch_add(reached * shared->bodies.size(), std::memory_order_relaxed);
         return first;
     }
     {
@@ -164,13 +186,16 @@ events::position event_api::deliver_in(namespace_state& ns, const events::channe
         history_->append(path, seq, shared, history::clock::now());
         reached = broker_.publish(path, shared);
         core::stats::add(stats_.frames_out, reached * shared->bodies.size());
+        ns.deliveries.fetch_add(reached * shared->bodies.size(), std::memory_order_relaxed);
     }
     return first;
 }
 
 void event_api::deliver_at(const events::channel_path& path,
                            std::shared_ptr<pubsub::event_batch> batch, const events::position& at) {
-    std::lock_guard lock(order_lock(path.namespace_name()));
+    auto* state = namespaces_.find(path.namespace_name());
+    auto& ns = state ? *state : other_ns_;
+    std::lock_guard lock(ns.order);
     if (!history_->take_live(path.namespace_name(), at))
         return;
     batch->bytes = 0;
@@ -181,6 +206,7 @@ void event_api::deliver_at(const events::channel_path& path,
     pubsub::shared_batch shared = std::move(batch);
     const auto reached = broker_.publish(path, shared);
     core::stats::add(stats_.frames_out, reached * shared->bodies.size());
+    ns.deliveries.fetch_add(reached * shared->bodies.size(), std::memory_order_relaxed);
 }
 
 subscribe_result event_api::subscribe_resume(const events::channel_pattern& pattern,

@@ -86,6 +86,15 @@ public:
     core::stats& stats() noexcept { return stats_; }
     history::store& history() noexcept { return *history_; }
     std::size_t subscription_count() const { return broker_.subscription_count(); }
+
+    /// The per-namespace metrics of every configured namespace (subscriptions and
+    /// connections from the broker's walk: once per scrape).
+    struct namespace_metrics {
+        std::string ns;
+        std::uint64_t publishes = 0, events_in = 0, deliveries = 0;
+        std::size_t subscriptions = 0, connections = 0;
+    };
+    std::vector<namespace_metrics> namespace_counts() const;
     auth::auth_counters auth_counters() const { return auth_.counters(); }
 
     // ---- operations -------------------------------------------------------------------------

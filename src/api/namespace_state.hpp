@@ -6,6 +6,8 @@
 
 #include "auth/verifier.hpp"
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +26,11 @@ struct namespace_state {
     // Serialises position assignment, history append and live fan-out, so that delivery order
     // is position order and a resume sees each event once (docs/protocol.md).
     std::mutex order;
+    // For the per-namespace metrics: publish requests accepted, their events, and the data
+    // frames queued to subscribers (one relaxed add per publish, not per delivery).
+    std::atomic<std::uint64_t> publishes{0};
+    std::atomic<std::uint64_t> events_in{0};
+    std::atomic<std::uint64_t> deliveries{0};
 };
 
 /// The namespaces this server defines (--namespace), fixed at start. Thread-safe: read-only
@@ -38,6 +45,11 @@ public:
     void for_each(F f) {
         for (auto& [name, state] : by_name_)
             f(*state);
+    }
+    template <class F>
+    void for_each(F f) const {
+        for (const auto& [name, state] : by_name_)
+            f(static_cast<const namespace_state&>(*state));
     }
     /// Null when `ns` is not defined. Looked up by string_view: no allocation.
     namespace_state* find(std::string_view ns) const noexcept {

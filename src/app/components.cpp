@@ -151,6 +151,10 @@ net::cluster_parts components::cluster_parts() {
     return {status_view_.get(), chat_view_.get()};
 }
 
+std::vector<std::string> components::reload(const core::config& next) {
+    return authz_->reload(next);
+}
+
 void components::start() {
     if (bridge_)
         bridge_->start();  // connects, or keeps trying in the background

@@ -41,6 +41,10 @@ public:
     /// Starts the background parts (NATS connections: connected, or retrying) before the
     /// server accepts.
     void start();
+    /// SIGHUP: what the components can change at run time, taken from `next` (the API key
+    /// list). Returns the problems; the part that reports one keeps its running state.
+    std::vector<std::string> reload(const core::config& next);
+
     /// Stops them after the server's threads have joined, then ends provider transfers while
     /// the chat service still exists. Idempotent.
     void stop();

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -104,15 +105,20 @@ int serve(int argc, const char* const* argv) {
         }
         log::info("endpoint https://{}:{}/event  realtime wss://{}:{}/event/realtime", cfg.host,
                   port, cfg.host, port);
+        if (!cfg.admin_listen.empty())
+            log::info("admin listener on {} (port {}): /metrics /healthz /readyz", cfg.admin_listen,
+                      srv.admin_port());
         if (!cfg.port_file.empty()) {
             const std::string tmp = cfg.port_file + ".tmp";
             std::ofstream(tmp) << port << "\n";
             std::rename(tmp.c_str(), cfg.port_file.c_str());  // readers never see a partial file
         }
         // SIGHUP: the configuration (flags, environment, --config file) is read again. A file
-        // with problems keeps the running configuration; the log level applies at once; other
-        // changed options are named, as they take effect only with a restart (for now).
-        srv.on_reload([&cfg, argc, argv, level_now = cfg.log_level]() mutable {
+        // with problems keeps the running configuration. Applied at once: the log level, the
+        // API keys (open connections keep what they were authorized for) and the certificate
+        // files, read again even when their names did not change (rotation); other changed
+        // options are named, as they take effect only with a restart.
+        srv.on_reload([&cfg, &parts, &tls, argc, argv, running = cfg]() mutable {
             auto again = core::load_config(argc, argv);
             if (!again) {
                 std::string why;
@@ -123,24 +129,57 @@ int serve(int argc, const char* const* argv) {
                 return;
             }
             if (cfg.api_key_generated && again->api_keys.empty())
-                again->api_keys = cfg.api_keys;  // the generated key is not in any file
-            // cfg is read by every thread and never written after start: the level a reload
-            // applied is kept here instead.
-            const std::string wanted = again->log_level;
-            again->log_level = cfg.log_level;
-            std::string restart;
-            for (const auto& name : core::changed_options(cfg, *again))
-                restart += (restart.empty() ? "" : ", ") + ("--" + name);
-            if (wanted != level_now) {
+                again->api_keys = running.api_keys;  // the generated key is not in any file
+            auto changed = core::changed_options(running, *again);
+            auto take = [&](std::string_view name) {
+                const auto it = std::find(changed.begin(), changed.end(), name);
+                if (it == changed.end())
+                    return false;
+                changed.erase(it);
+                return true;
+            };
+            bool failed = false;
+            if (take("log-level")) {
                 log::level lv{};
-                log::parse_level(wanted, lv);
+                log::parse_level(again->log_level, lv);
                 log::set_level(lv);
-                level_now = wanted;
-                log::warn("reload: log level is now {}", wanted);
+                running.log_level = again->log_level;
+                log::warn("reload: log level is now {}", again->log_level);
             }
+            if (take("api-key")) {
+                if (auto problems = parts.reload(*again); !problems.empty()) {
+                    failed = true;
+                    for (const auto& p : problems)
+                        log::error("reload: {}", p);
+                } else {
+                    running.api_keys = again->api_keys;
+                    log::warn("reload: {} API keys now", again->api_keys.size());
+                }
+            }
+            // A configured certificate is rotated; a self-signed one becomes a configured one
+            // only by a restart (the name stays in `changed`).
+            if (!tls.self_signed && !again->tls_cert_file.empty()) {
+                take("tls-cert");
+                take("tls-key");
+                const auto before = tls.fingerprint_sha256;
+                if (auto problem = tls.reload(again->tls_cert_file, again->tls_key_file);
+                    !problem.empty()) {
+                    failed = true;
+                    log::error("reload: the certificate is kept: {}", problem);
+                } else {
+                    running.tls_cert_file = again->tls_cert_file;
+                    running.tls_key_file = again->tls_key_file;
+                    if (tls.fingerprint_sha256 != before)
+                        log::warn("reload: new TLS handshakes present certificate sha256 {}",
+                                  tls.fingerprint_sha256);
+                }
+            }
+            std::string restart;
+            for (const auto& name : changed)
+                restart += (restart.empty() ? "" : ", ") + ("--" + name);
             if (!restart.empty())
                 log::warn("reload: changed, but applied only by a restart: {}", restart);
-            else
+            else if (!failed)
                 log::info("reload: done");
         });
         parts.start();

@@ -25,6 +25,12 @@ public:
     void verify_async(const auth_request& req, std::function<void(auth_result)> done) override {
         done(*try_verify(req));
     }
+    std::string reload(const core::config& cfg) override {
+        if (cfg.api_keys.empty())
+            return "the reloaded configuration has no API key; the running keys are kept";
+        keys_.replace(cfg.api_keys);
+        return {};
+    }
 
 private:
     api_key_store keys_;

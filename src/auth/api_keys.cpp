@@ -12,7 +12,8 @@ events::result<void> api_key_store::check(const events::credentials& creds,
     if (!given)
         return events::protocol_error::unauthorized();
     bool match = false;
-    for (const auto& key : keys_) {
+    const auto keys = keys_.load();
+    for (const auto& key : *keys) {
         const bool same_len = key.value.size() == given->size();
         // Compare against the key itself when lengths differ so work stays the same.
         const std::string& rhs = same_len ? *given : key.value;

@@ -307,6 +307,14 @@ const namespace_policy& authorizer::policy_for(std::string_view ns) const {
     return it == impl_->policies.end() ? impl_->defaults : it->second;
 }
 
+std::vector<std::string> authorizer::reload(const core::config& cfg) {
+    std::vector<std::string> problems;
+    for (auto& v : impl_->verifiers)
+        if (auto p = v->reload(cfg); !p.empty())
+            problems.push_back(std::move(p));
+    return problems;
+}
+
 auth_counters authorizer::counters() const {
     auth_counters c;
     for (const auto& v : impl_->verifiers)

@@ -57,6 +57,11 @@ public:
 
     auth_counters counters() const;
 
+    /// SIGHUP: every verifier takes what it can change at run time (the API key list). Open
+    /// connections keep what they were authorized for. Returns the problems (nothing changed
+    /// for a verifier that reports one).
+    std::vector<std::string> reload(const core::config& cfg);
+
 private:
     struct impl;
     explicit authorizer(std::unique_ptr<impl> p);

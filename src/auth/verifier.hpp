@@ -99,6 +99,12 @@ public:
 
     /// Adds this mode's counters (JWKS refreshes, webhook calls) to `c`.
     virtual void add_counters(auth_counters& c) const { (void)c; }
+    /// SIGHUP: takes what it can change at run time from `cfg` (API keys); thread-safe with
+    /// verification. Returns a problem to report, empty when none.
+    virtual std::string reload(const core::config& cfg) {
+        (void)cfg;
+        return {};
+    }
 };
 
 /// What a verifier's factory is given. A factory returns null when its mode is not in use (or

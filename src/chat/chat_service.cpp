@@ -175,7 +175,7 @@ class chat_stream final : public llm::completion_sink,
 public:
     chat_stream(chat_service& svc, std::string id, std::string user, events::channel_path channel,
                 std::string provider, std::string model, bool wait, event_format format,
-                chat_service::responder respond)
+                std::size_t prompt_bytes, chat_service::responder respond)
         : svc_(svc),
           id_(std::move(id)),
           user_(std::move(user)),
@@ -184,6 +184,7 @@ public:
           model_(std::move(model)),
           wait_(wait),
           sample_(format == event_format::sample),
+          prompt_bytes_(prompt_bytes),
           respond_(std::move(respond)) {}
 
     void attach(std::shared_ptr<llm::completion> c) {
@@ -272,6 +273,7 @@ public:
                 }
                 if (!sample_)
                     publish(end);
+                account(usage);
                 end_locked(stop_reason_ == "cancelled" ? "cancelled" : "completed");
                 if (wait_)
                     answer(ok_body(true));
@@ -301,6 +303,7 @@ public:
                                          {"seq", seq_++},
                                          {"errorType", e.type},
                                          {"message", e.message}});
+                account({});
                 end_locked("failed");
                 if (wait_) {
                     auto a = provider_refusal(e, provider_);
@@ -385,6 +388,22 @@ private:
         return svc_.api_.publish(channel_, {json::serialize(event)}).first;
     }
 
+    // The stream's tokens into the ledger (metrics, budgets). What the provider did not say
+    // (a cancel or a failure before its usage event) is estimated at 4 bytes a token, so a
+    // budget cannot be outrun by cancelling every answer before it ends.
+    void account(llm::token_usage usage) {
+        const auto estimate = [](std::size_t bytes) {
+            return static_cast<std::uint64_t>((bytes + 3) / 4);
+        };
+        const std::uint64_t in = usage.input_tokens >= 0
+                                     ? static_cast<std::uint64_t>(usage.input_tokens)
+                                     : estimate(prompt_bytes_);
+        const std::uint64_t out = usage.output_tokens >= 0
+                                      ? static_cast<std::uint64_t>(usage.output_tokens)
+                                      : estimate(text_.size());
+        svc_.ledger_.add(user_, provider_, model_, in, out);
+    }
+
     void end_locked(const char* outcome) {
         state_ = state::ended;
         outcome_ = outcome;
@@ -437,6 +456,7 @@ private:
     const bool wait_;
     const bool sample_;  // event_format::sample: {"data":...} deltas and nothing else
 
+    const std::size_t prompt_bytes_;  // system + messages, for the estimate in account()
     mutable std::mutex mutex_;
     chat_service::responder respond_;
     std::shared_ptr<llm::completion> completion_;
@@ -463,7 +483,8 @@ chat_service::chat_service(const core::config& cfg, api::event_api& api, aws::tr
       api_(api),
       transport_(transport),
       providers_(std::move(providers)),
-      default_provider_(std::move(default_provider)) {}
+      default_provider_(std::move(default_provider)),
+      ledger_(cfg.chat.max_tokens_per_user, cfg.chat.budget_window) {}
 
 chat_service::~chat_service() {
     std::lock_guard lock(mutex_);
@@ -492,6 +513,22 @@ void chat_service::start(std::string_view body, responder respond, std::string_v
     auto channel = events::channel_path::parse(cfg_.chat.chat_namespace + "/" + req.user_id);
     if (!channel)
         return respond(error_answer(400, "BadRequestException", channel.error().message));
+    if (auto over = ledger_.check(req.user_id)) {
+        const auto wait = std::chrono::duration_cast<std::chrono::seconds>(
+                              over->resets_at - token_ledger::clock::now())
+                              .count() +
+                          1;
+        auto a = error_answer(429, "LimitExceededException",
+                              "user '" + req.user_id + "' has used " + std::to_string(over->used) +
+                                  " of " + std::to_string(over->limit) +
+                                  " tokens in this --chat-budget-window; it resets in " +
+                                  std::to_string(wait) + " s (GET /chat/usage says when)");
+        a.headers.emplace_back("Retry-After", std::to_string(wait));
+        return respond(std::move(a));
+    }
+    std::size_t prompt_bytes = req.completion.system.size();
+    for (const auto& turn : req.completion.messages)
+        prompt_bytes += turn.text.size();
 
     std::shared_ptr<chat_stream> stream;
     {
@@ -522,7 +559,7 @@ void chat_service::start(std::string_view body, responder respond, std::string_v
         auto id = "s-" + core::random_secret_hex(8);
         stream = std::make_shared<chat_stream>(*this, id, req.user_id, std::move(*channel),
                                                provider_name, req.completion.model, req.wait,
-                                               req.format, std::move(respond));
+                                               req.format, prompt_bytes, std::move(respond));
         streams_.emplace(std::move(id), stream);
     }
     log::debug("chat stream for user={} provider={} model={}", req.user_id, provider_name,
@@ -564,6 +601,14 @@ http_answer chat_service::cancel(std::string_view stream_id, std::string_view to
                             "no stream '" + std::string(stream_id.substr(0, 40)) + "'");
     s->cancel();
     return {202, json::serialize(s->status_json()), {}};
+}
+
+http_answer chat_service::usage(std::string_view user) {
+    if (!events::valid_segment(user))
+        return error_answer(400, "BadRequestException",
+                            "GET /chat/usage needs the userId: the caller's token names it, or "
+                            "give ?userId=<1..50 of A-Z a-z 0-9 - _> with an API key");
+    return {200, json::serialize(ledger_.usage_of(user)), {}};
 }
 
 std::size_t chat_service::active_streams() const {

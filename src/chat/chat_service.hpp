@@ -4,9 +4,10 @@
 #pragma once
 
 #include "api/event_api.hpp"
+#include "aws/transport.hpp"
+#include "chat/token_ledger.hpp"
 #include "core/config.hpp"
 #include "llm/provider.hpp"
-#include "aws/transport.hpp"
 
 #include <functional>
 #include <map>
@@ -22,6 +23,7 @@ struct http_answer {
     unsigned status = 200;
     std::string body;
     std::string error_type;
+    std::vector<std::pair<std::string, std::string>> headers = {};  // e.g. Retry-After
 };
 
 /// What a stream publishes on its channel (--chat-event-format, or the body's "eventFormat").
@@ -36,7 +38,7 @@ struct chat_request {
     std::string provider;  // empty: the server's default
     bool wait = false;
     event_format format = event_format::typed;  // the body's "eventFormat", else the server's
-    llm::completion_request completion;  // messages end with the user's prompt
+    llm::completion_request completion;         // messages end with the user's prompt
 };
 
 /// Validates a POST /chat body (untrusted). "eventFormat" ("typed" or "sample") is optional;
@@ -72,6 +74,11 @@ public:
     /// POST /chat/<streamId>/cancel, with the same rule.
     http_answer cancel(std::string_view stream_id, std::string_view token_user = {});
 
+    /// GET /chat/usage: `user`'s tokens (token_ledger::usage_of).
+    http_answer usage(std::string_view user);
+    /// eventcast_chat_tokens_total.
+    void append_metrics(std::string& out) const { ledger_.append_metrics(out); }
+
     std::size_t active_streams() const;
     const std::string& default_provider() const noexcept { return default_provider_; }
 
@@ -85,6 +92,7 @@ private:
     aws::transport& transport_;
     std::map<std::string, std::unique_ptr<llm::provider>> providers_;
     std::string default_provider_;
+    token_ledger ledger_;
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<chat_stream>> streams_;  // by streamId

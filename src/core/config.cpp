@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -89,6 +90,33 @@ boost::system::result<std::chrono::milliseconds, std::string> parse_duration(
     if (n > std::numeric_limits<std::int64_t>::max() / scale)
         return bad();
     return std::chrono::milliseconds(n * scale);
+}
+
+bool split_host_port(std::string_view text, std::string& host, std::uint16_t& port) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0)
+        return false;
+    auto h = text.substr(0, colon);
+    if (h.front() == '[') {
+        if (h.size() < 3 || h.back() != ']')
+            return false;
+        h = h.substr(1, h.size() - 2);
+    } else if (h.find(':') != std::string_view::npos) {
+        return false;  // an IPv6 address needs brackets
+    }
+    const auto p = text.substr(colon + 1);
+    unsigned n = 0;
+    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
+    if (ec != std::errc() || ptr != p.data() + p.size() || p.empty() || n == 0 || n > 65535)
+        return false;
+    const std::string address(h);
+    unsigned char raw[16];
+    if (::inet_pton(AF_INET, address.c_str(), raw) != 1 &&
+        ::inet_pton(AF_INET6, address.c_str(), raw) != 1)
+        return false;
+    host = std::string(h);
+    port = static_cast<std::uint16_t>(n);
+    return true;
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
@@ -293,6 +321,37 @@ kind duration(std::function<std::chrono::milliseconds&(config&)> field) {
             [field](config& c) { return format_duration(field(c)); }};
 }
 
+kind positive_duration(std::function<std::chrono::milliseconds&(config&)> field) {
+    auto k = duration(field);
+    k.set = [field](config& c, const std::vector<std::string>& v) -> problem {
+        auto d = parse_duration(v.back());
+        if (!d)
+            return d.error();
+        if (d->count() == 0)
+            return in_quotes(v.back()) + " is not a duration above 0";
+        field(c) = *d;
+        return std::nullopt;
+    };
+    return k;
+}
+
+// "127.0.0.1:9090", "[::1]:9090": an IP address and a port (1..65535). A name would need a
+// resolver at start-up; the listener binds an address.
+kind host_port(std::function<std::string&(config&)> field) {
+    auto k = text(field);
+    k.set = [field](config& c, const std::vector<std::string>& v) -> problem {
+        std::string host;
+        std::uint16_t port = 0;
+        if (!split_host_port(v.back(), host, port))
+            return in_quotes(v.back()) +
+                   " is not HOST:PORT; give an IP address and a port like 127.0.0.1:9090 or "
+                   "[::1]:9090";
+        field(c) = v.back();
+        return std::nullopt;
+    };
+    return k;
+}
+
 kind flag(std::function<bool&(config&)> field) {
     return {shape::flag,
             [field](config& c, const std::vector<std::string>& v) -> problem {
@@ -427,6 +486,16 @@ const std::vector<option>& options() {
         {"tls-self-signed-out", text(at(&c::tls_self_signed_out)),
          "write the generated self-signed certificate (PEM) here, to trust it"},
         {"port-file", text(at(&c::port_file)), "write the bound port here once listening"},
+        {"admin-listen", host_port(at(&c::admin_listen)),
+         "HOST:PORT of a second listener serving only /metrics, /healthz and /readyz; when set, "
+         "the client port does not serve /metrics",
+         "none"},
+        {"drain-delay-ms", millis(at(&c::drain_delay), 0),
+         "on SIGTERM, /readyz answers 503 and connections keep being served this long"},
+        {"drain-spread-ms", millis(at(&c::drain_spread), 0),
+         "after the drain delay, WebSockets are closed (1001) spread over this long"},
+        {"shutdown-timeout-ms", millis(at(&c::shutdown_timeout), 1),
+         "from SIGTERM to exit at the latest; a second SIGTERM exits at once"},
         {"threads", number<unsigned>(at(&c::threads)), "I/O threads (0: one per core)"},
         {"log-level", choice(at(&c::log_level), {"debug", "info", "warn", "error"}),
          "debug, info, warn or error"},
@@ -491,6 +560,12 @@ const std::vector<option>& options() {
          "concurrent chat streams per userId"},
         {"chat-max-prompt-bytes", size(at(&c::chat, &chat_config::max_prompt_bytes), 1),
          "prompt + messages + system"},
+        {"chat-max-tokens-per-user",
+         number<std::uint64_t>(at(&c::chat, &chat_config::max_tokens_per_user)),
+         "input + output tokens a userId may use per --chat-budget-window (0: no budget); past "
+         "it POST /chat answers 429 with the reset time"},
+        {"chat-budget-window", positive_duration(at(&c::chat, &chat_config::budget_window)),
+         "the budget's window, as 3600s, 90m or 24h; windows start at start-up"},
         {"chat-retention-s", secs(at(&c::chat, &chat_config::retention), 0),
          "finished streams stay readable this long"},
         {"chat-connect-timeout-ms", millis(at(&c::chat, &chat_config::connect_timeout), 1),

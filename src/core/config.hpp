@@ -55,7 +55,9 @@ struct chat_config {
     std::size_t max_streams = 1000;            // concurrent streams; past it: 429
     std::size_t max_streams_per_user = 4;      // concurrent streams per userId; past it: 429
     std::size_t max_prompt_bytes = 64 * 1024;  // prompt + messages + system
-    std::chrono::seconds retention{600};       // finished streams stay readable this long
+    std::uint64_t max_tokens_per_user = 0;     // input + output tokens per budget window; 0: none
+    std::chrono::milliseconds budget_window{24 * 60 * 60 * 1000};  // fixed windows from start-up
+    std::chrono::seconds retention{600};  // finished streams stay readable this long
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds idle_timeout{120'000};  // no byte from the provider this long: error
     // demo: the offline model
@@ -150,7 +152,11 @@ struct config {
     std::string tls_key_file;
     std::string tls_self_signed_out;  // where to write the generated certificate (PEM)
     std::string port_file;            // written with the bound port once listening
-    unsigned threads = 0;             // 0: one per core
+    std::string admin_listen;         // HOST:PORT for /metrics, /healthz, /readyz; empty: none
+    std::chrono::milliseconds drain_delay{0};   // SIGTERM: /readyz 503, keep serving this long
+    std::chrono::milliseconds drain_spread{0};  // then close WebSockets (1001) over this long
+    std::chrono::milliseconds shutdown_timeout{5'000};  // from SIGTERM to exit, at the latest
+    unsigned threads = 0;                               // 0: one per core
     std::string log_level = "info";
     bool log_json = false;
     std::vector<std::string> cors_origins{"*"};
@@ -176,6 +182,9 @@ std::vector<std::string> changed_options(const config& a, const config& b);
 boost::system::result<std::chrono::milliseconds, std::string> parse_duration(std::string_view text);
 /// The shortest exact form parse_duration reads back: "10m", "90s", "1500ms".
 std::string format_duration(std::chrono::milliseconds d);
+
+/// "127.0.0.1:9090" or "[::1]:9090" into an IP address (brackets removed) and a port 1..65535.
+bool split_host_port(std::string_view text, std::string& host, std::uint16_t& port);
 
 /// Parses a --namespace-history entry "NAMESPACE:COUNT:AGE", e.g. "BedrockChat:1000:1h".
 boost::system::result<std::pair<std::string, history_limits>, std::string> parse_namespace_history(

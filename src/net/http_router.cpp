@@ -20,7 +20,10 @@ std::string_view verb_name(http::verb v) {
 }  // namespace
 
 router::router(std::vector<route> routes, preflight_handler preflight, const core::config& cfg)
-    : routes_(std::move(routes)), preflight_(std::move(preflight)), cfg_(cfg) {
+    : routes_(std::move(routes)),
+      preflight_(std::move(preflight)),
+      cfg_(cfg),
+      counts_(std::make_unique<std::atomic<std::uint64_t>[]>((routes_.size() + 2) * statuses)) {
     for (const auto& r : routes_) {
         if (!r.listed)
             continue;
@@ -88,28 +91,59 @@ std::string router::listing() const {
     return listing_;
 }
 
-void router::dispatch(const http_request& req, http_responder respond) const {
-    const auto path =
-        normalize_path(target_path(std::string_view(req.target().data(), req.target().size())));
-    dispatch(req, path, std::move(respond));
+void router::count(std::size_t route, unsigned status) const noexcept {
+    if (route > unrouted() || status < first_status || status >= first_status + statuses)
+        return;
+    counts_[route * statuses + (status - first_status)].fetch_add(1, std::memory_order_relaxed);
 }
 
-void router::dispatch(const http_request& req, std::string_view path,
-                      http_responder respond) const {
+void router::append_metrics(std::string& out, std::string_view listener) const {
+    for (std::size_t r = 0; r <= unrouted(); ++r) {
+        const std::string_view label = r < routes_.size() ? std::string_view(routes_[r].pattern)
+                                       : r == no_route()  ? "(no route)"
+                                                          : "(before routing)";
+        for (unsigned s = 0; s < statuses; ++s) {
+            const auto n = counts_[r * statuses + s].load(std::memory_order_relaxed);
+            if (n == 0)
+                continue;
+            out += "eventcast_http_responses_total{listener=\"";
+            out += listener;
+            out += "\",route=\"";
+            out += label;
+            out += "\",status=\"" + std::to_string(first_status + s) + "\"} " + std::to_string(n) +
+                   '\n';
+        }
+    }
+}
+
+void router::dispatch(const http_request& req, http_responder respond, std::size_t* matched) const {
+    const auto path =
+        normalize_path(target_path(std::string_view(req.target().data(), req.target().size())));
+    dispatch(req, path, std::move(respond), matched);
+}
+
+void router::dispatch(const http_request& req, std::string_view path, http_responder respond,
+                      std::size_t* matched) const {
     const auto method = req.method();
     const bool head = method == http::verb::head;
     route_args args;
     const route* found = nullptr;
     bool known = false;
+    std::size_t label = no_route();
     for (const auto& r : routes_) {
         if (!matches(r.pattern, path, args))
             continue;
+        if (!known)
+            label = static_cast<std::size_t>(&r - routes_.data());
         known = true;
         if (r.method == method || (head && r.method == http::verb::get)) {
             found = &r;
+            label = static_cast<std::size_t>(&r - routes_.data());
             break;
         }
     }
+    if (matched)
+        *matched = label;
     const auto to = reply_to::of(req);
     if (!known)
         return respond(http_error(404, "NotFoundException",

@@ -9,7 +9,9 @@
 #include <boost/beast/http/verb.hpp>
 
 #include <array>
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,11 +55,24 @@ public:
     /// Routes `req` whose path (query removed) is `path`: the route for its method, HEAD where
     /// the path has a GET route (the GET answer without its body), OPTIONS as a CORS preflight,
     /// 405 with `Allow` for a known path and another method, 404 with the list of routes.
-    void dispatch(const http_request& req, std::string_view path, http_responder respond) const;
+    /// `matched` is set, before any answer, to the route the request is counted under (see
+    /// count()): the row whose path matched, or no_route.
+    void dispatch(const http_request& req, std::string_view path, http_responder respond,
+                  std::size_t* matched = nullptr) const;
 
     /// What the HTTP session calls: dispatch() on the request target's path with runs of '/'
     /// collapsed (net/http_path.hpp), as API Gateway routes "//chat" to /chat.
-    void dispatch(const http_request& req, http_responder respond) const;
+    void dispatch(const http_request& req, http_responder respond,
+                  std::size_t* matched = nullptr) const;
+
+    /// Response counters by route and status, for eventcast_http_responses_total. Indices are
+    /// rows of the table, or no_route() (404 for an unknown path) or unrouted() (answered
+    /// before routing: malformed, too large, refused upgrades). Thread-safe, lock-free.
+    std::size_t no_route() const noexcept { return routes_.size(); }
+    std::size_t unrouted() const noexcept { return routes_.size() + 1; }
+    void count(std::size_t route, unsigned status) const noexcept;
+    /// One sample line per (route, status) seen, labelled listener="<listener>".
+    void append_metrics(std::string& out, std::string_view listener) const;
 
     /// The methods the routes of `path` accept, as an `Allow` value ("GET, HEAD, OPTIONS");
     /// empty when no route has that path.
@@ -74,6 +89,8 @@ private:
     preflight_handler preflight_;
     const core::config& cfg_;
     std::string listing_;
+    static constexpr unsigned first_status = 100, statuses = 500;  // 100..599
+    std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;         // (routes + 2) x statuses
 };
 
 }  // namespace eventcast::net

@@ -86,6 +86,8 @@ http_response answer_to_response(const chat::http_answer& a, const reply_to& to,
     auto res = json_reply(a.status, a.body, to, cfg);
     if (!a.error_type.empty())
         res.set("x-amzn-ErrorType", a.error_type);
+    for (const auto& [name, value] : a.headers)
+        res.set(name, value);
     return res;
 }
 
@@ -126,6 +128,42 @@ void chat_start(server_context& ctx, const http_request& req, http_responder res
                     reply(answer_to_response(a, to, ctx.cfg));
                 },
                 user);
+        });
+}
+
+// The value of `name` in the target's query ("?userId=alice&x=1"), undecoded; empty if absent.
+std::string_view query_param(const http_request& req, std::string_view name) {
+    const std::string_view target(req.target().data(), req.target().size());
+    const auto q = target.find('?');
+    if (q == std::string_view::npos)
+        return {};
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const auto pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == name)
+            return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+        if (amp == std::string_view::npos)
+            break;
+        rest = rest.substr(amp + 1);
+    }
+    return {};
+}
+
+// GET /chat/usage: the caller's tokens and budget. A token names the caller; with an API key
+// (no identity) the userId comes from ?userId=, as POST /chat takes it from the body.
+void chat_usage(server_context& ctx, const http_request& req, http_responder respond) {
+    const std::string asked(query_param(req, "userId"));
+    chat_authorized(
+        ctx, req, std::move(respond),
+        [&ctx, asked](const std::string& user, const reply_to& to, http_responder reply) {
+            if (!user.empty() && !asked.empty() && asked != user)
+                return reply(http_error(403, "UnauthorizedException",
+                                        "a caller reads only its own usage; leave "
+                                        "out userId or give your own",
+                                        to, ctx.cfg));
+            reply(answer_to_response(ctx.chat->usage(user.empty() ? asked : user), to, ctx.cfg));
         });
 }
 
@@ -254,6 +292,10 @@ std::unique_ptr<router> make_routes(server_context& ctx) {
          [&ctx](const http_request& req, const route_args&, http_responder respond) {
              chat_start(ctx, req, std::move(respond));
          }},
+        {verb::get, "/chat/usage",  // before /chat/{streamId}: stream ids are s-<hex>
+         [&ctx](const http_request& req, const route_args&, http_responder respond) {
+             chat_usage(ctx, req, std::move(respond));
+         }},
         {verb::get, "/chat/{streamId}",
          [&ctx](const http_request& req, const route_args& args, http_responder respond) {
              chat_lookup_route(ctx, req, args, std::move(respond), false);
@@ -266,9 +308,11 @@ std::unique_ptr<router> make_routes(server_context& ctx) {
          now(ctx, [](server_context& c, const http_request& r) { return health(c, r, false); })},
         {verb::get, "/readyz",
          now(ctx, [](server_context& c, const http_request& r) { return health(c, r, true); })},
-        {verb::get, "/metrics", now(ctx, metrics)},
         {verb::get, "/web-config.json", now(ctx, web_config)},
     };
+    // With --admin-listen, metrics are for the operator's port only.
+    if (ctx.cfg.admin_listen.empty())
+        routes.push_back({verb::get, "/metrics", now(ctx, metrics)});
     for (const auto& a : static_assets()) {
         auto serve = [a](const http_request& req, const route_args&, http_responder respond) {
             respond(web_file(a, req));
@@ -281,6 +325,29 @@ std::unique_ptr<router> make_routes(server_context& ctx) {
         std::move(routes),
         [&ctx](const http_request& req, std::string_view allow) {
             return preflight_reply(req, allow, ctx.cfg);
+        },
+        ctx.cfg);
+}
+
+std::unique_ptr<router> make_admin_routes(server_context& ctx) {
+    using http::verb;
+    std::vector<route> routes{
+        {verb::get, "/metrics", now(ctx, metrics)},
+        {verb::get, "/healthz",
+         now(ctx, [](server_context& c, const http_request& r) { return health(c, r, false); })},
+        {verb::get, "/readyz",
+         now(ctx, [](server_context& c, const http_request& r) { return health(c, r, true); })},
+    };
+    // No CORS on the operator's port: a preflight is answered like any other method.
+    return std::make_unique<router>(
+        std::move(routes),
+        [&ctx](const http_request& req, std::string_view allow) {
+            auto res = http_error(
+                405, "BadRequestException",
+                "the admin port answers no CORS preflight; allowed: " + std::string(allow),
+                reply_to::of(req), ctx.cfg);
+            res.set(http::field::allow, allow);
+            return res;
         },
         ctx.cfg);
 }

@@ -14,4 +14,7 @@ namespace eventcast::net {
 /// The server's route table. `ctx` must outlive it.
 std::unique_ptr<router> make_routes(server_context& ctx);
 
+/// --admin-listen's table: GET /metrics, /healthz and /readyz, nothing else.
+std::unique_ptr<router> make_admin_routes(server_context& ctx);
+
 }  // namespace eventcast::net

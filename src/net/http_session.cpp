@@ -102,8 +102,9 @@ void to_origin_form(http_request& req) {
 template <class Derived>
 class http_session : public closable {
 public:
-    http_session(beast::flat_buffer buffer, server_context& ctx, asio::any_io_executor strand)
-        : buffer_(std::move(buffer)), ctx_(ctx), strand_(std::move(strand)) {}
+    http_session(beast::flat_buffer buffer, server_context& ctx, const port_role& role,
+                 asio::any_io_executor strand)
+        : buffer_(std::move(buffer)), ctx_(ctx), role_(role), strand_(std::move(strand)) {}
 
     ~http_session() override {
         release_body();
@@ -221,16 +222,20 @@ protected:
         to_origin_form(req);
         begin_request(req);
 
-        if (beast::websocket::is_upgrade(req))
+        if (role_.upgrades && beast::websocket::is_upgrade(req))
             return upgrade(std::move(req));
         core::stats::add(ctx_.api.stats().http_requests);
         // Routed on the path with runs of '/' collapsed, as API Gateway does: the AWS sample
         // posts to `new URL(url).toString() + '/chat'`, i.e. "//chat" (net/http_path.hpp).
         // The answer may come later from another thread (POST /chat); hop back onto our strand.
-        ctx_.routes->dispatch(req, [self = derived().shared_from_this()](http_response res) {
-            asio::dispatch(self->strand_,
-                           [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
-        });
+        role_.routes->dispatch(
+            req,
+            [self = derived().shared_from_this()](http_response res) {
+                asio::dispatch(self->strand_, [self, res = std::move(res)]() mutable {
+                    self->write(std::move(res));
+                });
+            },
+            &route_);
     }
 
     void upgrade(http_request&& req) {
@@ -316,6 +321,9 @@ protected:
 
     void write(http_response res) {
         end_request(res.result_int(), res.body().size());
+        role_.routes->count(route_ == unset_route ? role_.routes->unrouted() : route_,
+                            res.result_int());
+        route_ = unset_route;
         res.set("x-amzn-RequestId", request_id_);
         request_id_.clear();
         const bool keep_alive = res.keep_alive() && !stopping_;
@@ -336,6 +344,9 @@ protected:
     std::int64_t reserved_ = 0;  // this request's body in stats().incomplete_bytes
     beast::flat_buffer buffer_;
     server_context& ctx_;
+    const port_role& role_;
+    static constexpr std::size_t unset_route = static_cast<std::size_t>(-1);
+    std::size_t route_ = unset_route;  // the request's row in role_.routes, for its counter
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<http_response> response_;
     asio::any_io_executor strand_;  // kept apart from the stream, which upgrade() gives away
@@ -351,8 +362,10 @@ protected:
 class plain_http_session final : public http_session<plain_http_session>,
                                  public std::enable_shared_from_this<plain_http_session> {
 public:
-    plain_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, server_context& ctx)
-        : http_session(std::move(buffer), ctx, stream.get_executor()), stream_(std::move(stream)) {}
+    plain_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, server_context& ctx,
+                       const port_role& role)
+        : http_session(std::move(buffer), ctx, role, stream.get_executor()),
+          stream_(std::move(stream)) {}
 
     void run() {
         register_self();
@@ -389,8 +402,9 @@ private:
 class ssl_http_session final : public http_session<ssl_http_session>,
                                public std::enable_shared_from_this<ssl_http_session> {
 public:
-    ssl_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, server_context& ctx)
-        : http_session(std::move(buffer), ctx, stream.get_executor()),
+    ssl_http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, server_context& ctx,
+                     const port_role& role)
+        : http_session(std::move(buffer), ctx, role, stream.get_executor()),
           stream_(std::move(stream), ctx.ssl) {}
 
     void run() {
@@ -423,8 +437,8 @@ private:
 
 class detect_session : public std::enable_shared_from_this<detect_session> {
 public:
-    detect_session(asio::ip::tcp::socket&& socket, server_context& ctx)
-        : stream_(std::move(socket)), ctx_(ctx) {}
+    detect_session(asio::ip::tcp::socket&& socket, server_context& ctx, const port_role& role)
+        : stream_(std::move(socket)), ctx_(ctx), role_(role) {}
 
     void run() {
         stream_.expires_after(ctx_.cfg.lim.handshake_timeout);
@@ -438,20 +452,23 @@ private:
         if (ec)
             return;
         if (tls)
-            return std::make_shared<ssl_http_session>(std::move(stream_), std::move(buffer_), ctx_)
+            return std::make_shared<ssl_http_session>(std::move(stream_), std::move(buffer_), ctx_,
+                                                      role_)
                 ->run();
-        std::make_shared<plain_http_session>(std::move(stream_), std::move(buffer_), ctx_)->run();
+        std::make_shared<plain_http_session>(std::move(stream_), std::move(buffer_), ctx_, role_)
+            ->run();
     }
 
     beast::tcp_stream stream_;
     server_context& ctx_;
+    const port_role& role_;
     beast::flat_buffer buffer_;
 };
 
 }  // namespace
 
-void start_connection(asio::ip::tcp::socket&& socket, server_context& ctx) {
-    std::make_shared<detect_session>(std::move(socket), ctx)->run();
+void start_connection(asio::ip::tcp::socket&& socket, server_context& ctx, const port_role& role) {
+    std::make_shared<detect_session>(std::move(socket), ctx, role)->run();
 }
 
 }  // namespace eventcast::net

@@ -8,7 +8,9 @@
 
 namespace eventcast::net {
 
-/// Takes over `socket` (whose executor is a fresh strand) and serves it until it closes.
-void start_connection(boost::asio::ip::tcp::socket&& socket, server_context& ctx);
+/// Takes over `socket` (whose executor is a fresh strand) and serves it until it closes, with
+/// the routes of the port that accepted it (`role` outlives the connection).
+void start_connection(boost::asio::ip::tcp::socket&& socket, server_context& ctx,
+                      const port_role& role);
 
 }  // namespace eventcast::net

@@ -1,5 +1,8 @@
-// The network front: one listening port for HTTP, HTTPS, ws and wss; N threads on one
-// io_context; graceful shutdown on SIGTERM/SIGINT; SIGHUP calls the reload hook.
+// The network front: one listening port for HTTP, HTTPS, ws and wss (and, with
+// --admin-listen, an operator's port for metrics and health); N threads on one io_context; a
+// drain on SIGTERM/SIGINT (/readyz 503, serve for --drain-delay-ms, close WebSockets 1001
+// spread over --drain-spread-ms, exit by --shutdown-timeout-ms; a second signal exits at
+// once); SIGHUP calls the reload hook.
 #pragma once
 
 #include "api/event_api.hpp"
@@ -32,6 +35,8 @@ public:
 
     /// The port actually bound (useful with --port 0).
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+    /// The admin port actually bound; 0 without --admin-listen.
+    std::uint16_t admin_port() const;
 
     /// Accepts and runs the threads until shutdown completes. Returns the process exit code.
     int run();
@@ -44,10 +49,13 @@ public:
     void on_reload(std::function<void()> hook) { reload_ = std::move(hook); }
 
 private:
-    void do_accept();
+    void do_accept(boost::asio::ip::tcp::acceptor& acceptor, const port_role& role);
+    void arm_signals();
     void begin_shutdown();
+    void close_spread(std::vector<std::shared_ptr<closable>> sessions, std::size_t next,
+                      std::chrono::steady_clock::time_point start);
     void arm_ticker();
-    void wait_drained(std::chrono::steady_clock::time_point deadline);
+    void wait_drained();
     void arm_reload();
 
     const core::config& cfg_;
@@ -55,12 +63,17 @@ private:
     session_registry registry_;
     server_context ctx_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::ip::tcp::acceptor admin_acceptor_;  // open only with --admin-listen
+    port_role client_role_;
+    port_role admin_role_;
     boost::asio::signal_set signals_;
     boost::asio::signal_set reload_signals_;  // SIGHUP
     std::function<void()> reload_;
-    boost::asio::steady_timer last_resort_;
-    boost::asio::steady_timer ticker_;  // keep-alives and lifetimes of every session
+    boost::asio::steady_timer last_resort_;  // --shutdown-timeout-ms from the first SIGTERM
+    boost::asio::steady_timer drain_;        // the drain's steps
+    boost::asio::steady_timer ticker_;       // keep-alives and lifetimes of every session
     std::unique_ptr<router> routes_;
+    std::unique_ptr<router> admin_routes_;
 };
 
 }  // namespace eventcast::net

@@ -63,8 +63,7 @@ public:
         std::lock_guard lock(mutex_);
         return sessions_.size();
     }
-
-private:
+    /// The live sessions, to walk outside the lock.
     std::vector<std::shared_ptr<closable>> live() {
         std::vector<std::shared_ptr<closable>> out;
         std::lock_guard lock(mutex_);
@@ -75,6 +74,7 @@ private:
         return out;
     }
 
+private:
     mutable std::mutex mutex_;
     std::uint64_t next_id_ = 0;
     std::unordered_map<std::uint64_t, std::weak_ptr<closable>> sessions_;
@@ -105,15 +105,23 @@ public:
 
 class router;
 
+/// What one listening port serves: the client port has the whole route table and WebSocket
+/// upgrades; --admin-listen has /metrics, /healthz and /readyz only.
+struct port_role {
+    const router* routes = nullptr;
+    bool upgrades = true;  // WebSocket upgrades to /event/realtime
+};
+
 struct server_context {
     api::event_api& api;
     chat::chat_service* chat;  // null: /chat answers 404
     const core::config& cfg;
     boost::asio::ssl::context& ssl;
     session_registry& registry;
-    std::atomic<bool> stopping{false};
+    std::atomic<bool> stopping{false};        // SIGTERM came: /readyz 503 (the drain has begun)
     auth::connection_counter per_ip;          // --max-connections-per-ip
     const router* routes = nullptr;           // the HTTP route table (net/http_routes.cpp)
+    const router* admin_routes = nullptr;     // --admin-listen's table; null without it
     const cluster_status* cluster = nullptr;  // null: single node (no --cluster)
     remote_chat* chat_directory = nullptr;    // cluster mode with chat: the other nodes' streams
 };

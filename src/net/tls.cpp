@@ -2,8 +2,10 @@
 // the operator asks for a copy to trust (--tls-self-signed-out).
 #include "net/tls.hpp"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -98,7 +100,82 @@ void make_self_signed(std::string& cert_pem, std::string& key_pem, std::string& 
     fp = fingerprint(cert.get());
 }
 
+std::string openssl_error() {
+    const auto e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0)
+        return "unknown OpenSSL error";
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return buf;
+}
+
 }  // namespace
+
+struct tls_setup::key_pair {
+    x509_ptr leaf;
+    pkey_ptr key;
+    STACK_OF(X509) * chain = nullptr;  // intermediates, owned
+    std::string fingerprint;
+    ~key_pair() {
+        if (chain)
+            sk_X509_pop_free(chain, X509_free);
+    }
+};
+
+namespace {
+
+// Runs at every handshake: a rotated pair, once there is one, replaces the context's.
+int use_rotated_pair(SSL* ssl, void* arg) {
+    auto& setup = *static_cast<tls_setup*>(arg);
+    std::shared_ptr<const tls_setup::key_pair> pair;
+    {
+        std::lock_guard lock(setup.rotated_mutex);
+        pair = setup.rotated;
+    }
+    if (!pair)
+        return 1;
+    return SSL_use_cert_and_key(ssl, pair->leaf.get(), pair->key.get(), pair->chain, 1) == 1 ? 1
+                                                                                             : 0;
+}
+
+}  // namespace
+
+std::string tls_setup::reload(const std::string& cert_file, const std::string& key_file) {
+    if (self_signed)
+        return "the certificate is self-signed (no --tls-cert); nothing to reload";
+    // Loaded into a scratch context first: OpenSSL checks the chain's PEM and that the key is
+    // the certificate's, exactly as at start-up.
+    boost::asio::ssl::context scratch{boost::asio::ssl::context::tls_server};
+    boost::system::error_code ec;
+    scratch.use_certificate_chain_file(cert_file, ec);
+    if (ec)
+        return "--tls-cert " + cert_file + ": " + ec.message();
+    scratch.use_private_key_file(key_file, boost::asio::ssl::context::pem, ec);
+    if (ec)
+        return "--tls-key " + key_file + ": " + ec.message();
+    SSL_CTX* raw = scratch.native_handle();
+    if (SSL_CTX_check_private_key(raw) != 1)
+        return "--tls-key " + key_file + " is not the key of --tls-cert " + cert_file + ": " +
+               openssl_error();
+    auto pair = std::make_shared<key_pair>();
+    X509* leaf = SSL_CTX_get0_certificate(raw);
+    EVP_PKEY* key = SSL_CTX_get0_privatekey(raw);
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(raw, &chain);
+    if (!leaf || !key)
+        return "--tls-cert " + cert_file + ": no certificate or key was loaded";
+    X509_up_ref(leaf);
+    pair->leaf.reset(leaf);
+    EVP_PKEY_up_ref(key);
+    pair->key.reset(key);
+    pair->chain = chain ? X509_chain_up_ref(chain) : nullptr;
+    pair->fingerprint = fingerprint(leaf);
+    std::lock_guard lock(rotated_mutex);
+    rotated = std::move(pair);
+    fingerprint_sha256 = rotated->fingerprint;
+    return {};
+}
 
 void make_tls(const core::config& cfg, tls_setup& out) {
     namespace ssl = boost::asio::ssl;
@@ -116,6 +193,9 @@ void make_tls(const core::config& cfg, tls_setup& out) {
             throw std::runtime_error("--tls-key " + cfg.tls_key_file + ": " + ec.message());
         if (X509* leaf = SSL_CTX_get0_certificate(ctx.native_handle()))
             out.fingerprint_sha256 = fingerprint(leaf);
+        // Set before any thread makes a connection from the context (SSL_new copies it);
+        // presents the pair of the latest reload, if any.
+        SSL_CTX_set_cert_cb(ctx.native_handle(), use_rotated_pair, &out);
         return;
     }
     std::string cert_pem;

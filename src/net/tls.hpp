@@ -5,6 +5,8 @@
 
 #include <boost/asio/ssl/context.hpp>
 
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace eventcast::net {
@@ -13,6 +15,16 @@ struct tls_setup {
     boost::asio::ssl::context context{boost::asio::ssl::context::tls_server};
     bool self_signed = false;
     std::string fingerprint_sha256;  // of the leaf certificate, "AB:CD:..."
+
+    /// Certificate rotation (SIGHUP): loads `cert_file` (PEM chain) and `key_file`, checks that
+    /// they belong together, and from then on every new handshake presents them; handshakes
+    /// done keep theirs. Returns what is wrong (the running pair is kept), empty on success.
+    /// Thread-safe. Only for a configured certificate: the self-signed one is not rotated.
+    std::string reload(const std::string& cert_file, const std::string& key_file);
+
+    struct key_pair;  // OpenSSL objects, tls.cpp
+    std::mutex rotated_mutex;
+    std::shared_ptr<const key_pair> rotated;  // null until the first reload
 };
 
 /// Builds the server TLS context (TLS 1.2+). Without cfg.tls_cert_file a P-256 self-signed

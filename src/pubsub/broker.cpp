@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace eventcast::pubsub {
 
@@ -67,6 +68,32 @@ std::size_t broker::node_count() const {
             pending.push_back(child.get());
     }
     return count;
+}
+
+std::vector<broker::namespace_count> broker::namespace_counts() const {
+    std::vector<namespace_count> out;
+    std::shared_lock lock(mutex_);
+    out.reserve(root_->children.size());
+    for (const auto& [name, top] : root_->children) {
+        namespace_count c{name, 0, 0};
+        std::unordered_set<const subscriber*> seen;
+        std::vector<const node*> pending{top.get()};
+        while (!pending.empty()) {
+            const node* n = pending.back();
+            pending.pop_back();
+            for (const auto* list : {&n->exact, &n->wild})
+                for (const subscription* s : *list) {
+                    ++c.subscriptions;
+                    if (auto t = s->target.lock())
+                        seen.insert(t.get());
+                }
+            for (const auto& [child_name, child] : n->children)
+                pending.push_back(child.get());
+        }
+        c.subscribers = seen.size();
+        out.push_back(std::move(c));
+    }
+    return out;
 }
 
 subscription_handle broker::subscribe(const events::channel_pattern& pattern,

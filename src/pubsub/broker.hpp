@@ -74,6 +74,16 @@ public:
     /// whenever nothing is subscribed. O(nodes) under the read lock: for tests and diagnostics.
     std::size_t node_count() const;
 
+    /// Per namespace (first segment) with anything subscribed: its subscriptions and the
+    /// distinct subscribers (connections) holding them. O(subscriptions) under the read lock,
+    /// so once per metrics scrape, never per operation.
+    struct namespace_count {
+        std::string ns;
+        std::size_t subscriptions = 0;
+        std::size_t subscribers = 0;
+    };
+    std::vector<namespace_count> namespace_counts() const;
+
 private:
     friend class subscription;
     struct node;

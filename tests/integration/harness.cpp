@@ -110,6 +110,12 @@ int server_process::terminate(std::chrono::milliseconds timeout) {
     if (pid_ <= 0)
         return -1;
     kill(pid_, SIGTERM);
+    return wait_exit(timeout);
+}
+
+int server_process::wait_exit(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0)
+        return -1;
     const auto end = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < end) {
         int status = 0;

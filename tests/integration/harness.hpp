@@ -49,6 +49,8 @@ public:
     const std::string& cert_file() const { return cert_; }
     /// Sends SIGTERM and waits (up to `timeout`) for exit; returns the exit status or -1.
     int terminate(std::chrono::milliseconds timeout = 10s);
+    /// Waits (up to `timeout`) for an exit without signalling; the exit status or -1.
+    int wait_exit(std::chrono::milliseconds timeout);
     bool running();
     /// Sends `sig` to the server.
     void signal(int sig);

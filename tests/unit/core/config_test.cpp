@@ -246,6 +246,29 @@ TEST_F(ConfigTest, PortZeroMeansAnyFreePort) {
     EXPECT_EQ(loaded({"--port", "0"}).port, 0);
 }
 
+TEST_F(ConfigTest, ServiceOptionsParseAndRefuseWhatCannotWork) {
+    const auto cfg =
+        loaded({"--admin-listen", "[::1]:9090", "--drain-delay-ms", "5000", "--drain-spread-ms",
+                "2000", "--shutdown-timeout-ms", "9000", "--chat-max-tokens-per-user", "100000",
+                "--chat-budget-window", "24h"});
+    EXPECT_EQ(cfg.admin_listen, "[::1]:9090");
+    EXPECT_EQ(cfg.drain_delay, milliseconds(5000));
+    EXPECT_EQ(cfg.drain_spread, milliseconds(2000));
+    EXPECT_EQ(cfg.shutdown_timeout, milliseconds(9000));
+    EXPECT_EQ(cfg.chat.max_tokens_per_user, 100000u);
+    EXPECT_EQ(cfg.chat.budget_window, milliseconds(24 * 3600 * 1000));
+    const config defaults;
+    EXPECT_TRUE(defaults.admin_listen.empty());
+    EXPECT_EQ(defaults.drain_delay, milliseconds(0));
+    EXPECT_EQ(defaults.shutdown_timeout, milliseconds(5000));
+    EXPECT_EQ(defaults.chat.max_tokens_per_user, 0u);
+    for (const char* bad :
+         {"9090", "localhost:9090", "127.0.0.1:0", "127.0.0.1:70000", "::1:9090", "127.0.0.1:"})
+        EXPECT_TRUE(any_contains(problems({"--admin-listen", bad}), "is not HOST:PORT")) << bad;
+    EXPECT_TRUE(any_contains(problems({"--chat-budget-window", "0"}), "not a duration above 0"));
+    EXPECT_TRUE(any_contains(problems({"--shutdown-timeout-ms", "0"}), "out of range"));
+}
+
 TEST_F(ConfigTest, ApiKeyIsRepeatable) {
     const auto cfg = loaded({"--api-key", "k1", "--api-key", "k2@1700000000", "--api-key", "k3"});
     EXPECT_EQ(key_values(cfg), (std::vector<std::string>{"k1", "k2", "k3"}));
