@@ -119,9 +119,12 @@ void nats_bridge::start() {
     check(natsOptions_SetMaxReconnect(opts_, -1), "reconnect");
     check(natsOptions_SetCustomReconnectDelay(opts_, &nats_bridge::reconnect_delay, this),
           "reconnect delay");
-    // A server that vanished without closing TCP is noticed within ~30 s.
-    check(natsOptions_SetPingInterval(opts_, 10'000), "ping interval");
-    check(natsOptions_SetMaxPingsOut(opts_, 3), "pings out");
+    // A link that went silent without closing TCP (a partition, a frozen server, a dead
+    // balancer) is given up after ping_interval * (max_pings_out + 1), about 3 s by default:
+    // until then publishes handed to NATS wait for an echo that never comes (echo_timeout
+    // bounds that), and /readyz would say ready.
+    check(natsOptions_SetPingInterval(opts_, cfg_.ping_interval.count()), "ping interval");
+    check(natsOptions_SetMaxPingsOut(opts_, static_cast<int>(cfg_.max_pings_out)), "pings out");
     check(natsOptions_SetTimeout(opts_, 2'000), "connect timeout");
     check(natsOptions_SetDisconnectedCB(opts_, &nats_bridge::on_disconnected, this), "callback");
     check(natsOptions_SetReconnectedCB(opts_, &nats_bridge::on_reconnected, this), "callback");

@@ -1,0 +1,160 @@
+// Cluster mode with a NATS link that goes silent without closing (issue #18): node A reaches a
+// real nats-server through a freezable TCP proxy (frozen_link), node B directly. Frozen: A
+// notices within seconds (/readyz 503, eventcast_cluster_connected 0), A's own subscribers still
+// get A's publishes within a bound, and other namespaces are not held up by a NATS round trip.
+// Thawed: readiness and cross-node delivery come back, and every acknowledged event is accounted
+// for (delivered on B, or counted on A as unconfirmed). Skips only when nats-server is missing.
+#include "frozen_link.hpp"
+#include "harness.hpp"
+#include "nats_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace eventcast::testing {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+long ms_since(clock_type::time_point t) {
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t).count());
+}
+
+class ClusterStallTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (nats_server_binary().empty())
+            GTEST_SKIP() << "nats-server is not installed (apt-get install nats-server, or "
+                            "scripts/bootstrap); cluster tests need a real one";
+        nats_ = std::make_unique<nats_server_process>();
+        link_ = std::make_unique<frozen_link>(nats_->port());
+    }
+
+    // The defaults under test: ping interval, pings out and echo timeout are not given.
+    std::unique_ptr<server_process> node(const std::string& url,
+                                         std::vector<std::string> extra = {}) {
+        std::vector<std::string> args{
+            "--cluster", url, "--cluster-reconnect-wait-ms", "50", "--cluster-reconnect-max-ms",
+            "200"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return std::make_unique<server_process>(args);
+    }
+    std::unique_ptr<server_process> behind_link(std::vector<std::string> extra = {}) {
+        return node(link_->url(), std::move(extra));
+    }
+    std::unique_ptr<server_process> direct(std::vector<std::string> extra = {}) {
+        return node(nats_->url(), std::move(extra));
+    }
+
+    static unsigned readyz(const server_process& n) {
+        try {
+            return http_request(n.port(), http::verb::get, "/readyz", "", {}).status;
+        } catch (const std::exception&) {
+            return 0;
+        }
+    }
+
+    // The value of an unlabelled metric line, or -1.
+    static long metric(const server_process& n, const std::string& name) {
+        const auto body = http_request(n.port(), http::verb::get, "/metrics", "", {}).body;
+        const auto at = body.find("\n" + name + " ");
+        if (at == std::string::npos)
+            return -1;
+        return std::stol(body.substr(at + name.size() + 2));
+    }
+
+    static std::unique_ptr<ws_client> subscriber(const server_process& n, const std::string& id,
+                                                 const std::string& channel) {
+        auto c = std::make_unique<ws_client>(n.port(), n.api_key());
+        c->init();
+        EXPECT_TRUE(c->expect_type("connection_ack"));
+        c->subscribe(id, channel);
+        EXPECT_TRUE(c->expect_type("subscribe_success", 5s)) << channel;
+        return c;
+    }
+
+    static http_result http_publish(const server_process& n, const std::string& channel,
+                                    const std::vector<std::string>& events) {
+        json::object o;
+        o["channel"] = channel;
+        json::array arr;
+        for (const auto& e : events)
+            arr.emplace_back(e);
+        o["events"] = std::move(arr);
+        return http_request(n.port(), http::verb::post, "/event", json::serialize(o),
+                            {{"x-api-key", n.api_key()}, {"content-type", "application/json"}});
+    }
+
+    // Data frames' events that arrive within `window`, stopping early once `until` came.
+    static std::vector<std::string> collect(ws_client& c, std::chrono::milliseconds window,
+                                            const std::string& until = {}) {
+        std::vector<std::string> out;
+        const auto end = clock_type::now() + window;
+        while (clock_type::now() < end) {
+            auto f = c.read_json(50ms);
+            if (!f || f->at("type").as_string() != "data")
+                continue;
+            out.emplace_back(f->at("event").as_string());
+            if (!until.empty() && out.back() == until)
+                break;
+        }
+        return out;
+    }
+
+    // Publishes `tag-<n>` on `from` until `sub` gets one (resubscription after a reconnect
+    // lands asynchronously); true when one arrived.
+    static bool delivered_eventually(const server_process& from, ws_client& sub,
+                                     const std::string& channel, const std::string& tag,
+                                     std::chrono::milliseconds timeout = 15s) {
+        const auto end = clock_type::now() + timeout;
+        for (int attempt = 0; clock_type::now() < end; ++attempt) {
+            http_publish(from, channel, {"\"" + tag + "-" + std::to_string(attempt) + "\""});
+            for (const auto& e : collect(sub, 200ms))
+                if (e.find(tag) != std::string::npos)
+                    return true;
+        }
+        return false;
+    }
+
+    std::unique_ptr<nats_server_process> nats_;
+    std::unique_ptr<frozen_link> link_;
+};
+
+TEST_F(ClusterStallTest, ASilentLinkIsNoticedWithinSecondsAndRecoveryIsAsBefore) {
+    auto a = behind_link();
+    auto b = direct();
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    auto on_a = subscriber(*a, "s", "/default/room");
+    auto on_b = subscriber(*b, "s", "/default/room");
+    ASSERT_TRUE(delivered_eventually(*a, *on_b, "/default/room", "warm"));
+
+    link_->freeze();
+    const auto frozen_at = clock_type::now();
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 503; }, 8s));
+    const auto noticed_ms = ms_since(frozen_at);
+    std::cerr << "[ measured ] silent link noticed after " << noticed_ms << " ms\n";
+    EXPECT_LE(noticed_ms, 5000) << "the defaults must notice a silent link in about 5 s";
+    EXPECT_EQ(metric(*a, "eventcast_cluster_connected"), 0);
+    EXPECT_GE(metric(*a, "eventcast_cluster_disconnects_total"), 1);
+    const auto body = http_request(a->port(), http::verb::get, "/readyz", "", {}).body;
+    EXPECT_NE(body.find("cluster-disconnected"), std::string::npos) << body;
+    EXPECT_EQ(readyz(*b), 200u) << "B's link is fine";
+
+    link_->thaw();
+    const auto thawed_at = clock_type::now();
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 15s));
+    std::cerr << "[ measured ] ready again " << ms_since(thawed_at) << " ms after the thaw\n";
+    EXPECT_EQ(metric(*a, "eventcast_cluster_connected"), 1);
+    EXPECT_GE(metric(*a, "eventcast_cluster_reconnects_total"), 1);
+    ASSERT_TRUE(delivered_eventually(*a, *on_b, "/default/room", "a-to-b"));
+    ASSERT_TRUE(delivered_eventually(*b, *on_a, "/default/room", "b-to-a"));
+}
+
+}  // namespace
+}  // namespace eventcast::testing
