@@ -586,6 +586,8 @@ const std::vector<option>& options() {
         {"cluster-max-pings-out",
          number<unsigned>(at(&c::cluster, &cluster_config::max_pings_out), 1, 100),
          "unanswered NATS pings before the link is considered dead"},
+        {"cluster-echo-timeout-ms", millis(at(&c::cluster, &cluster_config::echo_timeout), 1),
+         "a publish NATS has not echoed back within this is delivered to local subscribers"},
     };
     return table;
 }

@@ -128,6 +128,9 @@ struct cluster_config {
     // up when more than max_pings_out pings are unanswered.
     std::chrono::milliseconds ping_interval{1000};
     unsigned max_pings_out = 2;
+    // A publish handed to NATS reaches this node's own subscribers when NATS echoes it back;
+    // past this it is delivered here anyway (docs/decisions/006-cluster-local-delivery.md).
+    std::chrono::milliseconds echo_timeout{1000};
 };
 
 /// How much history one namespace keeps per channel (docs/protocol.md, "History and resume").

@@ -156,5 +156,95 @@ TEST_F(ClusterStallTest, ASilentLinkIsNoticedWithinSecondsAndRecoveryIsAsBefore)
     ASSERT_TRUE(delivered_eventually(*b, *on_a, "/default/room", "b-to-a"));
 }
 
+// "default" keeps history (its events travel through a JetStream stream, one message per
+// event); "plain" keeps none (one plain NATS message per publish).
+const std::vector<std::string> two_paths = {
+    "--namespace", "default", "--namespace", "plain", "--namespace-history", "plain:0:1m"};
+
+TEST_F(ClusterStallTest, AcknowledgedEventsReachLocalSubscribersInTimeAndAreAllAccountedFor) {
+    auto a = behind_link(two_paths);
+    auto b = direct(two_paths);
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    std::map<std::string, std::unique_ptr<ws_client>> on_a, on_b;
+    for (const std::string ns : {"default", "plain"}) {
+        on_a[ns] = subscriber(*a, "s", "/" + ns + "/room");
+        on_b[ns] = subscriber(*b, "s", "/" + ns + "/room");
+        ASSERT_TRUE(delivered_eventually(*a, *on_b[ns], "/" + ns + "/room", "warm"));
+        ASSERT_TRUE(delivered_eventually(*b, *on_a[ns], "/" + ns + "/room", "warm"));
+        collect(*on_a[ns], 300ms);  // the warm-up's stragglers
+        collect(*on_b[ns], 300ms);
+    }
+
+    // Accepted while the link is silent but before A has noticed: every publish is
+    // acknowledged, and none may vanish.
+    link_->freeze();
+    constexpr int n = 5;
+    std::map<std::string, clock_type::time_point> published;
+    for (const std::string ns : {"default", "plain"})
+        for (int i = 0; i < n; ++i) {
+            const auto ev = "\"" + ns + "-frozen-" + std::to_string(i) + "\"";
+            ASSERT_EQ(http_publish(*a, "/" + ns + "/room", {ev}).status, 200u);
+            published[ev] = clock_type::now();
+        }
+    long worst = 0;
+    for (const std::string ns : {"default", "plain"}) {
+        std::set<std::string> got;
+        const auto end = clock_type::now() + 5s;
+        while (got.size() < std::size_t(n) && clock_type::now() < end)
+            for (const auto& e : collect(*on_a[ns], 100ms)) {
+                EXPECT_TRUE(got.insert(e).second) << "delivered twice on A: " << e;
+                if (published.count(e))
+                    worst = std::max(worst, ms_since(published[e]));
+            }
+        EXPECT_EQ(got.size(), std::size_t(n)) << ns << ": A's own subscriber missed events";
+    }
+    std::cerr << "[ measured ] events accepted on a silent link reached A's subscribers within "
+              << worst << " ms\n";
+    EXPECT_LE(worst, 2500) << "--cluster-echo-timeout-ms (1000) bounds local delivery";
+    EXPECT_EQ(metric(*a, "eventcast_cluster_echo_timeouts_total"), 2 * n);
+
+    // Once A has noticed, publishes are delivered locally at once and counted as local-only.
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 503; }, 8s));
+    const auto t = clock_type::now();
+    ASSERT_EQ(http_publish(*a, "/plain/room", {"\"plain-down\""}).status, 200u);
+    ASSERT_EQ(collect(*on_a["plain"], 2s, "\"plain-down\"").back(), "\"plain-down\"");
+    EXPECT_LE(ms_since(t), 500);
+    EXPECT_GE(metric(*a, "eventcast_cluster_local_only_total"), 1);
+
+    link_->thaw();
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 15s));
+    // Every event accepted on the silent link is accounted for: each one NATS echoed late has
+    // reached B; the rest A counts as unconfirmed once the link has been back for a while.
+    ASSERT_TRUE(eventually(
+        [&] {
+            return metric(*a, "eventcast_cluster_late_echoes_total") +
+                       metric(*a, "eventcast_cluster_unconfirmed_total") ==
+                   2 * n;
+        },
+        20s));
+    const auto late = metric(*a, "eventcast_cluster_late_echoes_total");
+    const auto unconfirmed = metric(*a, "eventcast_cluster_unconfirmed_total");
+    std::size_t on_b_total = 0;
+    for (const std::string ns : {"default", "plain"}) {
+        std::set<std::string> got;
+        for (const auto& e : collect(*on_b[ns], 1s)) {
+            EXPECT_TRUE(got.insert(e).second) << "delivered twice on B: " << e;
+            EXPECT_TRUE(published.count(e) || e == "\"plain-down\"") << "stray on B: " << e;
+        }
+        EXPECT_EQ(got.count("\"plain-down\""), 0u) << "a local-only publish reached B";
+        on_b_total += got.size();
+        // Late echoes are dropped on A: no event twice there.
+        for (const auto& e : collect(*on_a[ns], 300ms))
+            EXPECT_FALSE(published.count(e)) << "delivered again on A after the thaw: " << e;
+    }
+    std::cerr << "[ measured ] after the thaw: " << on_b_total << " of " << 2 * n
+              << " reached B; A counts " << late << " late echoes, " << unconfirmed
+              << " unconfirmed\n";
+    EXPECT_GE(on_b_total, std::size_t(late)) << "a late echo means NATS had it, so B did too";
+    EXPECT_GE(on_b_total + std::size_t(unconfirmed), std::size_t(2 * n));
+    ASSERT_TRUE(delivered_eventually(*a, *on_b["plain"], "/plain/room", "after"));
+    ASSERT_TRUE(delivered_eventually(*b, *on_a["default"], "/default/room", "after"));
+}
+
 }  // namespace
 }  // namespace eventcast::testing

@@ -500,9 +500,12 @@ TEST_F(ConfigTest, ClusterNoticesASilentLinkWithinSecondsByDefault) {
     // nats.c drops the link once more than max_pings_out pings are unanswered.
     EXPECT_LE(cfg.cluster.ping_interval * (cfg.cluster.max_pings_out + 1),
               std::chrono::milliseconds(5000));
-    cfg = loaded({"--cluster-ping-interval-ms", "250", "--cluster-max-pings-out", "4"});
+    EXPECT_LE(cfg.cluster.echo_timeout, std::chrono::milliseconds(2000));
+    cfg = loaded({"--cluster-ping-interval-ms", "250", "--cluster-max-pings-out", "4",
+                  "--cluster-echo-timeout-ms", "300"});
     EXPECT_EQ(cfg.cluster.ping_interval, std::chrono::milliseconds(250));
     EXPECT_EQ(cfg.cluster.max_pings_out, 4u);
+    EXPECT_EQ(cfg.cluster.echo_timeout, std::chrono::milliseconds(300));
     EXPECT_FALSE(problems({"--cluster-ping-interval-ms", "10"}).empty());
     EXPECT_FALSE(problems({"--cluster-max-pings-out", "0"}).empty());
 }
