@@ -186,6 +186,8 @@ void nats_bridge::start() {
             history_->connected();
     }
     echo_thread_ = std::thread([this] { echo_loop(); });
+    interest_thread_ = std::thread([this] { interest_loop(); });
+    jobs_thread_ = std::thread([this] { blocking_loop(); });
     // Interest first, then publishes: by the time a publish goes to NATS, the namespaces this
     // node already serves are subscribed there.
     broker_.set_namespace_listener(
@@ -203,6 +205,21 @@ void nats_bridge::stop() {
     }
     api_.attach_cluster(nullptr);
     broker_.set_namespace_listener({});
+    {
+        // Resumes in progress finish first: they may wait for an interest confirmation.
+        std::lock_guard lock(jobs_mutex_);
+        jobs_stop_ = true;
+        jobs_cv_.notify_all();
+    }
+    if (jobs_thread_.joinable())
+        jobs_thread_.join();
+    {
+        std::lock_guard lock(interest_mutex_);
+        interest_stop_ = true;
+        interest_cv_.notify_all();
+    }
+    if (interest_thread_.joinable())
+        interest_thread_.join();
     {
         // Waits for publishes and message handlers in progress; none starts after this.
         std::unique_lock lock(life_);
@@ -446,21 +463,144 @@ void nats_bridge::echo_loop() {
 
 void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
     try {
+        std::lock_guard lock(interest_mutex_);
+        const auto generation = next_generation_++;
+        if (interested) {
+            interest_[std::string(ns)] = interest{generation, false, {}};
+        } else if (auto it = interest_.find(ns); it != interest_.end()) {
+            for (auto& w : it->second.waiting)
+                release_.push_back(std::move(w));
+            interest_.erase(it);
+        }
+        changes_.push_back({std::string(ns), interested, generation});
+        interest_cv_.notify_all();
+    } catch (const std::exception& e) {
+        log::error("cluster: namespace {} interest change failed: {}", ns, e.what());
+    }
+}
+
+bool nats_bridge::when_interested(std::string_view ns, std::function<void()> ready) {
+    std::lock_guard lock(interest_mutex_);
+    auto it = interest_.find(ns);
+    if (interest_stop_ || it == interest_.end() || it->second.confirmed)
+        return true;
+    it->second.waiting.push_back(std::move(ready));
+    return false;
+}
+
+void nats_bridge::run_blocking(std::function<void()> job) {
+    {
+        std::lock_guard lock(jobs_mutex_);
+        if (!jobs_stop_) {
+            jobs_.push_back(std::move(job));
+            jobs_cv_.notify_all();
+            return;
+        }
+    }
+    job();  // shutting down: no thread left to take it
+}
+
+void nats_bridge::blocking_loop() {
+    std::unique_lock lock(jobs_mutex_);
+    for (;;) {
+        jobs_cv_.wait(lock, [this] { return jobs_stop_ || !jobs_.empty(); });
+        if (jobs_.empty())
+            return;
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        lock.unlock();
+        try {
+            job();
+        } catch (const std::exception& e) {
+            log::error("cluster: a resume failed: {}", e.what());
+        }
+        lock.lock();
+    }
+}
+
+// Changes are taken in batches: every namespace that became interesting meanwhile is subscribed,
+// then one PING/PONG round trip (bounded) confirms them all, so a stalled link costs one
+// timeout per batch, on this thread only.
+void nats_bridge::interest_loop() {
+    std::unique_lock lock(interest_mutex_);
+    for (;;) {
+        interest_cv_.wait(
+            lock, [this] { return interest_stop_ || !changes_.empty() || !release_.empty(); });
+        if (interest_stop_ && changes_.empty() && release_.empty())
+            break;
+        auto changes = std::move(changes_);
+        changes_.clear();
+        auto release = std::move(release_);
+        release_.clear();
+        lock.unlock();
+        for (auto& r : release)
+            r();
+        std::vector<const interest_change*> started;
+        for (const auto& c : changes)
+            if (apply(c) && c.interested)
+                started.push_back(&c);
+        if (!started.empty() && connected()) {
+            // subscribe_success promises that later publishes arrive (spec §11.2): NATS must
+            // have the interest before it goes out.
+            std::shared_lock life(life_);
+            const auto s = stopped_
+                               ? NATS_OK
+                               : natsConnection_FlushTimeout(conn_, cfg_.subscribe_timeout.count());
+            if (s != NATS_OK)
+                log::warn(
+                    "cluster: NATS did not confirm the subscription to {} namespace(s) within {} "
+                    "ms: {}",
+                    started.size(), cfg_.subscribe_timeout.count(), status_text(s));
+        }
+        if (history_)
+            for (const auto* c : started)
+                if (history_->has_stream(c->ns))
+                    history_->interest_started(c->ns, connected());
+        std::vector<std::function<void()>> ready;
+        lock.lock();
+        for (const auto& c : changes) {
+            auto it = interest_.find(c.ns);
+            if (!c.interested || it == interest_.end() || it->second.generation != c.generation)
+                continue;  // dropped or replaced meanwhile: a later change answers
+            it->second.confirmed = true;
+            for (auto& w : it->second.waiting)
+                ready.push_back(std::move(w));
+            it->second.waiting.clear();
+        }
+        lock.unlock();
+        for (auto& r : ready)
+            r();
+        lock.lock();
+    }
+    // Stopped: nobody is left to confirm anything; answer whoever still waits.
+    std::vector<std::function<void()>> ready;
+    for (auto& [ns, st] : interest_)
+        for (auto& w : st.waiting)
+            ready.push_back(std::move(w));
+    interest_.clear();
+    lock.unlock();
+    for (auto& r : ready)
+        r();
+}
+
+bool nats_bridge::apply(const interest_change& change) noexcept {
+    const std::string_view ns = change.ns;
+    try {
         std::lock_guard lock(subs_mutex_);
-        if (!interested) {
+        if (!change.interested) {
             auto it = subs_.find(ns);
             if (it == subs_.end())
-                return;
+                return false;
             unsubscribe(it->second);
             subs_.erase(it);
             if (history_)
                 history_->interest_stopped(ns);
             stats_.namespaces.fetch_sub(1, std::memory_order_relaxed);
-            return;
+            return true;
         }
         std::shared_lock life(life_);
         if (stopped_ || subs_.count(ns))
-            return;
+            return false;
         const bool stored = history_ && history_->has_stream(ns);
         // With history: one subscription to what the stream republishes (so in sequence
         // order); without: the disjoint pair of plain subjects.
@@ -479,7 +619,7 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
                 log::error("cluster: cannot subscribe to NATS subject {}: {}", *subject,
                            status_text(s));
                 unsubscribe(subs);
-                return;
+                return false;
             }
             {
                 std::lock_guard closed_lock(closed_mutex_);
@@ -497,22 +637,11 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
         }
         subs_.emplace(std::string(ns), subs);
         stats_.namespaces.fetch_add(1, std::memory_order_relaxed);
-        // The caller acknowledges the subscription when we return (spec §11.2): make sure the
-        // NATS server has our interest first, so publishes on other nodes after the ack arrive.
-        // One round trip, bounded, only for a node's first subscription in a namespace.
-        if (connected()) {
-            const auto s = natsConnection_FlushTimeout(conn_, cfg_.subscribe_timeout.count());
-            if (s != NATS_OK)
-                log::warn(
-                    "cluster: NATS did not confirm the subscription to namespace {} within "
-                    "{} ms: {}",
-                    ns, cfg_.subscribe_timeout.count(), status_text(s));
-        }
-        if (stored)
-            history_->interest_started(ns, connected());
-        log::debug("cluster: subscribed to namespace {} in NATS", ns);
+        log::debug("cluster: subscribing to namespace {} in NATS", ns);
+        return true;
     } catch (const std::exception& e) {
         log::error("cluster: namespace {} subscription failed: {}", ns, e.what());
+        return false;
     }
 }
 

@@ -10,8 +10,9 @@
 // Threads: publish() runs on whichever thread publishes (I/O threads, the llm thread); NATS
 // messages and connection events arrive on nats.c's threads and go straight into the
 // thread-safe, non-blocking broker (event_api::deliver_local). The echo thread delivers what
-// NATS did not echo in time. Nothing here blocks an I/O thread except one bounded flush when a
-// node's first subscription in a namespace arrives.
+// NATS did not echo in time. The interest thread subscribes and unsubscribes namespaces in NATS
+// and waits for NATS to confirm (the broker only queues the change, under its write lock); the
+// blocking thread runs resumes' JetStream reads. Nothing here blocks an I/O thread.
 #pragma once
 
 #include "api/event_api.hpp"
@@ -22,6 +23,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nats/nats.h>
@@ -72,6 +75,8 @@ public:
     void stop();
 
     bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) override;
+    bool when_interested(std::string_view ns, std::function<void()> ready) override;
+    void run_blocking(std::function<void()> job) override;
 
     bool connected() const noexcept { return connected_.load(std::memory_order_acquire); }
     /// "connecting" (never connected yet), "connected", "reconnecting" or "closed".
@@ -98,7 +103,24 @@ private:
         clock::time_point at;
     };
 
+    // A namespace this node's broker has subscriptions in, as far as the broker told us.
+    struct interest {
+        std::uint64_t generation = 0;  // which queued change made it
+        bool confirmed = false;        // NATS has the subscription (or the wait ended)
+        std::vector<std::function<void()>> waiting;  // when_interested callers
+    };
+    struct interest_change {
+        std::string ns;
+        bool interested;
+        std::uint64_t generation;
+    };
+
+    // The broker's namespace listener, under its write lock: only queues the change.
     void on_namespace(std::string_view ns, bool interested) noexcept;
+    void interest_loop();
+    void blocking_loop();
+    // Subscribes (true if newly) or unsubscribes `ns` in NATS; no round trip.
+    bool apply(const interest_change& change) noexcept;
     void unsubscribe(namespace_subs& subs) noexcept;
     bool listening(std::string_view ns);
     // One NATS message; with `track`, remembered until it is echoed (or delivered here past the
@@ -165,6 +187,23 @@ private:
     std::map<std::uint64_t, fell_back> fell_back_;
     bool echo_stop_ = false;
     std::thread echo_thread_;
+
+    // Interest: what the broker reported, the changes not yet made in NATS, and callbacks of
+    // answers that wait for a confirmation.
+    std::mutex interest_mutex_;
+    std::condition_variable interest_cv_;
+    std::map<std::string, interest, std::less<>> interest_;
+    std::deque<interest_change> changes_;
+    std::vector<std::function<void()>> release_;  // waiters of namespaces dropped meanwhile
+    std::uint64_t next_generation_ = 1;
+    bool interest_stop_ = false;
+    std::thread interest_thread_;
+
+    std::mutex jobs_mutex_;
+    std::condition_variable jobs_cv_;
+    std::deque<std::function<void()>> jobs_;
+    bool jobs_stop_ = false;
+    std::thread jobs_thread_;
 };
 
 }  // namespace eventcast::cluster

@@ -6,10 +6,12 @@
 // for (delivered on B, or counted on A as unconfirmed). Skips only when nats-server is missing.
 #include "frozen_link.hpp"
 #include "harness.hpp"
+#include "history_helpers.hpp"
 #include "nats_server.hpp"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
@@ -244,6 +246,78 @@ TEST_F(ClusterStallTest, AcknowledgedEventsReachLocalSubscribersInTimeAndAreAllA
     EXPECT_GE(on_b_total + std::size_t(unconfirmed), std::size_t(2 * n));
     ASSERT_TRUE(delivered_eventually(*a, *on_b["plain"], "/plain/room", "after"));
     ASSERT_TRUE(delivered_eventually(*b, *on_a["default"], "/default/room", "after"));
+}
+
+TEST_F(ClusterStallTest, NatsRoundTripsOnASilentLinkDelayNoUnrelatedOperation) {
+    // One I/O thread: before, a first subscription's NATS confirmation and a resume's JetStream
+    // reads ran on it (and under the broker's write lock), stalling every connection.
+    std::vector<std::string> args = two_paths;
+    args.insert(args.end(), {"--namespace", "fresh"});
+    const char* threads = std::getenv("EVENTCAST_TEST_THREADS");
+    const std::string saved = threads ? threads : "";
+    ::setenv("EVENTCAST_TEST_THREADS", "1", 1);
+    auto a = behind_link(args);
+    if (threads)
+        ::setenv("EVENTCAST_TEST_THREADS", saved.c_str(), 1);
+    else
+        ::unsetenv("EVENTCAST_TEST_THREADS");
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 10s));
+    auto on_a = subscriber(*a, "s", "/default/room");
+    publish_range(*a, "default/room", 0, 3);
+    auto first = next_data(*on_a);
+    ASSERT_TRUE(first);
+    auto plain = subscriber(*a, "p", "/plain/room");
+
+    link_->freeze();
+    const auto frozen_at = clock_type::now();
+    // A first subscription in a new namespace, and a resume that must read JetStream.
+    ws_client fresh(a->port(), a->api_key());
+    fresh.init();
+    ASSERT_TRUE(fresh.expect_type("connection_ack"));
+    fresh.subscribe("f", "/fresh/x");
+    ws_client resumer(a->port(), a->api_key());
+    resumer.init();
+    ASSERT_TRUE(resumer.expect_type("connection_ack"));
+    subscribe_resume(resumer, "r", "default/room", first->position);
+
+    // Meanwhile, unrelated operations on the same node (and the same I/O thread) stay fast.
+    long worst_publish = 0, worst_health = 0;
+    int i = 0;
+    while (clock_type::now() < frozen_at + 1500ms) {
+        auto t = clock_type::now();
+        ASSERT_EQ(http_publish(*a, "/plain/room", {"\"p" + std::to_string(i++) + "\""}).status,
+                  200u);
+        worst_publish = std::max(worst_publish, ms_since(t));
+        t = clock_type::now();
+        ASSERT_EQ(http_request(a->port(), http::verb::get, "/healthz", "", {}).status, 200u);
+        worst_health = std::max(worst_health, ms_since(t));
+        std::this_thread::sleep_for(20ms);
+    }
+    std::cerr << "[ measured ] while a subscription and a resume wait on the frozen link: "
+              << "publish at most " << worst_publish << " ms, /healthz at most " << worst_health
+              << " ms (" << i << " rounds)\n";
+    EXPECT_LT(worst_publish, 100);
+    EXPECT_LT(worst_health, 100);
+    // Both waiting connections are answered, within the bounds (the confirmation wait, the
+    // stream reads, or the link being given up).
+    auto f = fresh.read_json(8s);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->at("type").as_string(), "subscribe_success");
+    std::cerr << "[ measured ] first subscription answered " << ms_since(frozen_at)
+              << " ms after the freeze\n";
+    auto r = resumer.read_json(8s);
+    ASSERT_TRUE(r);
+    std::cerr << "[ measured ] resume answered (" << r->at("type").as_string() << ") "
+              << ms_since(frozen_at) << " ms after the freeze\n";
+    const auto type = std::string(r->at("type").as_string());
+    EXPECT_TRUE(type == "subscribe_success" || type == "subscribe_error") << type;
+
+    link_->thaw();
+    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 15s));
+    // The new namespace's interest reached NATS after all: B's publishes arrive there.
+    auto b = direct(args);
+    ASSERT_TRUE(eventually([&] { return readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(delivered_eventually(*b, fresh, "/fresh/x", "from-b"));
 }
 
 }  // namespace
