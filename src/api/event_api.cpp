@@ -6,6 +6,7 @@
 #include "history/memory_store.hpp"
 
 #include <algorithm>
+#include <future>
 #include <random>
 
 namespace eventcast::api {
@@ -73,20 +74,31 @@ publish_result event_api::finish_publish(const publish_request& req, const auth:
     return publish_in(*ns, *req.channel, req.events);
 }
 
-subscribe_result event_api::finish_subscribe(subscribe_request& req, const auth::auth_result& a,
-                                             namespace_state* ns) {
+void event_api::finish_subscribe(subscribe_request& req, const auth::auth_result& a,
+                                 namespace_state* ns, std::function<void(subscribe_result)> done) {
     if (!a) {
         count_refusal();
-        return a.error();
+        return done(a.error());
     }
     if (!ns)
-        return undefined_namespace(req.channel.namespace_name());
-    if (req.resume_after)
-        return subscribe_resume(req.channel, *req.resume_after, std::move(req.target),
-                                std::move(req.prefix));
+        return done(undefined_namespace(req.channel.namespace_name()));
+    auto* link = cluster_.load(std::memory_order_acquire);
+    if (req.resume_after) {
+        if (!link)
+            return done(subscribe_resume(req.channel, *req.resume_after, std::move(req.target),
+                                         std::move(req.prefix)));
+        // Cluster history is read from JetStream: wait on the link's thread, not this one.
+        auto held = std::make_shared<subscribe_request>(std::move(req));
+        return link->run_blocking([this, held, done = std::move(done)] {
+            resume_and_answer(held->channel, *held->resume_after, std::move(held->target),
+                              std::move(held->prefix), done);
+        });
+    }
     subscribed s;
     s.handle = broker_.subscribe(req.channel, std::move(req.target), std::move(req.prefix));
-    return s;
+    if (!link || link->when_interested(req.channel.namespace_name(),
+                                       [done, s]() mutable { done(std::move(s)); }))
+        return done(std::move(s));
 }
 
 events::result<void> event_api::unsubscribe(const caller& who, std::string_view id,
@@ -213,22 +225,46 @@ subscribe_result event_api::subscribe_resume(const events::channel_pattern& patt
                                              const events::position& after,
                                              std::weak_ptr<pubsub::subscriber> target,
                                              pubsub::shared_bytes prefix) {
+    std::optional<subscribe_result> out;
+    resume_and_answer(pattern, after, std::move(target), std::move(prefix),
+                      [&out](subscribe_result r) { out = std::move(r); });
+    return std::move(*out);
+}
+
+void event_api::resume_and_answer(const events::channel_pattern& pattern,
+                                  const events::position& after,
+                                  std::weak_ptr<pubsub::subscriber> target,
+                                  pubsub::shared_bytes prefix,
+                                  const std::function<void(subscribe_result)>& done) {
     if (auto ready = history_->prepare_resume(pattern.namespace_name(), after); !ready)
-        return ready.error();
-    std::lock_guard lock(order_lock(pattern.namespace_name()));
+        return done(ready.error());
+    std::unique_lock lock(order_lock(pattern.namespace_name()));
     // Subscribed first: in cluster mode the node's first subscription in a namespace starts
     // its interest in NATS, and the store learns there from which position on live events
     // will arrive; since() answers up to exactly that position. No live delivery runs in
     // between (it needs this lock), so for a store that assigns positions the order is moot.
     subscribed r;
     r.handle = broker_.subscribe(pattern, std::move(target), std::move(prefix));
+    if (auto* link = cluster_.load(std::memory_order_acquire)) {
+        // Only on the link's thread (finish_subscribe): the interest must be confirmed before
+        // since(), which answers up to where live delivery starts. Bounded by the link.
+        auto interested = std::make_shared<std::promise<void>>();
+        auto confirmed = interested->get_future();
+        if (!link->when_interested(pattern.namespace_name(),
+                                   [interested] { interested->set_value(); }))
+            confirmed.wait();
+    }
     auto missed = history_->since(pattern, after, history::clock::now());
     if (!missed) {
         broker_.unsubscribe(r.handle);
-        return missed.error();
+        lock.unlock();
+        return done(missed.error());
     }
     r.missed = std::move(*missed);
-    return r;
+    // Answered under the lock: from the link's thread `done` posts to the connection's strand,
+    // and the first live delivery to the new subscription (which needs this lock) queues
+    // behind it there, after the missed events.
+    done(std::move(r));
 }
 
 }  // namespace eventcast::api

@@ -32,6 +32,15 @@ public:
     /// Returns false when it could not (not connected, or the send failed): the caller then
     /// delivers locally. Must not block.
     virtual bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) = 0;
+    /// Whether this node's NATS interest in `ns` is established, so a subscription made now gets
+    /// what other nodes publish from now on (spec §11.2). False while a node's first subscription
+    /// there is on its way to NATS: `ready` then runs once NATS confirmed it (or the bounded wait
+    /// ended), on another thread. Never blocks (no NATS round trip under the broker's lock or on
+    /// an I/O thread).
+    virtual bool when_interested(std::string_view ns, std::function<void()> ready) = 0;
+    /// Runs `job` on the link's own thread, for work that waits on NATS (the JetStream reads of
+    /// a resume), so that no I/O thread waits. Jobs run one at a time, in order.
+    virtual void run_blocking(std::function<void()> job) = 0;
 };
 
 /// Who asks, as the transport saw it. The pointees must outlive the operation's call (not its
@@ -155,16 +164,17 @@ public:
         r.pattern = &req.channel;
         namespace_state* ns = namespaces_.find(r.ns);
         r.policy = ns ? ns->auth : nullptr;
+        // In cluster mode the answer may wait for NATS (finish_subscribe), so it is a function.
+        std::function<void(subscribe_result)> answer(std::forward<Done>(done));
         if (auto decided = auth_.try_authorize(r))
-            return done(finish_subscribe(req, *decided, ns));
+            return finish_subscribe(req, *decided, ns, std::move(answer));
         auto held = std::make_shared<subscribe_request>(std::move(req));
         r.ns = held->channel.namespace_name();
         r.raw_channel = held->raw_channel;
         r.pattern = &held->channel;
-        auth_.authorize_async(
-            r, [this, held, ns,
-                done = std::function<void(subscribe_result)>(std::forward<Done>(done))](
-                   auth::auth_result a) { done(finish_subscribe(*held, a, ns)); });
+        auth_.authorize_async(r, [this, held, ns, answer = std::move(answer)](auth::auth_result a) {
+            finish_subscribe(*held, a, ns, answer);
+        });
     }
 
     /// Ends a subscription. `handle` null: the connection has no subscription `id`.
@@ -248,8 +258,15 @@ private:
     // after authorization, as AWS does).
     publish_result finish_publish(const publish_request& req, const auth::auth_result& a,
                                   namespace_state* ns);
-    subscribe_result finish_subscribe(subscribe_request& req, const auth::auth_result& a,
-                                      namespace_state* ns);
+    // Calls `done` at once, or in cluster mode once NATS has the node's interest (a first
+    // subscription in a namespace) or the resume's JetStream reads are done (on the link's
+    // thread).
+    void finish_subscribe(subscribe_request& req, const auth::auth_result& a, namespace_state* ns,
+                          std::function<void(subscribe_result)> done);
+    // subscribe_resume, answering through `done` while still holding the order lock.
+    void resume_and_answer(const events::channel_pattern& pattern, const events::position& after,
+                           std::weak_ptr<pubsub::subscriber> target, pubsub::shared_bytes prefix,
+                           const std::function<void(subscribe_result)>& done);
     static events::protocol_error undefined_namespace(std::string_view ns);
     events::publish_outcome publish_in(namespace_state& ns, const events::channel_path& path,
                                        const std::vector<std::string>& events);

@@ -242,7 +242,7 @@ std::uint64_t jetstream_history::live_through(std::string_view ns, bool& interes
 }
 
 bool jetstream_history::fetch(std::string_view ns, std::uint64_t seq, std::string& subject,
-                              std::string& payload) {
+                              std::string& payload, std::string* origin) {
     auto it = ns_.find(ns);
     if (it == ns_.end())
         return false;
@@ -264,6 +264,9 @@ bool jetstream_history::fetch(std::string_view ns, std::uint64_t seq, std::strin
     if (ok) {
         subject = original;
         payload.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+        const char* o = nullptr;
+        if (origin)
+            *origin = natsMsgHeader_Get(msg, "Eventcast-Origin", &o) == NATS_OK && o ? o : "";
     }
     natsMsg_Destroy(msg);
     return ok;

@@ -65,9 +65,11 @@ public:
     /// For the live path: the newest sequence delivered live in `ns` and whether the node's
     /// interest there is established (before that, a sequence gap means nothing).
     std::uint64_t live_through(std::string_view ns, bool& interest) const;
-    /// Reads the message at `seq` of `ns`'s stream (blocking, bounded): its subject and payload.
-    /// False when it is not there (expired) or NATS does not answer.
-    bool fetch(std::string_view ns, std::uint64_t seq, std::string& subject, std::string& payload);
+    /// Reads the message at `seq` of `ns`'s stream (blocking, bounded): its subject and payload,
+    /// and (when `origin` is given) its Eventcast-Origin header ("" without one). False when it
+    /// is not there (expired) or NATS does not answer.
+    bool fetch(std::string_view ns, std::uint64_t seq, std::string& subject, std::string& payload,
+               std::string* origin = nullptr);
 
     /// The stream name for `ns`: prefix and namespace with every byte outside [A-Za-z0-9_-]
     /// written as '_' (so distinct prefixes that differ only there share streams: avoid them).

@@ -13,6 +13,7 @@
 #include "core/metrics_text.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <stdexcept>
@@ -50,11 +51,26 @@ std::string connected_url(natsConnection* nc) {
     return url;
 }
 
+// The header naming a message's publishing node and its number there: "<16 hex>-<n>".
+constexpr const char* origin_header = "Eventcast-Origin";
+
+std::string random_origin() {
+    std::random_device rd;
+    const std::uint64_t v = (std::uint64_t{rd()} << 32) ^ rd();
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+// At most this much of this node's publishes waits for its echo: past it a publish is delivered
+// here at once and not sent (a link silent for seconds under heavy publishing).
+constexpr std::size_t max_awaiting_bytes = 64 << 20;
+
 }  // namespace
 
 nats_bridge::nats_bridge(const core::cluster_config& cfg, api::event_api& api,
                          pubsub::broker& broker, jetstream_history* history)
-    : cfg_(cfg), api_(api), broker_(broker), history_(history) {}
+    : cfg_(cfg), api_(api), broker_(broker), history_(history), origin_(random_origin()) {}
 
 void nats_bridge::append_metrics(std::string& out) const {
     const auto& cs = stats_;
@@ -69,8 +85,8 @@ void nats_bridge::append_metrics(std::string& out) const {
            cs.reconnects.load());
     metric("eventcast_cluster_namespaces", "gauge", "Namespaces this node subscribes to in NATS.",
            cs.namespaces.load());
-    metric("eventcast_cluster_messages_out_total", "counter",
-           "Publishes sent to NATS (one message per publish batch).", cs.messages_out.load());
+    metric("eventcast_cluster_messages_out_total", "counter", "Messages published to NATS.",
+           cs.messages_out.load());
     metric("eventcast_cluster_messages_in_total", "counter",
            "NATS messages handed to this node's broker (matched or not).", cs.messages_in.load());
     metric("eventcast_cluster_publish_failures_total", "counter",
@@ -84,6 +100,15 @@ void nats_bridge::append_metrics(std::string& out) const {
     metric("eventcast_cluster_dropped_total", "counter",
            "NATS messages dropped because this node fell behind (slow consumer).",
            cs.dropped.load());
+    metric("eventcast_cluster_echo_timeouts_total", "counter",
+           "Events NATS did not echo back in time, delivered on this node directly.",
+           cs.echo_timeouts.load());
+    metric("eventcast_cluster_late_echoes_total", "counter",
+           "Of those, events NATS echoed later: they reached the other nodes too.",
+           cs.late_echoes.load());
+    metric("eventcast_cluster_unconfirmed_total", "counter",
+           "Of those, events never echoed once NATS was back: other nodes may lack them.",
+           cs.unconfirmed.load());
 }
 
 nats_bridge::~nats_bridge() {
@@ -119,9 +144,12 @@ void nats_bridge::start() {
     check(natsOptions_SetMaxReconnect(opts_, -1), "reconnect");
     check(natsOptions_SetCustomReconnectDelay(opts_, &nats_bridge::reconnect_delay, this),
           "reconnect delay");
-    // A server that vanished without closing TCP is noticed within ~30 s.
-    check(natsOptions_SetPingInterval(opts_, 10'000), "ping interval");
-    check(natsOptions_SetMaxPingsOut(opts_, 3), "pings out");
+    // A link that went silent without closing TCP (a partition, a frozen server, a dead
+    // balancer) is given up after ping_interval * (max_pings_out + 1), about 3 s by default:
+    // until then publishes handed to NATS wait for an echo that never comes (echo_timeout
+    // bounds that), and /readyz would say ready.
+    check(natsOptions_SetPingInterval(opts_, cfg_.ping_interval.count()), "ping interval");
+    check(natsOptions_SetMaxPingsOut(opts_, static_cast<int>(cfg_.max_pings_out)), "pings out");
     check(natsOptions_SetTimeout(opts_, 2'000), "connect timeout");
     check(natsOptions_SetDisconnectedCB(opts_, &nats_bridge::on_disconnected, this), "callback");
     check(natsOptions_SetReconnectedCB(opts_, &nats_bridge::on_reconnected, this), "callback");
@@ -136,6 +164,7 @@ void nats_bridge::start() {
         // Asked, not assumed: the connection may already have dropped again (on_disconnected
         // found nothing to clear then).
         connected_ = natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
+        connected_since_ = clock::now().time_since_epoch().count();
         ever_connected_ = true;
         log::info("cluster: connected to NATS at {}", connected_url(conn_));
     } else if (s == NATS_NOT_YET_CONNECTED) {
@@ -156,6 +185,9 @@ void nats_bridge::start() {
         if (natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED)
             history_->connected();
     }
+    echo_thread_ = std::thread([this] { echo_loop(); });
+    interest_thread_ = std::thread([this] { interest_loop(); });
+    jobs_thread_ = std::thread([this] { blocking_loop(); });
     // Interest first, then publishes: by the time a publish goes to NATS, the namespaces this
     // node already serves are subscribed there.
     broker_.set_namespace_listener(
@@ -174,10 +206,34 @@ void nats_bridge::stop() {
     api_.attach_cluster(nullptr);
     broker_.set_namespace_listener({});
     {
+        // Resumes in progress finish first: they may wait for an interest confirmation.
+        std::lock_guard lock(jobs_mutex_);
+        jobs_stop_ = true;
+        jobs_cv_.notify_all();
+    }
+    if (jobs_thread_.joinable())
+        jobs_thread_.join();
+    {
+        std::lock_guard lock(interest_mutex_);
+        interest_stop_ = true;
+        interest_cv_.notify_all();
+    }
+    if (interest_thread_.joinable())
+        interest_thread_.join();
+    {
         // Waits for publishes and message handlers in progress; none starts after this.
         std::unique_lock lock(life_);
         stopped_ = true;
     }
+    {
+        // What still waits for its echo has nobody left to reach: the server is down.
+        std::lock_guard lock(echo_mutex_);
+        echo_stop_ = true;
+        awaiting_.clear();
+        echo_cv_.notify_all();
+    }
+    if (echo_thread_.joinable())
+        echo_thread_.join();
     {
         std::lock_guard lock(subs_mutex_);
         for (auto& [ns, subs] : subs_)
@@ -231,59 +287,320 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
         return false;
     }
     const auto subject = channel_subject(cfg_.subject_prefix, path);
-    natsStatus s = NATS_OK;
-    std::size_t bytes = 0;
+    // The messages: with history one per event (the stream gives each its own sequence, its
+    // position), else the whole batch. One connection, so they stay in order.
+    std::vector<pubsub::shared_batch> parts;
     if (stored && batch->bodies.size() > 1) {
-        // One message per event: the stream gives each event its own sequence (its position).
-        // One connection, so they stay in order; a failure part-way is reported as a failure,
-        // and the caller's local delivery may then repeat the events already sent.
         for (const auto& body : batch->bodies) {
-            pubsub::event_batch one;
-            one.bodies.push_back(body);
-            one.bytes = body.size();
-            const auto payload = encode_batch(one);
-            bytes += payload.size();
-            s = natsConnection_Publish(conn_, subject.c_str(), payload.data(),
-                                       static_cast<int>(payload.size()));
-            if (s != NATS_OK)
-                break;
+            auto one = std::make_shared<pubsub::event_batch>();
+            one->bodies.push_back(body);
+            one->bytes = body.size();
+            parts.push_back(std::move(one));
         }
     } else {
-        const auto payload = encode_batch(*batch);
-        bytes = payload.size();
-        s = natsConnection_Publish(conn_, subject.c_str(), payload.data(),
-                                   static_cast<int>(payload.size()));
+        parts.push_back(batch);
+    }
+    // This node's own subscribers get the batch from NATS's echo, if it listens to the
+    // namespace (otherwise it has none there, and no echo comes).
+    const bool track = listening(path.namespace_name());
+    if (track) {
+        std::lock_guard echo_lock(echo_mutex_);
+        if (awaiting_bytes_ + batch->bytes > max_awaiting_bytes) {
+            const auto n = stats_.local_only.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (worth_logging(n))
+                log::warn(
+                    "cluster: {} bytes of publishes wait for their NATS echo; delivering this "
+                    "one to this node's subscribers only (local-only publishes so far: {})",
+                    awaiting_bytes_, n);
+            return false;
+        }
+    }
+    std::size_t sent = 0;
+    natsStatus s = NATS_OK;
+    for (const auto& part : parts) {
+        if ((s = send(subject, path, part, track)) != NATS_OK)
+            break;
+        ++sent;
     }
     if (s != NATS_OK) {
         const auto n = stats_.publish_failures.fetch_add(1, std::memory_order_relaxed) + 1;
         if (worth_logging(n))
             log::warn(
-                "cluster: NATS refused a publish of {} bytes: {}; delivered locally only "
-                "(failures so far: {})",
-                bytes, status_text(s), n);
+                "cluster: NATS refused a message of a publish to {} ({} of {} sent): {}; the "
+                "rest is delivered on this node only (failures so far: {})",
+                path.str(), sent, parts.size(), status_text(s), n);
+        if (sent == 0)
+            return false;
+        // What went out comes back (or falls back) as any other; the rest is delivered here
+        // now, so nothing is delivered twice or not at all on this node.
+        for (std::size_t i = sent; i < parts.size(); ++i)
+            api_.deliver_local(path, std::make_shared<pubsub::event_batch>(*parts[i]));
+    }
+    core::stats::add(stats_.messages_out, sent);
+    return true;
+}
+
+bool nats_bridge::listening(std::string_view ns) {
+    std::shared_lock lock(subs_mutex_);
+    return subs_.find(ns) != subs_.end();
+}
+
+natsStatus nats_bridge::send(const std::string& subject, const events::channel_path& path,
+                             const pubsub::shared_batch& part, bool track) {
+    const auto payload = encode_batch(*part);
+    if (!track)
+        return natsConnection_Publish(conn_, subject.c_str(), payload.data(),
+                                      static_cast<int>(payload.size()));
+    natsMsg* msg = nullptr;
+    auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
+                            static_cast<int>(payload.size()));
+    if (s != NATS_OK)
+        return s;
+    const auto number = next_echo_.fetch_add(1, std::memory_order_relaxed);
+    const auto origin = origin_ + "-" + std::to_string(number);
+    s = natsMsgHeader_Set(msg, origin_header, origin.c_str());
+    if (s == NATS_OK) {
+        // Remembered before it goes out: the echo may arrive before PublishMsg returns.
+        {
+            std::lock_guard lock(echo_mutex_);
+            awaiting_.emplace(number, awaiting_echo{path, part, clock::now() + cfg_.echo_timeout});
+            awaiting_bytes_ += part->bytes;
+        }
+        s = natsConnection_PublishMsg(conn_, msg);
+        if (s != NATS_OK) {
+            std::lock_guard lock(echo_mutex_);
+            if (auto it = awaiting_.find(number); it != awaiting_.end()) {
+                awaiting_bytes_ -= it->second.batch->bytes;
+                awaiting_.erase(it);
+            }
+        }
+    }
+    natsMsg_Destroy(msg);
+    return s;
+}
+
+bool nats_bridge::take_echo(const char* origin) {
+    if (!origin)
+        return true;
+    const std::string_view o(origin);
+    if (o.size() <= origin_.size() + 1 || o.substr(0, origin_.size()) != origin_ ||
+        o[origin_.size()] != '-')
+        return true;  // another node's
+    const auto number = parse_sequence(o.substr(origin_.size() + 1));
+    if (!number)
+        return true;
+    std::lock_guard lock(echo_mutex_);
+    if (auto it = awaiting_.find(*number); it != awaiting_.end()) {
+        awaiting_bytes_ -= it->second.batch->bytes;
+        awaiting_.erase(it);
+        return true;
+    }
+    if (auto it = fell_back_.find(*number); it != fell_back_.end()) {
+        core::stats::add(stats_.late_echoes, it->second.events);
+        fell_back_.erase(it);
         return false;
     }
-    core::stats::add(stats_.messages_out);
-    return true;
+    return true;  // not tracked (published before this node listened) or long forgotten
+}
+
+void nats_bridge::echo_loop() {
+    // A fallen-back publish may still be echoed once the link is back: nats.c resends what it
+    // buffered, and a partition may deliver what it held. Past this much time connected again,
+    // no echo is expected any more and it counts as unconfirmed.
+    const auto stale_after = cfg_.ping_interval * (cfg_.max_pings_out + 1);
+    const auto grace =
+        std::chrono::duration_cast<clock::duration>(stale_after) + std::chrono::seconds(5);
+    std::unique_lock lock(echo_mutex_);
+    while (!echo_stop_) {
+        const auto now = clock::now();
+        // Disconnected: nothing will be echoed before a reconnect; deliver everything now.
+        const bool down = !connected();
+        std::vector<awaiting_echo> due;
+        while (!awaiting_.empty() && (down || awaiting_.begin()->second.deadline <= now)) {
+            auto node = awaiting_.extract(awaiting_.begin());
+            awaiting_bytes_ -= node.mapped().batch->bytes;
+            fell_back_.emplace(node.key(), fell_back{node.mapped().batch->bodies.size(), now});
+            due.push_back(std::move(node.mapped()));
+        }
+        const auto since = clock::time_point(clock::duration(connected_since_.load()));
+        if (!down && now - since >= grace) {
+            for (auto it = fell_back_.begin(); it != fell_back_.end();) {
+                if (now - it->second.at < grace) {
+                    ++it;
+                    continue;
+                }
+                core::stats::add(stats_.unconfirmed, it->second.events);
+                it = fell_back_.erase(it);
+            }
+        }
+        if (!due.empty()) {
+            lock.unlock();
+            std::size_t events = 0;
+            {
+                std::shared_lock life(life_);
+                for (auto& d : due) {
+                    events += d.batch->bodies.size();
+                    if (!stopped_)
+                        api_.deliver_local(d.path, std::make_shared<pubsub::event_batch>(*d.batch));
+                }
+            }
+            const auto before = stats_.echo_timeouts.fetch_add(events, std::memory_order_relaxed);
+            if (worth_logging(before + 1) || worth_logging(before + events))
+                log::warn(
+                    "cluster: NATS did not echo {} event(s) within {} ms{}; delivered them to this "
+                    "node's subscribers directly (so far: {})",
+                    events, cfg_.echo_timeout.count(), down ? " (disconnected)" : "",
+                    before + events);
+            lock.lock();
+            continue;
+        }
+        auto wake = now + std::chrono::milliseconds(250);
+        if (!awaiting_.empty())
+            wake = std::min(wake, awaiting_.begin()->second.deadline);
+        echo_cv_.wait_until(lock, wake);
+    }
 }
 
 void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
     try {
+        std::lock_guard lock(interest_mutex_);
+        const auto generation = next_generation_++;
+        if (interested) {
+            interest_[std::string(ns)] = interest{generation, false, {}};
+        } else if (auto it = interest_.find(ns); it != interest_.end()) {
+            for (auto& w : it->second.waiting)
+                release_.push_back(std::move(w));
+            interest_.erase(it);
+        }
+        changes_.push_back({std::string(ns), interested, generation});
+        interest_cv_.notify_all();
+    } catch (const std::exception& e) {
+        log::error("cluster: namespace {} interest change failed: {}", ns, e.what());
+    }
+}
+
+bool nats_bridge::when_interested(std::string_view ns, std::function<void()> ready) {
+    std::lock_guard lock(interest_mutex_);
+    auto it = interest_.find(ns);
+    if (interest_stop_ || it == interest_.end() || it->second.confirmed)
+        return true;
+    it->second.waiting.push_back(std::move(ready));
+    return false;
+}
+
+void nats_bridge::run_blocking(std::function<void()> job) {
+    {
+        std::lock_guard lock(jobs_mutex_);
+        if (!jobs_stop_) {
+            jobs_.push_back(std::move(job));
+            jobs_cv_.notify_all();
+            return;
+        }
+    }
+    job();  // shutting down: no thread left to take it
+}
+
+void nats_bridge::blocking_loop() {
+    std::unique_lock lock(jobs_mutex_);
+    for (;;) {
+        jobs_cv_.wait(lock, [this] { return jobs_stop_ || !jobs_.empty(); });
+        if (jobs_.empty())
+            return;
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        lock.unlock();
+        try {
+            job();
+        } catch (const std::exception& e) {
+            log::error("cluster: a resume failed: {}", e.what());
+        }
+        lock.lock();
+    }
+}
+
+// Changes are taken in batches: every namespace that became interesting meanwhile is subscribed,
+// then one PING/PONG round trip (bounded) confirms them all, so a stalled link costs one
+// timeout per batch, on this thread only.
+void nats_bridge::interest_loop() {
+    std::unique_lock lock(interest_mutex_);
+    for (;;) {
+        interest_cv_.wait(
+            lock, [this] { return interest_stop_ || !changes_.empty() || !release_.empty(); });
+        if (interest_stop_ && changes_.empty() && release_.empty())
+            break;
+        auto changes = std::move(changes_);
+        changes_.clear();
+        auto release = std::move(release_);
+        release_.clear();
+        lock.unlock();
+        for (auto& r : release)
+            r();
+        std::vector<const interest_change*> started;
+        for (const auto& c : changes)
+            if (apply(c) && c.interested)
+                started.push_back(&c);
+        if (!started.empty() && connected()) {
+            // subscribe_success promises that later publishes arrive (spec §11.2): NATS must
+            // have the interest before it goes out.
+            std::shared_lock life(life_);
+            const auto s = stopped_
+                               ? NATS_OK
+                               : natsConnection_FlushTimeout(conn_, cfg_.subscribe_timeout.count());
+            if (s != NATS_OK)
+                log::warn(
+                    "cluster: NATS did not confirm the subscription to {} namespace(s) within {} "
+                    "ms: {}",
+                    started.size(), cfg_.subscribe_timeout.count(), status_text(s));
+        }
+        if (history_)
+            for (const auto* c : started)
+                if (history_->has_stream(c->ns))
+                    history_->interest_started(c->ns, connected());
+        std::vector<std::function<void()>> ready;
+        lock.lock();
+        for (const auto& c : changes) {
+            auto it = interest_.find(c.ns);
+            if (!c.interested || it == interest_.end() || it->second.generation != c.generation)
+                continue;  // dropped or replaced meanwhile: a later change answers
+            it->second.confirmed = true;
+            for (auto& w : it->second.waiting)
+                ready.push_back(std::move(w));
+            it->second.waiting.clear();
+        }
+        lock.unlock();
+        for (auto& r : ready)
+            r();
+        lock.lock();
+    }
+    // Stopped: nobody is left to confirm anything; answer whoever still waits.
+    std::vector<std::function<void()>> ready;
+    for (auto& [ns, st] : interest_)
+        for (auto& w : st.waiting)
+            ready.push_back(std::move(w));
+    interest_.clear();
+    lock.unlock();
+    for (auto& r : ready)
+        r();
+}
+
+bool nats_bridge::apply(const interest_change& change) noexcept {
+    const std::string_view ns = change.ns;
+    try {
         std::lock_guard lock(subs_mutex_);
-        if (!interested) {
+        if (!change.interested) {
             auto it = subs_.find(ns);
             if (it == subs_.end())
-                return;
+                return false;
             unsubscribe(it->second);
             subs_.erase(it);
             if (history_)
                 history_->interest_stopped(ns);
             stats_.namespaces.fetch_sub(1, std::memory_order_relaxed);
-            return;
+            return true;
         }
         std::shared_lock life(life_);
         if (stopped_ || subs_.count(ns))
-            return;
+            return false;
         const bool stored = history_ && history_->has_stream(ns);
         // With history: one subscription to what the stream republishes (so in sequence
         // order); without: the disjoint pair of plain subjects.
@@ -302,7 +619,7 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
                 log::error("cluster: cannot subscribe to NATS subject {}: {}", *subject,
                            status_text(s));
                 unsubscribe(subs);
-                return;
+                return false;
             }
             {
                 std::lock_guard closed_lock(closed_mutex_);
@@ -320,22 +637,11 @@ void nats_bridge::on_namespace(std::string_view ns, bool interested) noexcept {
         }
         subs_.emplace(std::string(ns), subs);
         stats_.namespaces.fetch_add(1, std::memory_order_relaxed);
-        // The caller acknowledges the subscription when we return (spec §11.2): make sure the
-        // NATS server has our interest first, so publishes on other nodes after the ack arrive.
-        // One round trip, bounded, only for a node's first subscription in a namespace.
-        if (connected()) {
-            const auto s = natsConnection_FlushTimeout(conn_, cfg_.subscribe_timeout.count());
-            if (s != NATS_OK)
-                log::warn(
-                    "cluster: NATS did not confirm the subscription to namespace {} within "
-                    "{} ms: {}",
-                    ns, cfg_.subscribe_timeout.count(), status_text(s));
-        }
-        if (stored)
-            history_->interest_started(ns, connected());
-        log::debug("cluster: subscribed to namespace {} in NATS", ns);
+        log::debug("cluster: subscribing to namespace {} in NATS", ns);
+        return true;
     } catch (const std::exception& e) {
         log::error("cluster: namespace {} subscription failed: {}", ns, e.what());
+        return false;
     }
 }
 
@@ -365,8 +671,11 @@ void nats_bridge::on_message(natsConnection*, natsSubscription*, natsMsg* msg, v
                     log::warn("cluster: dropped a NATS message on {}: {} (dropped so far: {})",
                               subject.substr(0, 200), batch.error().message, n + 1);
             } else {
-                self->api_.deliver_local(*path,
-                                         std::make_shared<pubsub::event_batch>(std::move(*batch)));
+                const char* origin = nullptr;
+                natsMsgHeader_Get(msg, origin_header, &origin);
+                if (self->take_echo(origin))
+                    self->api_.deliver_local(
+                        *path, std::make_shared<pubsub::event_batch>(std::move(*batch)));
                 core::stats::add(self->stats_.messages_in);
             }
         }
@@ -388,7 +697,7 @@ constexpr std::uint64_t max_fill = 1024;
 }
 
 bool nats_bridge::deliver_stored(std::string_view subject, std::string_view payload,
-                                 std::uint64_t seq) {
+                                 std::uint64_t seq, const char* origin) {
     auto path = subject_channel(cfg_.subject_prefix, subject);
     auto batch = path ? decode_batch(payload) : events::result<pubsub::event_batch>(path.error());
     const auto epoch = batch ? history_->epoch_of(path->namespace_name()) : 0;
@@ -399,8 +708,14 @@ bool nats_bridge::deliver_stored(std::string_view subject, std::string_view payl
                       batch ? "stream epoch unknown" : batch.error().message, n + 1);
         return false;
     }
-    api_.deliver_at(*path, std::make_shared<pubsub::event_batch>(std::move(*batch)), {epoch, seq});
     core::stats::add(stats_.messages_in);
+    if (!take_echo(origin)) {
+        // Delivered here already (no echo in time): only note that live delivery is past it,
+        // or the next message would look like a gap to fill.
+        history_->take_live(path->namespace_name(), {epoch, seq});
+        return true;
+    }
+    api_.deliver_at(*path, std::make_shared<pubsub::event_batch>(std::move(*batch)), {epoch, seq});
     return true;
 }
 
@@ -429,20 +744,22 @@ void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, vo
                 const auto through =
                     ns ? self->history_->live_through(*ns, interest) : std::uint64_t{0};
                 if (interest && seq > through + 1 && seq - through - 1 <= max_fill) {
-                    std::string s, p;
+                    std::string s, p, o;
                     // Stops at the first miss (expired, or NATS slow to answer): each try is
                     // bounded, but a thousand timeouts in a row would not be.
                     for (auto missing = through + 1; missing < seq; ++missing) {
-                        if (!self->history_->fetch(*ns, missing, s, p))
+                        if (!self->history_->fetch(*ns, missing, s, p, &o))
                             break;
-                        self->deliver_stored(s, p, missing);
+                        self->deliver_stored(s, p, missing, o.empty() ? nullptr : o.c_str());
                     }
                 }
+                const char* origin = nullptr;
+                natsMsgHeader_Get(msg, origin_header, &origin);
                 self->deliver_stored(
                     subject,
                     std::string_view(natsMsg_GetData(msg),
                                      static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
-                    seq);
+                    seq, origin);
             }
         }
     } catch (const std::exception& e) {
@@ -453,6 +770,7 @@ void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, vo
 
 void nats_bridge::on_connected(natsConnection* nc, void* closure) {
     auto* self = static_cast<nats_bridge*>(closure);
+    self->connected_since_ = clock::now().time_since_epoch().count();
     self->connected_ = true;
     self->ever_connected_ = true;
     log::info("cluster: connected to NATS at {}", connected_url(nc));
@@ -465,6 +783,11 @@ void nats_bridge::on_disconnected(natsConnection*, void* closure) {
     const bool was = self->connected_.exchange(false);
     if (!was || self->closing_.load())
         return;
+    {
+        // What waits for its echo is delivered here now (echo_loop).
+        std::lock_guard lock(self->echo_mutex_);
+        self->echo_cv_.notify_all();
+    }
     const auto n = self->stats_.disconnects.fetch_add(1, std::memory_order_relaxed) + 1;
     log::warn(
         "cluster: lost the NATS connection (#{}); delivering local publishes locally "
@@ -474,6 +797,7 @@ void nats_bridge::on_disconnected(natsConnection*, void* closure) {
 
 void nats_bridge::on_reconnected(natsConnection* nc, void* closure) {
     auto* self = static_cast<nats_bridge*>(closure);
+    self->connected_since_ = clock::now().time_since_epoch().count();
     self->connected_ = true;
     self->ever_connected_ = true;
     const auto n = self->stats_.reconnects.fetch_add(1, std::memory_order_relaxed) + 1;

@@ -3,10 +3,16 @@
 // events in the order the NATS server gives them. A node subscribes in NATS only to the
 // namespaces its local clients subscribe to (reference-counted by the broker's trie).
 //
+// A publish this node sends to a namespace it listens to waits for its own echo at most
+// --cluster-echo-timeout-ms; past that (a link gone silent) it is delivered here directly and a
+// late echo is dropped (docs/decisions/006-cluster-local-delivery.md).
+//
 // Threads: publish() runs on whichever thread publishes (I/O threads, the llm thread); NATS
 // messages and connection events arrive on nats.c's threads and go straight into the
-// thread-safe, non-blocking broker (event_api::deliver_local). Nothing here blocks an I/O
-// thread except one bounded flush when a node's first subscription in a namespace arrives.
+// thread-safe, non-blocking broker (event_api::deliver_local). The echo thread delivers what
+// NATS did not echo in time. The interest thread subscribes and unsubscribes namespaces in NATS
+// and waits for NATS to confirm (the broker only queues the change, under its write lock); the
+// blocking thread runs resumes' JetStream reads. Nothing here blocks an I/O thread.
 #pragma once
 
 #include "api/event_api.hpp"
@@ -14,13 +20,17 @@
 #include "core/config.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nats/nats.h>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 
 namespace eventcast::cluster {
 
@@ -35,6 +45,13 @@ struct bridge_stats {
     std::atomic<std::uint64_t> disconnects{0};
     std::atomic<std::uint64_t> reconnects{0};
     std::atomic<std::int64_t> namespaces{0};  // namespaces subscribed in NATS now
+    // Events of publishes NATS did not echo within --cluster-echo-timeout-ms, delivered here
+    // directly; of those, the ones NATS echoed later (so they reached NATS and the other
+    // nodes; the echo was dropped here) and the ones never echoed once the link was back
+    // (other nodes may have missed them).
+    std::atomic<std::uint64_t> echo_timeouts{0};
+    std::atomic<std::uint64_t> late_echoes{0};
+    std::atomic<std::uint64_t> unconfirmed{0};
 };
 
 /// Lifetime: construct, start(), stop() (or destroy) before the event_api and broker go away.
@@ -58,6 +75,8 @@ public:
     void stop();
 
     bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) override;
+    bool when_interested(std::string_view ns, std::function<void()> ready) override;
+    void run_blocking(std::function<void()> job) override;
 
     bool connected() const noexcept { return connected_.load(std::memory_order_acquire); }
     /// "connecting" (never connected yet), "connected", "reconnecting" or "closed".
@@ -71,8 +90,47 @@ private:
         natsSubscription* exact = nullptr;  // <prefix>.<ns>: the bare namespace channel
         natsSubscription* below = nullptr;  // <prefix>.<ns>.>: everything below it
     };
+    using clock = std::chrono::steady_clock;
+    // A publish sent to a namespace this node listens to, until NATS echoes it back.
+    struct awaiting_echo {
+        events::channel_path path;
+        pubsub::shared_batch batch;  // bodies open, as sent
+        clock::time_point deadline;
+    };
+    // Delivered here without its echo: a late echo is dropped.
+    struct fell_back {
+        std::size_t events;
+        clock::time_point at;
+    };
+
+    // A namespace this node's broker has subscriptions in, as far as the broker told us.
+    struct interest {
+        std::uint64_t generation = 0;  // which queued change made it
+        bool confirmed = false;        // NATS has the subscription (or the wait ended)
+        std::vector<std::function<void()>> waiting;  // when_interested callers
+    };
+    struct interest_change {
+        std::string ns;
+        bool interested;
+        std::uint64_t generation;
+    };
+
+    // The broker's namespace listener, under its write lock: only queues the change.
     void on_namespace(std::string_view ns, bool interested) noexcept;
+    void interest_loop();
+    void blocking_loop();
+    // Subscribes (true if newly) or unsubscribes `ns` in NATS; no round trip.
+    bool apply(const interest_change& change) noexcept;
     void unsubscribe(namespace_subs& subs) noexcept;
+    bool listening(std::string_view ns);
+    // One NATS message; with `track`, remembered until it is echoed (or delivered here past the
+    // echo timeout). False when nats.c refused it (nothing remembered then).
+    natsStatus send(const std::string& subject, const events::channel_path& path,
+                    const pubsub::shared_batch& part, bool track);
+    // Whether a message that arrived from NATS is to be delivered: false for an echo of ours
+    // already delivered here (counted as late). `origin` is its Eventcast-Origin header or null.
+    bool take_echo(const char* origin);
+    void echo_loop();
 
     // nats.c callbacks; `closure` is the bridge.
     static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
@@ -80,7 +138,8 @@ private:
     // headers.
     static void on_stored(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
     // Decodes one stored message and hands it to event_api::deliver_at; false when undecodable.
-    bool deliver_stored(std::string_view subject, std::string_view payload, std::uint64_t seq);
+    bool deliver_stored(std::string_view subject, std::string_view payload, std::uint64_t seq,
+                        const char* origin);
     static void on_connected(natsConnection*, void* closure);
     static void on_disconnected(natsConnection*, void* closure);
     static void on_reconnected(natsConnection*, void* closure);
@@ -107,7 +166,7 @@ private:
 
     natsOptions* opts_ = nullptr;
     natsConnection* conn_ = nullptr;
-    std::mutex subs_mutex_;  // the broker's write lock already serializes on_namespace
+    std::shared_mutex subs_mutex_;  // the broker's write lock already serializes on_namespace
     std::map<std::string, namespace_subs, std::less<>> subs_;
 
     // stop() waits until nats.c is done calling us: the connection's closed callback has run and
@@ -116,6 +175,35 @@ private:
     std::condition_variable closed_cv_;
     bool closed_ = false;
     int live_subscriptions_ = 0;
+
+    // Echo tracking: this node's origin (a random id per process) and the next message number.
+    const std::string origin_;
+    std::atomic<std::uint64_t> next_echo_{1};
+    std::atomic<std::int64_t> connected_since_{0};  // clock ticks of the last (re)connect
+    std::mutex echo_mutex_;
+    std::condition_variable echo_cv_;
+    std::map<std::uint64_t, awaiting_echo> awaiting_;  // by message number: oldest first
+    std::size_t awaiting_bytes_ = 0;
+    std::map<std::uint64_t, fell_back> fell_back_;
+    bool echo_stop_ = false;
+    std::thread echo_thread_;
+
+    // Interest: what the broker reported, the changes not yet made in NATS, and callbacks of
+    // answers that wait for a confirmation.
+    std::mutex interest_mutex_;
+    std::condition_variable interest_cv_;
+    std::map<std::string, interest, std::less<>> interest_;
+    std::deque<interest_change> changes_;
+    std::vector<std::function<void()>> release_;  // waiters of namespaces dropped meanwhile
+    std::uint64_t next_generation_ = 1;
+    bool interest_stop_ = false;
+    std::thread interest_thread_;
+
+    std::mutex jobs_mutex_;
+    std::condition_variable jobs_cv_;
+    std::deque<std::function<void()>> jobs_;
+    bool jobs_stop_ = false;
+    std::thread jobs_thread_;
 };
 
 }  // namespace eventcast::cluster

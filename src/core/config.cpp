@@ -656,6 +656,13 @@ const std::vector<option>& options() {
         {"cluster-subscribe-timeout-ms",
          millis(at(&c::cluster, &cluster_config::subscribe_timeout), 1),
          "how long a node's first subscription in a namespace waits for NATS"},
+        {"cluster-ping-interval-ms", millis(at(&c::cluster, &cluster_config::ping_interval), 100),
+         "NATS ping interval; a silent link is dropped after (max pings out + 1) intervals"},
+        {"cluster-max-pings-out",
+         number<unsigned>(at(&c::cluster, &cluster_config::max_pings_out), 1, 100),
+         "unanswered NATS pings before the link is considered dead"},
+        {"cluster-echo-timeout-ms", millis(at(&c::cluster, &cluster_config::echo_timeout), 1),
+         "a publish NATS has not echoed back within this is delivered to local subscribers"},
     };
     return table;
 }

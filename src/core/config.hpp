@@ -125,6 +125,14 @@ struct cluster_config {
     // the node's interest before subscribe_success, so what other nodes publish after the
     // acknowledgement arrives (spec §11.2). Past it the subscription is acknowledged anyway.
     std::chrono::milliseconds subscribe_timeout{1000};
+    // A link that goes silent without closing is noticed after ping_interval * (max_pings_out
+    // + 1) at most (about 3 s by default): nats.c pings every interval and gives the connection
+    // up when more than max_pings_out pings are unanswered.
+    std::chrono::milliseconds ping_interval{1000};
+    unsigned max_pings_out = 2;
+    // A publish handed to NATS reaches this node's own subscribers when NATS echoes it back;
+    // past this it is delivered here anyway (docs/decisions/006-cluster-local-delivery.md).
+    std::chrono::milliseconds echo_timeout{1000};
 };
 
 /// How much history one namespace keeps per channel (docs/protocol.md, "History and resume").

@@ -143,9 +143,21 @@ public:
         batches.push_back(batch);
         return accept;
     }
+    bool when_interested(std::string_view ns, std::function<void()> ready) override {
+        asked.emplace_back(ns);
+        if (interested)
+            return true;
+        waiting.push_back(std::move(ready));
+        return false;
+    }
+    void run_blocking(std::function<void()> job) override { jobs.push_back(std::move(job)); }
     bool accept = true;
+    bool interested = true;
     std::vector<std::string> channels;
     std::vector<pubsub::shared_batch> batches;
+    std::vector<std::string> asked;
+    std::vector<std::function<void()>> waiting;
+    std::vector<std::function<void()>> jobs;
 };
 
 TEST_F(EventApiTest, WithAClusterPublishesGoThereAndReachSubscribersOnlyThroughDeliverLocal) {
@@ -368,6 +380,41 @@ TEST_F(EventApiTest, SubscribeOperationRefusesUndefinedNamespacesAndSubscribesNo
     ASSERT_TRUE(got && !got->has_value());
     EXPECT_EQ(got->error().kind, events::error_kind::unauthorized);
     EXPECT_EQ(broker_.subscription_count(), 0u);
+}
+
+TEST_F(EventApiTest, WithAClusterASubscribeIsAnsweredOnceTheLinkHasTheInterest) {
+    const auto creds = key("good-key");
+    fake_link link;
+    link.interested = false;  // the node's first subscription in the namespace: NATS pending
+    api_.attach_cluster(&link);
+    auto sub = std::make_shared<recording_subscriber>();
+    subscribe_request req{*events::channel_pattern::parse("default/room"), "default/room",
+                          std::nullopt, sub, std::make_shared<const std::string>("S")};
+    std::optional<subscribe_result> got;
+    api_.subscribe(std::move(req), caller{&creds, nullptr, nullptr},
+                   [&](subscribe_result r) { got = std::move(r); });
+    EXPECT_FALSE(got) << "answered before NATS had the interest";
+    EXPECT_EQ(link.asked, (std::vector<std::string>{"default"}));
+    EXPECT_EQ(broker_.subscription_count(), 1u) << "live in the broker already";
+    ASSERT_EQ(link.waiting.size(), 1u);
+    link.waiting[0]();  // the link's thread, once NATS confirmed
+    ASSERT_TRUE(got && got->has_value());
+
+    // A resume reads history on the link's thread, never on the caller's.
+    subscribe_request resume{*events::channel_pattern::parse("default/room"), "default/room",
+                             events::position{api_.history().epoch(), 0}, sub,
+                             std::make_shared<const std::string>("R")};
+    std::optional<subscribe_result> resumed;
+    link.interested = true;
+    api_.subscribe(std::move(resume), caller{&creds, nullptr, nullptr},
+                   [&](subscribe_result r) { resumed = std::move(r); });
+    EXPECT_FALSE(resumed);
+    ASSERT_EQ(link.jobs.size(), 1u);
+    link.jobs[0]();
+    ASSERT_TRUE(resumed && resumed->has_value()) << resumed->error().message;
+    api_.attach_cluster(nullptr);
+    broker_.unsubscribe((*got)->handle);
+    broker_.unsubscribe((*resumed)->handle);
 }
 
 TEST_F(EventApiTest, ConnectAndChatAreAuthorizedWithTheirModes) {

@@ -518,6 +518,21 @@ TEST_F(ConfigTest, ClusterUrlsAreRepeatableCommaSeparatedAndFromTheEnvironment) 
     EXPECT_EQ(cfg.cluster.urls, (std::vector<std::string>{"nats://a:1", "nats://b:2"}));
 }
 
+TEST_F(ConfigTest, ClusterNoticesASilentLinkWithinSecondsByDefault) {
+    auto cfg = loaded({});
+    // nats.c drops the link once more than max_pings_out pings are unanswered.
+    EXPECT_LE(cfg.cluster.ping_interval * (cfg.cluster.max_pings_out + 1),
+              std::chrono::milliseconds(5000));
+    EXPECT_LE(cfg.cluster.echo_timeout, std::chrono::milliseconds(2000));
+    cfg = loaded({"--cluster-ping-interval-ms", "250", "--cluster-max-pings-out", "4",
+                  "--cluster-echo-timeout-ms", "300"});
+    EXPECT_EQ(cfg.cluster.ping_interval, std::chrono::milliseconds(250));
+    EXPECT_EQ(cfg.cluster.max_pings_out, 4u);
+    EXPECT_EQ(cfg.cluster.echo_timeout, std::chrono::milliseconds(300));
+    EXPECT_FALSE(problems({"--cluster-ping-interval-ms", "10"}).empty());
+    EXPECT_FALSE(problems({"--cluster-max-pings-out", "0"}).empty());
+}
+
 TEST_F(ConfigTest, RejectsBadClusterSettings) {
     const auto p =
         problems({"--cluster", "http://x:4222", "--cluster", "nats://", "--cluster", "nats://a b:1",
