@@ -112,7 +112,7 @@ int serve(int argc, const char* const* argv) {
         // SIGHUP: the configuration (flags, environment, --config file) is read again. A file
         // with problems keeps the running configuration; the log level applies at once; other
         // changed options are named, as they take effect only with a restart (for now).
-        srv.on_reload([&cfg, argc, argv, level_now = cfg.log_level]() mutable {
+        srv.on_reload([&cfg, &parts, argc, argv, level_now = cfg.log_level]() mutable {
             auto again = core::load_config(argc, argv);
             if (!again) {
                 std::string why;
@@ -138,6 +138,9 @@ int serve(int argc, const char* const* argv) {
                 level_now = wanted;
                 log::warn("reload: log level is now {}", wanted);
             }
+            // Namespace code is read again (a file that fails keeps the old code; it logs why).
+            if (auto* code = parts.handlers())
+                code->reload(again->handlers.namespace_code);
             if (!restart.empty())
                 log::warn("reload: changed, but applied only by a restart: {}", restart);
             else
