@@ -3,6 +3,7 @@
 #include "api/event_api.hpp"
 
 #include "core/ids.hpp"
+#include "handlers/context.hpp"
 #include "history/memory_store.hpp"
 
 #include <algorithm>
@@ -20,6 +21,61 @@ std::uint32_t random_epoch() {
         e = rd();
     return e;
 }
+// ctx.identity per auth mode, in the context reference's field names, from what the verifiers
+// keep in auth::identity. TODO(handlers): JWT claims and issuer, IAM account, the Lambda
+// authorizer's handlerContext are not carried by auth::identity yet.
+std::string identity_json(const auth::identity& who) {
+    std::string out;
+    auto field = [&](const char* name, std::string_view v) {
+        out += out.size() > 1 ? "," : "";
+        out += '"';
+        out += name;
+        out += "\":";
+        events::append_json_string(out, v);
+    };
+    switch (who.how) {
+        case auth::mode::api_key: return "null";
+        case auth::mode::lambda: return R"({"handlerContext":{}})";
+        case auth::mode::iam: {
+            out = "{";
+            field("username", who.user);
+            field("userArn", who.user);
+            std::string_view arn = who.user;  // arn:aws:iam::<account>:...
+            std::string account;
+            if (arn.rfind("arn:aws:iam::", 0) == 0)
+                account = std::string(arn.substr(13, arn.find(':', 13) - 13));
+            field("accountId", account);
+            out += R"(,"sourceIp":[]})";
+            return out;
+        }
+        case auth::mode::cognito:
+        case auth::mode::oidc: {
+            out = "{";
+            field("sub", who.user);
+            if (who.how == auth::mode::cognito) {
+                field("username", who.user);
+                out += R"(,"groups":[)";
+                for (std::size_t i = 0; i < who.groups.size(); ++i) {
+                    if (i)
+                        out += ',';
+                    events::append_json_string(out, who.groups[i]);
+                }
+                out += R"(],"sourceIp":[],"defaultAuthStrategy":"ALLOW")";
+            }
+            out += '}';
+            return out;
+        }
+    }
+    return "null";
+}
+
+events::protocol_error handler_refusal(const handlers::failure& f) {
+    using kind = handlers::failure::kind;
+    if (f.what == kind::unauthorized)
+        return events::protocol_error::unauthorized();
+    return {events::error_kind::handler_error, f.message};
+}
+
 }  // namespace
 
 event_api::event_api(const core::config& cfg, pubsub::broker& broker, core::stats& stats,
@@ -60,7 +116,7 @@ std::optional<events::protocol_error> event_api::over_rate(const caller& who) co
 }
 
 publish_result event_api::finish_publish(const publish_request& req, const auth::auth_result& a,
-                                         namespace_state* ns) {
+                                         namespace_state* ns, const events::credentials* creds) {
     if (!a) {
         count_refusal();
         return a.error();
@@ -71,17 +127,86 @@ publish_result event_api::finish_publish(const publish_request& req, const auth:
                                                     "the publish names no channel"};
     if (!ns)
         return undefined_namespace(req.channel->namespace_name());
+    if (auto* h = handlers_.load(std::memory_order_acquire))
+        if (auto code = h->find(ns->name); code && code->has_publish)
+            return publish_through_handler(*h, *code, *ns, req, *a, creds);
     return publish_in(*ns, *req.channel, req.events);
 }
 
+publish_result event_api::publish_through_handler(handlers::registry& h,
+                                                  const handlers::module_source& code,
+                                                  namespace_state& ns, const publish_request& req,
+                                                  const auth::identity& who,
+                                                  const events::credentials* creds) {
+    events::publish_outcome outcome;
+    outcome.identifiers.reserve(req.events.size());
+    for (std::size_t i = 0; i < req.events.size(); ++i)
+        outcome.identifiers.push_back(core::uuid_v4());
+    const auto identity = identity_json(who);
+    handlers::invocation inv;
+    inv.op = handlers::operation::publish;
+    inv.channel = req.channel->str();
+    inv.ns = ns.name;
+    inv.events = &req.events;
+    inv.ids = &outcome.identifiers;
+    inv.identity_json = identity;
+    inv.headers = creds ? &creds->entries() : nullptr;
+    auto decision = h.on_publish(code, inv);
+    core::stats::add(stats_.events_in, req.events.size());
+    ns.publishes.fetch_add(1, std::memory_order_relaxed);
+    ns.events_in.fetch_add(req.events.size(), std::memory_order_relaxed);
+    if (!decision) {
+        count_handler_failure();
+        return handler_refusal(decision.error());
+    }
+    for (auto& f : decision->failed)
+        outcome.failed.push_back({f.index, std::move(f.message)});
+    std::sort(outcome.failed.begin(), outcome.failed.end(),
+              [](const auto& x, const auto& y) { return x.index < y.index; });
+    if (decision->broadcast.empty())
+        return outcome;
+    auto batch = std::make_shared<pubsub::event_batch>();
+    batch->bodies.reserve(decision->broadcast.size());
+    for (const auto& e : decision->broadcast) {
+        batch->bodies.push_back(events::data_body_open(e.payload));
+        batch->bytes += batch->bodies.back().size();
+    }
+    auto* link = cluster_.load(std::memory_order_acquire);
+    if (!link || !link->publish(*req.channel, batch))
+        outcome.first = deliver_in(ns, *req.channel, std::move(batch));
+    return outcome;
+}
+
+void event_api::count_handler_failure() noexcept {
+    core::stats::add(stats_.handler_failures);
+}
+
 void event_api::finish_subscribe(subscribe_request& req, const auth::auth_result& a,
-                                 namespace_state* ns, std::function<void(subscribe_result)> done) {
+                                 namespace_state* ns, const events::credentials* creds,
+                                 std::function<void(subscribe_result)> done) {
     if (!a) {
         count_refusal();
         return done(a.error());
     }
     if (!ns)
         return done(undefined_namespace(req.channel.namespace_name()));
+    if (auto* h = handlers_.load(std::memory_order_acquire)) {
+        if (auto code = h->find(ns->name); code && code->has_subscribe) {
+            const auto identity = identity_json(*a);
+            handlers::invocation inv;
+            inv.op = handlers::operation::subscribe;
+            inv.channel = req.raw_channel;
+            inv.ns = ns->name;
+            inv.identity_json = identity;
+            inv.headers = creds ? &creds->entries() : nullptr;
+            if (auto refused = h->on_subscribe(*code, inv)) {
+                if (refused->what != handlers::failure::kind::unauthorized &&
+                    refused->what != handlers::failure::kind::error)
+                    count_handler_failure();
+                return done(handler_refusal(*refused));
+            }
+        }
+    }
     auto* link = cluster_.load(std::memory_order_acquire);
     if (req.resume_after) {
         if (!link)

@@ -12,6 +12,7 @@
 #include "core/config.hpp"
 #include "core/stats.hpp"
 #include "events/message.hpp"
+#include "handlers/registry.hpp"
 #include "history/store.hpp"
 #include "pubsub/broker.hpp"
 
@@ -137,17 +138,18 @@ public:
         namespace_state* ns = req.channel ? namespaces_.find(r.ns) : nullptr;
         r.policy = ns ? ns->auth : nullptr;
         if (auto decided = auth_.try_authorize(r))
-            return done(finish_publish(req, *decided, ns));
+            return done(finish_publish(req, *decided, ns, who.creds));
         // The request outlives this call only when the decision waits.
         auto held = std::make_shared<publish_request>(std::move(req));
+        auto creds = who.creds ? std::make_shared<events::credentials>(*who.creds) : nullptr;
         r.ns = held->channel ? held->channel->namespace_name() : std::string_view{};
         r.raw_channel = held->raw_channel;
         r.path = held->channel ? &*held->channel : nullptr;
         r.events = who.http ? nullptr : &held->events;
         auth_.authorize_async(
-            r,
-            [this, held, ns, done = std::function<void(publish_result)>(std::forward<Done>(done))](
-                auth::auth_result a) { done(finish_publish(*held, a, ns)); });
+            r, [this, held, ns, creds,
+                done = std::function<void(publish_result)>(std::forward<Done>(done))](
+                   auth::auth_result a) { done(finish_publish(*held, a, ns, creds.get())); });
     }
 
     /// Subscribes `req.target` (live before `done` runs, so no publish that follows the answer
@@ -167,14 +169,16 @@ public:
         // In cluster mode the answer may wait for NATS (finish_subscribe), so it is a function.
         std::function<void(subscribe_result)> answer(std::forward<Done>(done));
         if (auto decided = auth_.try_authorize(r))
-            return finish_subscribe(req, *decided, ns, std::move(answer));
+            return finish_subscribe(req, *decided, ns, who.creds, std::move(answer));
         auto held = std::make_shared<subscribe_request>(std::move(req));
+        auto creds = who.creds ? std::make_shared<events::credentials>(*who.creds) : nullptr;
         r.ns = held->channel.namespace_name();
         r.raw_channel = held->raw_channel;
         r.pattern = &held->channel;
-        auth_.authorize_async(r, [this, held, ns, answer = std::move(answer)](auth::auth_result a) {
-            finish_subscribe(*held, a, ns, answer);
-        });
+        auth_.authorize_async(
+            r, [this, held, ns, creds, answer = std::move(answer)](auth::auth_result a) {
+                finish_subscribe(*held, a, ns, creds.get(), answer);
+            });
     }
 
     /// Ends a subscription. `handle` null: the connection has no subscription `id`.
@@ -229,6 +233,12 @@ public:
     void deliver_at(const events::channel_path& path, std::shared_ptr<pubsub::event_batch> batch,
                     const events::position& at);
 
+    /// Namespace handlers on (non-null) or off (null: no namespace runs code, nothing is paid).
+    /// The registry must outlive its attachment. onPublish runs after authorization, before
+    /// history, the broker and the cluster link, so once per publish on the accepting node.
+    void attach_handlers(handlers::registry* h) noexcept { handlers_.store(h); }
+    handlers::registry* attached_handlers() const noexcept { return handlers_.load(); }
+
     /// Cluster mode on (non-null) or off (null). The link must outlive its attachment.
     void attach_cluster(cluster_link* link) noexcept { cluster_.store(link); }
 
@@ -257,16 +267,23 @@ private:
     // `ns`: the request's namespace_state, null when the namespace is not defined (refused
     // after authorization, as AWS does).
     publish_result finish_publish(const publish_request& req, const auth::auth_result& a,
-                                  namespace_state* ns);
+                                  namespace_state* ns, const events::credentials* creds);
     // Calls `done` at once, or in cluster mode once NATS has the node's interest (a first
     // subscription in a namespace) or the resume's JetStream reads are done (on the link's
-    // thread).
+    // thread). Runs the namespace's onSubscribe first, when it has one.
     void finish_subscribe(subscribe_request& req, const auth::auth_result& a, namespace_state* ns,
+                          const events::credentials* creds,
                           std::function<void(subscribe_result)> done);
     // subscribe_resume, answering through `done` while still holding the order lock.
     void resume_and_answer(const events::channel_pattern& pattern, const events::position& after,
                            std::weak_ptr<pubsub::subscriber> target, pubsub::shared_bytes prefix,
                            const std::function<void(subscribe_result)>& done);
+    // The namespace's onPublish, then the decided events' delivery (publish_in's steps).
+    publish_result publish_through_handler(handlers::registry& h,
+                                           const handlers::module_source& code, namespace_state& ns,
+                                           const publish_request& req, const auth::identity& who,
+                                           const events::credentials* creds);
+    void count_handler_failure() noexcept;
     static events::protocol_error undefined_namespace(std::string_view ns);
     events::publish_outcome publish_in(namespace_state& ns, const events::channel_path& path,
                                        const std::vector<std::string>& events);
@@ -280,6 +297,7 @@ private:
     auth::authorizer& auth_;
     namespace_table namespaces_;
     std::atomic<cluster_link*> cluster_{nullptr};
+    std::atomic<handlers::registry*> handlers_{nullptr};
     std::shared_ptr<history::store> history_;
     // Namespaces not configured: refused before a client's publish, but batches from other
     // nodes and the server's own publishes may still name one.

@@ -123,6 +123,17 @@ boost::system::result<std::unique_ptr<components>, std::vector<std::string>> com
         c->history_ = std::move(js);
     }
     c->api_ = std::make_unique<api::event_api>(cfg, c->broker_, c->stats_, *c->authz_, c->history_);
+    // Namespace code: every file is checked now, so a broken one stops the start (file:line:col).
+    handlers::registry::options ho;
+    ho.specs = cfg.handlers.namespace_code;
+    ho.namespaces = cfg.namespaces;
+    ho.limits.time = cfg.handlers.time_limit;
+    ho.limits.memory_bytes = cfg.handlers.memory_limit_mb * 1024 * 1024;
+    auto code = handlers::registry::create(std::move(ho));
+    if (!code)
+        return code.error();
+    c->handlers_ = std::move(*code);
+    c->api_->attach_handlers(c->handlers_.get());
     c->aws_chain_ = std::make_unique<aws::credential_chain>(c->aws_env_);
     auto reg = make_providers(cfg, c->transport_, c->aws_env_, *c->aws_chain_);
     c->chat_ = std::make_unique<chat::chat_service>(cfg, *c->api_, c->transport_,

@@ -34,6 +34,8 @@ public:
     ~components();
 
     api::event_api& api() { return *api_; }
+    /// Namespace code; null when no --namespace-code is given.
+    handlers::registry* handlers() { return handlers_.get(); }
     chat::chat_service* chat() { return chat_.get(); }
     /// What net::server gets of cluster mode (null members without --cluster).
     net::cluster_parts cluster_parts();
@@ -61,6 +63,7 @@ private:
     std::unique_ptr<auth::authorizer> authz_;
     cluster::jetstream_history* jetstream_ = nullptr;  // owned by history_, cluster mode only
     std::shared_ptr<history::store> history_;
+    std::unique_ptr<handlers::registry> handlers_;  // null without --namespace-code
     std::unique_ptr<api::event_api> api_;
     aws::environment aws_env_;
     std::unique_ptr<aws::credential_chain> aws_chain_;

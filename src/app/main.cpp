@@ -174,6 +174,11 @@ int serve(int argc, const char* const* argv) {
                                   tls.fingerprint_sha256);
                 }
             }
+            // Namespace code is read again (a file that fails keeps the old code; it logs why).
+            if (auto* code = parts.handlers()) {
+                take("namespace-code");
+                code->reload(again->handlers.namespace_code);
+            }
             std::string restart;
             for (const auto& name : changed)
                 restart += (restart.empty() ? "" : ", ") + ("--" + name);

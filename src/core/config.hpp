@@ -150,6 +150,13 @@ struct history_config {
     const history_limits& for_namespace(std::string_view ns) const noexcept;
 };
 
+/// Namespace handlers (src/handlers/, issue #16).
+struct handlers_config {
+    std::vector<std::string> namespace_code;  // NS:FILE, an ES module per namespace
+    std::chrono::milliseconds time_limit{1000};  // per invocation; past it the operation fails
+    std::size_t memory_limit_mb = 64;            // per engine context (one per thread)
+};
+
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
@@ -173,6 +180,7 @@ struct config {
     auth_config auth;
     cluster_config cluster;
     history_config history;
+    handlers_config handlers;
 };
 
 /// Parses the command line of `eventcast serve`: argv[0] is "serve" (main passes argv + 1), the

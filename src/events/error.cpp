@@ -17,6 +17,7 @@ const char* protocol_error::ws_error_type() const noexcept {
         case error_kind::unsupported: return "UnsupportedOperation";
         case error_kind::limit_exceeded: return "LimitExceededError";
         case error_kind::resume_too_old: return "ResumeWindowExceeded";
+        case error_kind::handler_error: return "HandlerError";  // UNCONFIRMED (protocol.md)
     }
     return "InvalidInputError";
 }

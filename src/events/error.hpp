@@ -18,6 +18,8 @@ enum class error_kind {
     unsupported,        // unknown message type or binary frame
     limit_exceeded,     // a rate limit (WS LimitExceededError, HTTP 429)
     resume_too_old,     // a resume position whose following events are no longer retained
+    handler_error,      // a namespace handler failed the operation (util.error, exception,
+                        // time or memory limit, a malformed return): HandlerError, HTTP 400
 };
 
 struct protocol_error {

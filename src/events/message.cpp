@@ -518,22 +518,74 @@ std::string error_reply(const message_error& e) {
     return out;
 }
 
+namespace {
+// `"successful":[...]` and `"failed":[...]` lists; an event a handler failed is only in the second.
+void append_publish_lists(std::string& out, const publish_outcome& outcome, bool failed_first) {
+    auto successful = [&] {
+        out += R"("successful":[)";
+        bool first = true;
+        std::size_t f = 0;
+        for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
+            while (f < outcome.failed.size() && outcome.failed[f].index < i)
+                ++f;
+            if (f < outcome.failed.size() && outcome.failed[f].index == i)
+                continue;
+            if (!first)
+                out += ',';
+            first = false;
+            out += R"({"identifier":")";
+            out += outcome.identifiers[i];
+            out += R"(","index":)";
+            out += std::to_string(i);
+            out += '}';
+        }
+        out += ']';
+    };
+    auto failed = [&] {
+        out += R"("failed":[)";
+        for (std::size_t i = 0; i < outcome.failed.size(); ++i) {
+            const auto& e = outcome.failed[i];
+            if (i)
+                out += ',';
+            out += R"({"identifier":")";
+            out += e.index < outcome.identifiers.size() ? outcome.identifiers[e.index] : "";
+            out += R"(","index":)";
+            out += std::to_string(e.index);
+            out += R"(,"message":)";
+            append_json_string(out, e.message);
+            out += '}';
+        }
+        out += ']';
+    };
+    if (failed_first) {
+        failed();
+        out += ',';
+        successful();
+    } else {
+        successful();
+        out += ',';
+        failed();
+    }
+}
+}  // namespace
+
 std::string publish_success(std::string_view id, const publish_outcome& outcome) {
     std::string out;
     out.reserve(64 + id.size() + outcome.identifiers.size() * 72);
     out += R"({"type":"publish_success","id":")";
     out += id;
-    out += R"(","successful":[)";
-    for (std::size_t i = 0; i < outcome.identifiers.size(); ++i) {
-        if (i)
-            out += ',';
-        out += R"({"identifier":")";
-        out += outcome.identifiers[i];
-        out += R"(","index":)";
-        out += std::to_string(i);
-        out += '}';
-    }
-    out += R"(],"failed":[]})";
+    out += R"(",)";
+    append_publish_lists(out, outcome, false);
+    out += '}';
+    return out;
+}
+
+std::string http_publish_answer(const publish_outcome& outcome) {
+    std::string out;
+    out.reserve(32 + outcome.identifiers.size() * 72);
+    out += '{';
+    append_publish_lists(out, outcome, true);
+    out += '}';
     return out;
 }
 

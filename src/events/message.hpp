@@ -112,11 +112,19 @@ std::string unsubscribe_success(std::string_view id);
 /// subscribe_error / unsubscribe_error / publish_error / error, picked by `type`.
 std::string error_reply(const message_error& e);
 
+/// An event a namespace handler marked failed ({id, error}): the publisher sees it in `failed`.
+struct failed_event {
+    std::size_t index = 0;
+    std::string message;
+};
 struct publish_outcome {
     std::vector<std::string> identifiers;  // one per event, index order
     position first;                        // of the first event; the others follow it
+    std::vector<failed_event> failed;      // index order; these are not in `successful`
 };
 std::string publish_success(std::string_view id, const publish_outcome& outcome);
+/// POST /event's answer: {"failed":[{"identifier","index","message"}],"successful":[...]}.
+std::string http_publish_answer(const publish_outcome& outcome);
 
 /// Data frames are built in two parts so fan-out encodes each event once (DESIGN.md §2):
 /// a per-subscription prefix `{"type":"data","id":"<id>","event":` made at subscribe time, and a

@@ -69,15 +69,7 @@ void publish(server_context& ctx, const http_request& req, http_responder respon
                         http_error(415, "BadRequestException", r.error().message, to, ctx.cfg));
                 return respond(error_reply(r.error(), to, ctx.cfg, &ctx.api.stats()));
             }
-            std::string out = R"({"failed":[],"successful":[)";
-            for (std::size_t i = 0; i < r->identifiers.size(); ++i) {
-                if (i)
-                    out += ',';
-                out += R"({"identifier":")" + r->identifiers[i] + R"(","index":)" +
-                       std::to_string(i) + '}';
-            }
-            out += "]}";
-            respond(json_reply(200, std::move(out), to, ctx.cfg));
+            respond(json_reply(200, events::http_publish_answer(*r), to, ctx.cfg));
         });
 }
 

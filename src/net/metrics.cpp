@@ -131,6 +131,9 @@ std::string render_metrics(server_context& ctx) {
            st.ws_origin_refused.load());
     metric("eventcast_auth_failures_total", "counter", "Refused credentials.",
            st.auth_failures.load());
+    metric("eventcast_handler_failures_total", "counter",
+           "Operations failed by namespace code (exception, time or memory limit, bad return).",
+           st.handler_failures.load());
     out +=
         "# HELP eventcast_rate_limited_total Refusals by rate limit.\n"
         "# TYPE eventcast_rate_limited_total counter\n"

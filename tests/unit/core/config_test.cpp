@@ -151,6 +151,18 @@ TEST_F(ConfigTest, AddsTheChatNamespaceWhenNamespacesLeaveItOut) {
               (std::vector<std::string>{"foo", "talk"}));
 }
 
+TEST_F(ConfigTest, NamespaceCodeIsRepeatableWithItsLimits) {
+    const auto d = loaded({});
+    EXPECT_TRUE(d.handlers.namespace_code.empty());
+    EXPECT_EQ(d.handlers.time_limit, std::chrono::milliseconds(1000));
+    EXPECT_EQ(d.handlers.memory_limit_mb, 64u);
+    const auto cfg = loaded({"--namespace-code", "default:a.js", "--namespace-code", "x:b.js",
+                             "--handler-time-limit-ms", "50", "--handler-memory-limit-mb", "16"});
+    EXPECT_EQ(cfg.handlers.namespace_code, (std::vector<std::string>{"default:a.js", "x:b.js"}));
+    EXPECT_EQ(cfg.handlers.time_limit, std::chrono::milliseconds(50));
+    EXPECT_EQ(cfg.handlers.memory_limit_mb, 16u);
+}
+
 TEST_F(ConfigTest, DefaultsAreSafeAndMatchAws) {
     const auto cfg = loaded({});
     EXPECT_EQ(cfg.host, "127.0.0.1");
