@@ -152,7 +152,7 @@ struct history_config {
 
 /// Namespace handlers (src/handlers/, issue #16).
 struct handlers_config {
-    std::vector<std::string> namespace_code;  // NS:FILE, an ES module per namespace
+    std::vector<std::string> namespace_code;     // NS:FILE, an ES module per namespace
     std::chrono::milliseconds time_limit{1000};  // per invocation; past it the operation fails
     std::size_t memory_limit_mb = 64;            // per engine context (one per thread)
 };

@@ -21,7 +21,7 @@ struct stats {
     std::atomic<std::uint64_t> slow_consumer_closes{0};
     std::atomic<std::uint64_t> protocol_errors{0};  // error replies of any kind
     std::atomic<std::uint64_t> auth_failures{0};
-    std::atomic<std::uint64_t> handler_failures{0};  // namespace code failed an operation
+    std::atomic<std::uint64_t> handler_failures{0};          // namespace code failed an operation
     std::atomic<std::uint64_t> rate_limited_connections{0};  // over --max-connections-per-ip
     std::atomic<std::uint64_t> rate_limited_operations{0};   // over --max-ops-per-second
     std::atomic<std::uint64_t> ws_frames_written{0};

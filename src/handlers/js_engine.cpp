@@ -30,13 +30,13 @@
 #pragma GCC diagnostic pop
 
 #include <atomic>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace eventcast::handlers {
@@ -50,7 +50,9 @@ constexpr const char* prelude_source =
 #include "handlers/prelude.js.inc"
     ;
 
-std::int64_t ticks(clock::time_point t) { return t.time_since_epoch().count(); }
+std::int64_t ticks(clock::time_point t) {
+    return t.time_since_epoch().count();
+}
 
 void init_process() {
     static std::once_flag once;
@@ -106,8 +108,8 @@ private:
     bool stop_ = false;
 };
 
-JSClass global_class = {"global", JSCLASS_GLOBAL_FLAGS, &JS::DefaultGlobalClassOps, nullptr,
-                        nullptr, nullptr};
+JSClass global_class = {
+    "global", JSCLASS_GLOBAL_FLAGS, &JS::DefaultGlobalClassOps, nullptr, nullptr, nullptr};
 
 std::string to_utf8(JSContext* cx, JS::HandleString s) {
     JS::UniqueChars chars = JS_EncodeStringToUTF8(cx, s);
@@ -151,8 +153,9 @@ public:
         }
         JS_SetContextPrivate(cx_, this);
         // The GC's hard cap, above the limit on_interrupt enforces, for allocations between ticks.
-        JS_SetGCParameter(cx_, JSGC_MAX_BYTES, static_cast<std::uint32_t>(std::min<std::size_t>(
-                                                   limits.memory_bytes * 2, 0xffffffffu)));
+        JS_SetGCParameter(cx_, JSGC_MAX_BYTES,
+                          static_cast<std::uint32_t>(
+                              std::min<std::size_t>(limits.memory_bytes * 2, 0xffffffffu)));
         // Room for native frames below the handler's, even under ASan; threads have 8 MiB.
         JS_SetNativeStackQuota(cx_, 2 * 1024 * 1024);
         js::UseInternalJobQueues(cx_);
@@ -165,8 +168,8 @@ public:
         JS_AddInterruptCallback(cx_, &spidermonkey_engine::on_interrupt);
         JS::SetModuleResolveHook(JS_GetRuntime(cx_), &spidermonkey_engine::resolve);
         JS::RealmOptions realm;
-        global_.init(cx_, JS_NewGlobalObject(cx_, &global_class, nullptr, JS::FireOnNewGlobalHook,
-                                             realm));
+        global_.init(
+            cx_, JS_NewGlobalObject(cx_, &global_class, nullptr, JS::FireOnNewGlobalHook, realm));
         invoke_.init(cx_);
         utils_.init(cx_);
         if (!global_ || !load_runtime()) {
@@ -215,9 +218,9 @@ public:
         JS::RootedValueArray<3> args(cx_);
         args[0].setObject(**loaded.ns);
         JSString* name = JS_NewStringCopyZ(cx_, function_name);
-        JSString* ctx = name ? JS_NewStringCopyUTF8N(cx_, JS::UTF8Chars(ctx_json.data(),
-                                                                        ctx_json.size()))
-                             : nullptr;
+        JSString* ctx =
+            name ? JS_NewStringCopyUTF8N(cx_, JS::UTF8Chars(ctx_json.data(), ctx_json.size()))
+                 : nullptr;
         if (!ctx)
             return finish_failed();
         args[1].setString(name);

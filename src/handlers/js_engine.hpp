@@ -18,7 +18,7 @@
 namespace eventcast::handlers {
 
 struct engine_limits {
-    std::chrono::milliseconds time{1000};        // per invocation
+    std::chrono::milliseconds time{1000};         // per invocation
     std::size_t memory_bytes = 64 * 1024 * 1024;  // per context (GC heap)
 };
 
@@ -28,7 +28,7 @@ struct module_source {
     std::string file;  // as named in --namespace-code (messages say file:line:column)
     std::string text;
     std::uint64_t generation = 0;
-    bool has_publish = false;    // set by the start-up check
+    bool has_publish = false;  // set by the start-up check
     bool has_subscribe = false;
 };
 
@@ -50,6 +50,5 @@ public:
     /// Invocations stopped by the time or memory limit on this engine (tests).
     virtual std::uint64_t interrupted() const noexcept = 0;
 };
-
 
 }  // namespace eventcast::handlers

@@ -11,7 +11,9 @@ namespace json = boost::json;
 
 namespace {
 
-failure bad(std::string message) { return {failure::kind::bad_result, std::move(message), {}}; }
+failure bad(std::string message) {
+    return {failure::kind::bad_result, std::move(message), {}};
+}
 
 // The envelope's non-"ok" cases, or the "ok" value.
 result<const json::value*> open(const json::value& env) {
@@ -22,8 +24,8 @@ result<const json::value*> open(const json::value& env) {
         return ok;
     if (const auto* r = obj->if_contains("refuse"); r && r->is_string()) {
         if (r->as_string() == "unauthorized")
-            return failure{failure::kind::unauthorized, "You are not authorized to make this call.",
-                           {}};
+            return failure{
+                failure::kind::unauthorized, "You are not authorized to make this call.", {}};
         failure f{failure::kind::error, {}, {}};
         if (const auto* m = obj->if_contains("message"); m && m->is_string())
             f.message = std::string(m->as_string());
@@ -52,7 +54,9 @@ result<json::value> parse(std::string_view envelope) {
     return v;
 }
 
-std::string entry_name(std::size_t i) { return "onPublish's entry " + std::to_string(i); }
+std::string entry_name(std::size_t i) {
+    return "onPublish's entry " + std::to_string(i);
+}
 
 }  // namespace
 
