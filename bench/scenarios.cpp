@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -208,7 +209,7 @@ protected:
     /// AppSync: connection_init, then a subscription to `subscribe_channel` unless it is empty.
     /// NATS: CONNECT, SUB to the channel's subject, PING (its PONG stands for subscribe_success,
     /// or for connection_ack without a subscription).
-    void send_init(ws_conn& conn, std::string_view subscribe_channel) {
+    void send_init(ws_conn& conn, std::string_view subscribe_channel, std::string id = {}) {
         if (common_.nats) {
             conn.append_binary(nats_hello(
                 subscribe_channel.empty() ? std::string() : nats_subject(subscribe_channel)));
@@ -217,7 +218,8 @@ protected:
         }
         conn.append_text(R"({"type":"connection_init"})");
         if (!subscribe_channel.empty()) {
-            const std::string id = "s" + std::to_string(conn.index());
+            if (id.empty())
+                id = "s" + std::to_string(conn.index());
             conn.append_text(subscribe_message(id, subscribe_channel, common_.api_key));
         }
         conn.flush();
@@ -431,7 +433,8 @@ public:
             {"duration_s", num(common_.duration)},
             {"warmup_s", num(common_.warmup)},
             {"threads", workers_.size()},
-            {"channel", opt_.channel}};
+            {"channel", opt_.channel},
+            {"ids", opt_.ids}};
         r.json["connected"] = up;
         r.json["delivered_per_s"] =
             round2(static_cast<double>(totals.in_window) / common_.duration);
@@ -458,7 +461,21 @@ private:
     bool is_publisher(const ws_conn& c) const override { return c.index() >= opt_.subscribers; }
 
     void on_open(ws_conn& conn) override {
-        send_init(conn, is_publisher(conn) ? std::string_view() : std::string_view(opt_.channel));
+        if (is_publisher(conn))
+            return send_init(conn, {});
+        send_init(conn, opt_.channel, subscription_id(conn.index()));
+    }
+
+    // 36 characters in the UUID's layout, distinct per subscriber (or one for all).
+    std::string subscription_id(std::size_t index) const {
+        if (opt_.ids == "short")
+            return {};  // send_init's s<N>
+        if (opt_.ids == "shared")
+            return "00000000-0000-4000-8000-000000000000";
+        char id[40];
+        std::snprintf(id, sizeof id, "%08zx-0000-4000-8000-%012zx", index,
+                      (index * 2654435761u) & 0xffffffffffffu);
+        return id;
     }
 
     void on_event(ws_conn& conn, std::string_view payload, std::int64_t now) override {

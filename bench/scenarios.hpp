@@ -41,6 +41,9 @@ struct fanout_options {
     std::size_t max_lag = 256;  // events published but not yet delivered, per subscriber
     double rate = 0;            // events/s over all publishers; 0: as fast as the window allows
     std::string channel = "/default/fanout";
+    /// Subscription ids: `short` (s<N>), `uuid` (36 characters, one per subscriber, as the AWS
+    /// clients make them), `shared` (one 36-character id for every subscriber: identical frames).
+    std::string ids = "short";
 };
 
 struct streams_options {
