@@ -122,6 +122,10 @@ int main(int argc, char** argv) {
                      "subscription ids: short (s<N>), uuid (36 chars each), shared (one 36-char id)")
         ->check(CLI::IsMember({"short", "uuid", "shared"}))
         ->capture_default_str();
+    fanout
+        ->add_option("--http-publishers", fan.http_publishers,
+                     "publish by HTTP POST /event over N keep-alive connections (0: WebSocket)")
+        ->capture_default_str();
     std::string publish_url;
     fanout->add_option("--publish-url", publish_url,
                        "publishers connect here, ws://HOST:PORT (another cluster node); "

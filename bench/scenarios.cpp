@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -381,17 +382,20 @@ public:
     scenario_result run() {
         scenario_result r;
         const std::size_t n = opt_.subscribers;
-        publishers_.resize(opt_.publishers);
+        const std::size_t ws_publishers = opt_.http_publishers > 0 ? 0 : opt_.publishers;
+        publishers_.resize(ws_publishers);
         start_workers();
-        for (std::size_t i = 0; i < n + opt_.publishers; ++i) {
+        for (std::size_t i = 0; i < n + ws_publishers; ++i) {
             ws_conn& c = add_conn(i, i >= n);
             if (i >= n)
                 publishers_[i - n].conn = &c;
         }
         for (auto& c : conns_)
             c->start();
-        const bool up =
-            wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
+        start_http_publishers();
+        const bool up = wait_for(
+            [&] { return ready_.load() == conns_.size() + opt_.http_publishers; },
+            common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
             publish_start_ = t0;
@@ -434,7 +438,8 @@ public:
             {"warmup_s", num(common_.warmup)},
             {"threads", workers_.size()},
             {"channel", opt_.channel},
-            {"ids", opt_.ids}};
+            {"ids", opt_.ids},
+            {"http_publishers", opt_.http_publishers}};
         r.json["connected"] = up;
         r.json["delivered_per_s"] =
             round2(static_cast<double>(totals.in_window) / common_.duration);
@@ -519,6 +524,73 @@ private:
         for (auto& p : publishers_)
             if (&p.conn->owner() == &w)
                 pump(p);
+        for (auto& h : http_publishers_)
+            if (h.owner == &w)
+                pump_http(h);
+    }
+
+    // ---- publishing by HTTP POST /event ----
+
+    struct http_publisher {
+        worker* owner = nullptr;
+        std::shared_ptr<http_keepalive> conn;
+        std::string request;  // the request being built; touched only on owner's thread
+    };
+
+    void start_http_publishers() {
+        for (std::size_t i = 0; i < opt_.http_publishers; ++i) {
+            worker& w = worker_for(opt_.subscribers + i);
+            http_publishers_.push_back({&w, std::make_shared<http_keepalive>(w.ioc())});
+        }
+        for (auto& h : http_publishers_)
+            asio::post(h.owner->ioc(), [this, &h] {
+                h.conn->connect(target_.server, [this](bool ok) {
+                    if (ok)
+                        ready_.fetch_add(1);
+                    else
+                        note_failure("HTTP publisher: cannot connect");
+                });
+            });
+    }
+
+    // One request in flight per connection: the next leaves when the answer is in.
+    void pump_http(http_publisher& h) {
+        if (!publishing_ || h.conn->busy() || h.conn->failed())
+            return;
+        const auto subs = static_cast<std::int64_t>(opt_.subscribers);
+        const auto sent = static_cast<std::int64_t>(sent_events_.load(std::memory_order_relaxed));
+        const auto outstanding =
+            sent * subs - static_cast<std::int64_t>(delivered_total_.load(std::memory_order_relaxed));
+        if (outstanding > static_cast<std::int64_t>(opt_.max_lag) * subs) {
+            blocked_ = true;
+            return;
+        }
+        const std::int64_t now = now_ns();
+        const std::size_t count = opt_.batch;
+        const std::uint64_t seq = sent_events_.fetch_add(count, std::memory_order_relaxed);
+        std::string body = R"({"channel":")" + opt_.channel + R"(","events":[)";
+        for (std::size_t e = 0; e < count; ++e) {
+            if (e > 0)
+                body += ',';
+            append_event_literal(body, now, 0, static_cast<std::int64_t>(seq + e), opt_.event_bytes);
+        }
+        body += "]}";
+        std::string& req = h.request;
+        req = "POST /event HTTP/1.1\r\nHost: " + target_.host_header +
+              "\r\nContent-Type: application/json\r\nx-api-key: " + common_.api_key +
+              "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        sent_messages_.fetch_add(1, std::memory_order_relaxed);
+        if (in_window(now))
+            counters_[h.owner->index()].published_in_window += count;
+        h.conn->send(req, [this, &h](unsigned status, std::string_view answer) {
+            if (status != 200) {
+                note_failure("POST /event answered " + std::to_string(status) + ": " +
+                             std::string(answer.substr(0, 200)));
+                return;
+            }
+            acked_messages_.fetch_add(1, std::memory_order_relaxed);
+            pump_http(h);
+        });
     }
 
     // Every millisecond: paces the rate mode and recovers from a missed wake-up.
@@ -592,6 +664,7 @@ private:
     fanout_options opt_;
     std::string subject_;  // NATS: opt_.channel as a subject
     std::vector<publisher> publishers_;
+    std::deque<http_publisher> http_publishers_;  // stable addresses for their callbacks
     std::atomic<bool> publishing_{false};
     std::atomic<bool> blocked_{false};
     std::atomic<std::uint64_t> sent_events_{0};

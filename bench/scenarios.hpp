@@ -44,6 +44,9 @@ struct fanout_options {
     /// Subscription ids: `short` (s<N>), `uuid` (36 characters, one per subscriber, as the AWS
     /// clients make them), `shared` (one 36-character id for every subscriber: identical frames).
     std::string ids = "short";
+    /// > 0: publish by HTTP POST /event over this many keep-alive connections, one request in
+    /// flight on each, instead of by WebSocket (`publishers` and `window` are then unused).
+    std::size_t http_publishers = 0;
 };
 
 struct streams_options {

@@ -52,7 +52,8 @@ const server = http.createServer((req, res) => {
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
     const answer = broker.httpPublish(req.headers['x-api-key'], Buffer.concat(chunks).toString());
-    res.writeHead(Number(answer.status.slice(0, 3)), { 'content-type': 'application/json' }).end(answer.body);
+    const body = Buffer.from(answer.body);
+    res.writeHead(Number(answer.status.slice(0, 3)), { 'content-type': 'application/json', 'content-length': body.length }).end(body);
   });
 });
 server.keepAliveTimeout = 0; // keep-alive connections stay open for the whole run
