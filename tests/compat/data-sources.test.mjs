@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
+import { startFakeBedrock } from '../fakes/fake-bedrock.mjs';
 import { DEFAULT_CREDENTIALS, startFakeLambda } from '../fakes/fake-lambda.mjs';
 import { startServer } from './server.mjs';
 
@@ -329,5 +330,75 @@ describe('eventcast signs with its own credentials: the fake refuses a wrong sec
         assert.match(r.text, /answered HTTP 403: The request signature we calculated does not match/);
         assert.equal(lambda.calls.length, 0);
         assert.equal(lambda.refused.length, 1);
+    });
+});
+
+describe('Bedrock data source against the fake Bedrock (SigV4 verified there too)', { timeout: 60000 }, () => {
+    let bedrock, server, sub, dir, home;
+    before(async () => {
+        dir = mkdtempSync(join(tmpdir(), 'eventcast-ds-'));
+        home = mkdtempSync(join(tmpdir(), 'eventcast-ds-home-'));
+        bedrock = await startFakeBedrock({});
+        const converse = join(dir, 'converse.js');
+        writeFileSync(converse, `
+            export const onPublish = {
+              request(ctx) {
+                return { operation: 'Converse',
+                         messages: [{ role: 'user', content: [{ text: ctx.events[0].payload.ask }] }],
+                         inferenceConfig: { maxTokens: 50 } }
+              },
+              response(ctx) {
+                return [{ id: ctx.events[0].id, payload: { answer: ctx.result.output.message.content[0].text,
+                                                           stop: ctx.result.stopReason } }]
+              },
+            }`);
+        const invoke = join(dir, 'invoke.js');
+        writeFileSync(invoke, `
+            export const onPublish = {
+              request(ctx) {
+                return { operation: 'InvokeModel', modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+                         body: { anthropic_version: 'bedrock-2023-05-31', max_tokens: 50,
+                                 messages: [{ role: 'user', content: ctx.events[0].payload.ask }] } }
+              },
+              response(ctx) {
+                return ctx.events.map((e) => ({ id: e.id, payload: { answer: ctx.result.content[0].text } }))
+              },
+            }`);
+        server = await startServer({
+            extraArgs: ['--namespace', 'ask', '--namespace', 'raw',
+                '--namespace-code', `ask:${converse}`,
+                '--namespace-data-source', 'ask:bedrock:anthropic.claude-3-haiku-20240307-v1:0',
+                '--namespace-code', `raw:${invoke}`, '--namespace-data-source', 'raw:bedrock',
+                '--bedrock-endpoint', bedrock.url, '--bedrock-region', 'us-east-1'],
+            env: serverEnv(home),
+        });
+        sub = await Subscriber.connect(server);
+    });
+    after(async () => {
+        sub?.close();
+        await server?.stop();
+        await bedrock?.close();
+        for (const d of [dir, home]) if (d) rmSync(d, { recursive: true, force: true });
+    });
+
+    test('Converse: the model id from the data source, the answer in ctx.result', async () => {
+        const { id } = await sub.subscribe('/ask/q');
+        const r = await publish(server, '/ask/q', [{ ask: 'hello there' }]);
+        assert.equal(r.status, 200, r.text);
+        assert.deepEqual(await sub.events(id, 1), [{ answer: 'Echo: hello there', stop: 'end_turn' }]);
+        const rec = bedrock.requests().find((q) => q.operation === 'Converse');
+        assert.equal(rec.auth.verdict, 'ok', JSON.stringify(rec.auth));
+        assert.equal(rec.modelId, 'anthropic.claude-3-haiku-20240307-v1:0');
+        assert.equal(rec.bodyJson.operation, undefined, 'operation and modelId are not part of the body');
+    });
+
+    test('InvokeModel: the body as given, the model id from the request', async () => {
+        const { id } = await sub.subscribe('/raw/q');
+        const r = await publish(server, '/raw/q', [{ ask: 'raw call' }]);
+        assert.equal(r.status, 200, r.text);
+        assert.deepEqual(await sub.events(id, 1), [{ answer: 'Echo: raw call' }]);
+        const rec = bedrock.requests().find((q) => q.operation === 'InvokeModel');
+        assert.equal(rec.auth.verdict, 'ok', JSON.stringify(rec.auth));
+        assert.equal(rec.bodyJson.anthropic_version, 'bedrock-2023-05-31');
     });
 });
