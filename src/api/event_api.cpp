@@ -192,8 +192,8 @@ bool event_api::publish_waits(const publish_request& req, const auth::auth_resul
     return h && h->waits(ns->name, handlers::operation::publish);
 }
 
-void event_api::publish_waiting(publish_request req, const auth::identity& who,
-                                namespace_state& ns, const events::credentials* creds,
+void event_api::publish_waiting(publish_request req, const auth::identity& who, namespace_state& ns,
+                                const events::credentials* creds,
                                 std::function<void(publish_result)> done) {
     auto held = std::make_shared<publish_request>(std::move(req));
     auto outcome = std::make_shared<events::publish_outcome>();
@@ -210,8 +210,8 @@ void event_api::publish_waiting(publish_request req, const auth::identity& who,
     inv.identity_json = identity;
     inv.headers = creds ? &creds->entries() : nullptr;
     handlers_.load()->on_publish_async(
-        inv, [this, held, outcome, &ns, done = std::move(done)](
-                 handlers::result<handlers::publish_decision> decision) {
+        inv, [this, held, outcome, &ns,
+              done = std::move(done)](handlers::result<handlers::publish_decision> decision) {
             done(deliver_decided(ns, *held->channel, held->events.size(), std::move(*outcome),
                                  std::move(decision)));
         });

@@ -139,8 +139,9 @@ public:
         r.policy = ns ? ns->auth : nullptr;
         if (auto decided = auth_.try_authorize(r)) {
             if (publish_waits(req, *decided, ns))
-                return publish_waiting(std::move(req), **decided, *ns, who.creds,
-                                       std::function<void(publish_result)>(std::forward<Done>(done)));
+                return publish_waiting(
+                    std::move(req), **decided, *ns, who.creds,
+                    std::function<void(publish_result)>(std::forward<Done>(done)));
             return done(finish_publish(req, *decided, ns, who.creds));
         }
         // The request outlives this call only when the decision waits.
@@ -150,14 +151,13 @@ public:
         r.raw_channel = held->raw_channel;
         r.path = held->channel ? &*held->channel : nullptr;
         r.events = who.http ? nullptr : &held->events;
-        auth_.authorize_async(
-            r, [this, held, ns, creds,
-                done = std::function<void(publish_result)>(std::forward<Done>(done))](
-                   auth::auth_result a) {
-                if (publish_waits(*held, a, ns))
-                    return publish_waiting(std::move(*held), *a, *ns, creds.get(), done);
-                done(finish_publish(*held, a, ns, creds.get()));
-            });
+        auth_.authorize_async(r, [this, held, ns, creds,
+                                  done = std::function<void(publish_result)>(
+                                      std::forward<Done>(done))](auth::auth_result a) {
+            if (publish_waits(*held, a, ns))
+                return publish_waiting(std::move(*held), *a, *ns, creds.get(), done);
+            done(finish_publish(*held, a, ns, creds.get()));
+        });
     }
 
     /// Subscribes `req.target` (live before `done` runs, so no publish that follows the answer

@@ -500,7 +500,8 @@ const std::vector<option>& options() {
         {"lambda-endpoint", text(at(&c::handlers, &handlers_config::lambda_endpoint)),
          "Lambda Invoke API URL for data sources and direct integrations (empty: "
          "https://lambda.<region>.amazonaws.com; region as --bedrock-region)"},
-        {"data-source-timeout-ms", millis(at(&c::handlers, &handlers_config::data_source_timeout), 1),
+        {"data-source-timeout-ms",
+         millis(at(&c::handlers, &handlers_config::data_source_timeout), 1),
          "longest one data source call (Lambda, HTTP, Bedrock) may take; past it the operation "
          "fails"},
         {"tls-cert", text(at(&c::tls_cert_file)), "PEM certificate chain",

@@ -162,7 +162,8 @@ struct handlers_config {
     /// AppSync's direct Lambda integration (no code)
     std::vector<std::string> direct_lambdas;
     std::string lambda_endpoint;  // empty: https://lambda.<region>.amazonaws.com
-    std::chrono::milliseconds data_source_timeout{10'000};  // one data source call, connect included
+    // one data source call, connect included
+    std::chrono::milliseconds data_source_timeout{10'000};
 };
 
 struct config {

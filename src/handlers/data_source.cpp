@@ -113,7 +113,8 @@ boost::system::result<std::pair<std::string, data_source>, std::string> parse_da
     const auto rest = spec.substr(colon + 1);
     const auto colon2 = rest.find(':');
     const auto kind = rest.substr(0, colon2);
-    const auto target = colon2 == std::string_view::npos ? std::string_view{} : rest.substr(colon2 + 1);
+    const auto target =
+        colon2 == std::string_view::npos ? std::string_view{} : rest.substr(colon2 + 1);
     data_source ds;
     ds.target = std::string(target);
     if (kind == "lambda") {
@@ -226,11 +227,11 @@ void outbound::start(aws::http_call call, std::string what, bool sign, std::stri
     t.post([this, &t, call = std::move(call), what = std::move(what), sign,
             service = std::string(service), finished = std::move(finished)]() mutable {
         if (sign) {
-            auto creds = setup_.chain ? setup_.chain->get()
-                                      : boost::system::result<aws::resolved_credentials,
-                                                              std::string>(
-                                            boost::system::in_place_error,
-                                            std::string("no credential chain"));
+            auto creds =
+                setup_.chain
+                    ? setup_.chain->get()
+                    : boost::system::result<aws::resolved_credentials, std::string>(
+                          boost::system::in_place_error, std::string("no credential chain"));
             if (!creds)
                 return finished(0, {}, {}, what + ": no AWS credentials: " + creds.error());
             const auto parts = split(call.url);
@@ -245,10 +246,10 @@ void outbound::start(aws::http_call call, std::string what, bool sign, std::stri
                     value.erase(0, 1);
                 signed_headers.push_back({std::move(name), std::move(value)});
             }
-            aws::sigv4_request req{call.method, parts.path, parts.query, signed_headers,
-                                   call.body};
-            auto sig = aws::sign_request(req, creds->credentials,
-                                         {setup_.region, service, std::chrono::system_clock::now()});
+            aws::sigv4_request req{call.method, parts.path, parts.query, signed_headers, call.body};
+            auto sig =
+                aws::sign_request(req, creds->credentials,
+                                  {setup_.region, service, std::chrono::system_clock::now()});
             if (!sig)
                 return finished(0, {}, {}, what + ": signing failed: " + sig.error().message);
             call.headers.push_back("Host: " + parts.host);
@@ -319,15 +320,15 @@ void outbound::call(const data_source& source, json::value request,
     if (!req)
         return fail_soon(t, std::move(done),
                          "the request handler returned " +
-                             std::string(request.is_null() ? "nothing" : "a value that is not an "
-                                                                          "object") +
+                             std::string(request.is_null() ? "nothing"
+                                                           : "a value that is not an "
+                                                             "object") +
                              "; a data source needs an object");
     switch (source.what) {
         case data_source::kind::lambda: {
             const auto* op = req->if_contains("operation");
             if (op && !(op->is_string() && op->as_string() == "Invoke"))
-                return fail_soon(t, std::move(done),
-                                 "lambda request: operation must be 'Invoke'");
+                return fail_soon(t, std::move(done), "lambda request: operation must be 'Invoke'");
             const char* type = "RequestResponse";
             if (const auto* it = req->if_contains("invocationType")) {
                 if (it->is_string() && it->as_string() == "Event")
@@ -424,19 +425,19 @@ void outbound::call(const data_source& source, json::value request,
                 header("contentType", "Content-Type");
                 header("accept", "Accept");
             }
-            return start(std::move(call), "bedrock model '" + model + "'", true, "bedrock",
-                         [model, done = std::move(done)](
-                             long status, std::vector<std::pair<std::string, std::string>>,
-                             std::string body, std::string error) {
-                             if (!error.empty())
-                                 return done({std::move(error), nullptr});
-                             if (!status_ok(status))
-                                 return done({"bedrock model '" + model + "' answered HTTP " +
-                                                  std::to_string(status) + ": " +
-                                                  error_message_of(body),
-                                              nullptr});
-                             done({{}, parse_or_string(body)});
-                         });
+            return start(
+                std::move(call), "bedrock model '" + model + "'", true, "bedrock",
+                [model, done = std::move(done)](long status,
+                                                std::vector<std::pair<std::string, std::string>>,
+                                                std::string body, std::string error) {
+                    if (!error.empty())
+                        return done({std::move(error), nullptr});
+                    if (!status_ok(status))
+                        return done({"bedrock model '" + model + "' answered HTTP " +
+                                         std::to_string(status) + ": " + error_message_of(body),
+                                     nullptr});
+                    done({{}, parse_or_string(body)});
+                });
         }
     }
 }
@@ -472,7 +473,8 @@ result<publish_decision> map_direct_publish(const json::value& answer,
         return publish_decision{};
     if (!events->is_array())
         return failure{failure::kind::bad_result,
-                       "the Lambda function's answer has 'events' that is not an array", {}};
+                       "the Lambda function's answer has 'events' that is not an array",
+                       {}};
     return map_publish(json::serialize(json::object{{"ok", *events}}), incoming_ids);
 }
 

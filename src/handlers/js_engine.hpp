@@ -47,7 +47,8 @@ public:
     /// Calls the export `function_name` ("onPublish" or "onSubscribe", or "onPublish.request",
     /// "onPublish.response", ... for handlers with a data source) of `src` with the context
     /// `ctx_json`. request's envelope is {"ok":<request>,"stash":<ctx.stash>} or, after
-    /// runtime.earlyReturn(v), {"early":v}; a missing response returns ctx.result. Returns the envelope result_mapping.hpp reads; never throws.
+    /// runtime.earlyReturn(v), {"early":v}; a missing response returns ctx.result. Returns the
+    /// envelope result_mapping.hpp reads; never throws.
     virtual std::string invoke(const module_source& src, const char* function_name,
                                std::string_view ctx_json) = 0;
 

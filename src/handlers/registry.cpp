@@ -144,12 +144,15 @@ registry::registry(options opts, std::shared_ptr<const code_map> code)
 
 std::vector<std::string> registry::check_plans(const code_map& code) const {
     std::vector<std::string> problems;
-    for (const auto& [ns, src] : code) {
+    for (const auto& entry : code) {
+        // Named, not structured bindings: clang's C++20 cannot capture those in a lambda.
+        const std::string& ns = entry.first;
+        const auto& src = entry.second;
         const bool has_source = sources_.count(ns) != 0;
         auto check = [&](bool uses_source, bool has, bool direct, const char* name) {
             if (has && direct)
-                problems.push_back("namespace '" + ns + "': " + name + " is both in '" +
-                                   src->file + "' and a --namespace-direct-lambda integration");
+                problems.push_back("namespace '" + ns + "': " + name + " is both in '" + src->file +
+                                   "' and a --namespace-direct-lambda integration");
             else if (uses_source && !has_source)
                 problems.push_back(src->file + ":1:1: " + name +
                                    " has request/response, but namespace '" + ns +
@@ -159,8 +162,7 @@ std::vector<std::string> registry::check_plans(const code_map& code) const {
         check(src->subscribe_source, src->has_subscribe, direct_subscribe_.count(ns) != 0,
               "onSubscribe");
     }
-    if ((!sources_.empty() || !direct_publish_.empty() || !direct_subscribe_.empty()) &&
-        !outbound_)
+    if ((!sources_.empty() || !direct_publish_.empty() || !direct_subscribe_.empty()) && !outbound_)
         problems.push_back("data sources need the outbound transport (a wiring bug)");
     return problems;
 }
@@ -241,6 +243,10 @@ void registry::run_with_source(std::shared_ptr<const module_source> code, const 
                                std::function<void(std::string, std::optional<failure>)> finish) {
     namespace json = boost::json;
     const std::string name = handler;
+    if (!code)  // a reload took the namespace's code away after waits() said it had some
+        return finish({}, failure{failure::kind::exception,
+                                  name + ": the namespace has no code since the last reload",
+                                  {}});
     auto& engine = js_engine::for_this_thread(limits_);
     auto envelope = engine.invoke(*code, (name + ".request").c_str(), ctx_json);
     boost::system::error_code ec;
@@ -252,24 +258,30 @@ void registry::run_with_source(std::shared_ptr<const module_source> code, const 
         return finish(std::move(envelope), std::nullopt);  // refused, threw, or stopped
     auto ctx = json::parse(ctx_json);
     const auto ns = std::string(ctx.at("info").at("channelNamespace").at("name").as_string());
-    const auto& ds = sources_.find(ns)->second;
+    auto found = sources_.find(ns);
+    if (found == sources_.end())  // check_plans refuses such code; kept for a reload race
+        return finish({}, failure{failure::kind::exception,
+                                  name + ": namespace '" + ns + "' has no data source",
+                                  {}});
+    const auto& ds = found->second;
     auto stash = env->at("stash");
-    outbound_->call(
-        ds, env->at("ok"),
-        [this, code = std::move(code), name, ctx = std::move(ctx), stash = std::move(stash),
-         finish = std::move(finish)](call_result r) mutable {
-            if (!r.error.empty())
-                return finish({}, failure{failure::kind::exception,
-                                          name + "'s data source failed: " + r.error, {}});
-            auto& o = ctx.as_object();
-            o["result"] = std::move(r.result);
-            o["stash"] = std::move(stash);
-            // The transport thread's own engine: response() is bounded by the time limit, as
-            // every invocation is.
-            auto& here = js_engine::for_this_thread(limits_);
-            finish(here.invoke(*code, (name + ".response").c_str(), json::serialize(ctx)),
-                   std::nullopt);
-        });
+    outbound_->call(ds, env->at("ok"),
+                    [this, code = std::move(code), name, ctx = std::move(ctx),
+                     stash = std::move(stash), finish = std::move(finish)](call_result r) mutable {
+                        if (!r.error.empty())
+                            return finish({}, failure{failure::kind::exception,
+                                                      name + "'s data source failed: " + r.error,
+                                                      {}});
+                        auto& o = ctx.as_object();
+                        o["result"] = std::move(r.result);
+                        o["stash"] = std::move(stash);
+                        // The transport thread's own engine: response() is bounded by the time
+                        // limit, as every invocation is.
+                        auto& here = js_engine::for_this_thread(limits_);
+                        finish(
+                            here.invoke(*code, (name + ".response").c_str(), json::serialize(ctx)),
+                            std::nullopt);
+                    });
 }
 
 void registry::on_publish_async(const invocation& inv,
@@ -281,10 +293,13 @@ void registry::on_publish_async(const invocation& inv,
         auto payload = direct_lambda_payload(ctx);
         if (d->event) {
             // AppSync's EVENT type: the function is triggered and the events go out unchanged.
-            outbound_->invoke_lambda(d->function, "Event", std::move(payload), [this](call_result r) {
-                if (!r.error.empty())
-                    count({failure::kind::exception, "direct integration (EVENT): " + r.error, {}});
-            });
+            outbound_->invoke_lambda(d->function, "Event", std::move(payload),
+                                     [this](call_result r) {
+                                         if (!r.error.empty())
+                                             count({failure::kind::exception,
+                                                    "direct integration (EVENT): " + r.error,
+                                                    {}});
+                                     });
             publish_decision all;
             for (std::size_t i = 0; i < inv.events->size(); ++i)
                 all.broadcast.push_back({i, (*inv.events)[i]});
@@ -325,34 +340,37 @@ void registry::on_subscribe_async(const invocation& inv,
     if (const auto* d = direct_for(inv.ns, operation::subscribe)) {
         auto payload = direct_lambda_payload(ctx);
         if (d->event) {
-            outbound_->invoke_lambda(d->function, "Event", std::move(payload), [this](call_result r) {
-                if (!r.error.empty())
-                    count({failure::kind::exception, "direct integration (EVENT): " + r.error, {}});
-            });
+            outbound_->invoke_lambda(d->function, "Event", std::move(payload),
+                                     [this](call_result r) {
+                                         if (!r.error.empty())
+                                             count({failure::kind::exception,
+                                                    "direct integration (EVENT): " + r.error,
+                                                    {}});
+                                     });
             return done(std::nullopt);
         }
-        return outbound_->invoke_lambda(d->function, "RequestResponse", std::move(payload),
-                                        [this, done = std::move(done)](call_result r) {
-                                            std::optional<failure> refused;
-                                            if (!r.error.empty())
-                                                refused = failure{failure::kind::exception,
-                                                                  "direct integration: " + r.error,
-                                                                  {}};
-                                            else
-                                                refused = map_direct_subscribe(r.result);
-                                            if (refused)
-                                                count(*refused);
-                                            done(std::move(refused));
-                                        });
+        return outbound_->invoke_lambda(
+            d->function, "RequestResponse", std::move(payload),
+            [this, done = std::move(done)](call_result r) {
+                std::optional<failure> refused;
+                if (!r.error.empty())
+                    refused =
+                        failure{failure::kind::exception, "direct integration: " + r.error, {}};
+                else
+                    refused = map_direct_subscribe(r.result);
+                if (refused)
+                    count(*refused);
+                done(std::move(refused));
+            });
     }
-    run_with_source(find(inv.ns), "onSubscribe", std::move(ctx),
-                    [this, done = std::move(done)](std::string envelope,
-                                                   std::optional<failure> failed) {
-                        auto refused = failed ? std::move(failed) : map_subscribe(envelope);
-                        if (refused)
-                            count(*refused);
-                        done(std::move(refused));
-                    });
+    run_with_source(
+        find(inv.ns), "onSubscribe", std::move(ctx),
+        [this, done = std::move(done)](std::string envelope, std::optional<failure> failed) {
+            auto refused = failed ? std::move(failed) : map_subscribe(envelope);
+            if (refused)
+                count(*refused);
+            done(std::move(refused));
+        });
 }
 
 handler_counters registry::counters() const noexcept {

@@ -169,10 +169,10 @@ TEST_F(ConfigTest, DataSourcesAndDirectLambdaAreRepeatable) {
     EXPECT_TRUE(d.handlers.direct_lambdas.empty());
     EXPECT_EQ(d.handlers.lambda_endpoint, "");
     EXPECT_EQ(d.handlers.data_source_timeout, std::chrono::milliseconds(10'000));
-    const auto cfg = loaded({"--namespace-data-source", "a:lambda:fn", "--namespace-data-source",
-                             "b:http:http://127.0.0.1:9/x", "--namespace-direct-lambda",
-                             "c:publish:EVENT:fn", "--lambda-endpoint", "http://127.0.0.1:1",
-                             "--data-source-timeout-ms", "250"});
+    const auto cfg =
+        loaded({"--namespace-data-source", "a:lambda:fn", "--namespace-data-source",
+                "b:http:http://127.0.0.1:9/x", "--namespace-direct-lambda", "c:publish:EVENT:fn",
+                "--lambda-endpoint", "http://127.0.0.1:1", "--data-source-timeout-ms", "250"});
     EXPECT_EQ(cfg.handlers.data_sources,
               (std::vector<std::string>{"a:lambda:fn", "b:http:http://127.0.0.1:9/x"}));
     EXPECT_EQ(cfg.handlers.direct_lambdas, (std::vector<std::string>{"c:publish:EVENT:fn"}));

@@ -43,7 +43,8 @@ TEST(DataSourceSpecTest, RefusalsNameTheRule) {
 }
 
 TEST(DirectLambdaSpecTest, ParsesOperationsAndInvokeType) {
-    auto d = parse_direct_lambda("chat:publish+subscribe:REQUEST_RESPONSE:arn:aws:lambda:x:1:function:f");
+    auto d = parse_direct_lambda(
+        "chat:publish+subscribe:REQUEST_RESPONSE:arn:aws:lambda:x:1:function:f");
     ASSERT_TRUE(d) << d.error();
     EXPECT_EQ(d->first, "chat");
     EXPECT_TRUE(d->second.publish);
