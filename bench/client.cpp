@@ -454,8 +454,8 @@ void http_request(asio::io_context& ioc, const tcp::endpoint& server, std::strin
 // ---- keep-alive HTTP ---------------------------------------------------------------------
 
 void http_keepalive::connect(const tcp::endpoint& server, std::function<void(bool)> ready) {
-    socket_.async_connect(server, [self = shared_from_this(), ready = std::move(ready)](
-                                      const boost::system::error_code& ec) {
+    socket_.async_connect(server, [self = shared_from_this(),
+                                   ready = std::move(ready)](const boost::system::error_code& ec) {
         if (ec) {
             self->failed_ = true;
             return ready(false);
@@ -472,25 +472,26 @@ void http_keepalive::send(std::string_view request, callback done) {
     busy_ = true;
     done_ = std::move(done);
     out_.assign(request);
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                          if (ec)
-                              return self->fail();
-                          self->read_more();
-                      });
+    asio::async_write(
+        socket_, asio::buffer(out_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+            if (ec)
+                return self->fail();
+            self->read_more();
+        });
 }
 
 void http_keepalive::read_more() {
     if (try_complete())
         return;
-    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
-                                                      const boost::system::error_code& ec,
-                                                      std::size_t n) {
-        if (ec)
-            return self->fail();
-        self->in_.append(self->chunk_.data(), n);
-        self->read_more();
-    });
+    socket_.async_read_some(
+        asio::buffer(chunk_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+            if (ec)
+                return self->fail();
+            self->in_.append(self->chunk_.data(), n);
+            self->read_more();
+        });
 }
 
 // A whole answer at the front of in_: hands it over and keeps what follows.

@@ -118,8 +118,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     fanout->add_option("--channel", fan.channel)->capture_default_str();
     fanout
-        ->add_option("--ids", fan.ids,
-                     "subscription ids: short (s<N>), uuid (36 chars each), shared (one 36-char id)")
+        ->add_option(
+            "--ids", fan.ids,
+            "subscription ids: short (s<N>), uuid (36 chars each), shared (one 36-char id)")
         ->check(CLI::IsMember({"short", "uuid", "shared"}))
         ->capture_default_str();
     fanout

@@ -393,9 +393,9 @@ public:
         for (auto& c : conns_)
             c->start();
         start_http_publishers();
-        const bool up = wait_for(
-            [&] { return ready_.load() == conns_.size() + opt_.http_publishers; },
-            common_.connect_timeout);
+        const bool up =
+            wait_for([&] { return ready_.load() == conns_.size() + opt_.http_publishers; },
+                     common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
             publish_start_ = t0;
@@ -540,7 +540,7 @@ private:
     void start_http_publishers() {
         for (std::size_t i = 0; i < opt_.http_publishers; ++i) {
             worker& w = worker_for(opt_.subscribers + i);
-            http_publishers_.push_back({&w, std::make_shared<http_keepalive>(w.ioc())});
+            http_publishers_.push_back({&w, std::make_shared<http_keepalive>(w.ioc()), {}});
         }
         for (auto& h : http_publishers_)
             asio::post(h.owner->ioc(), [this, &h] {
@@ -560,7 +560,8 @@ private:
         const auto subs = static_cast<std::int64_t>(opt_.subscribers);
         const auto sent = static_cast<std::int64_t>(sent_events_.load(std::memory_order_relaxed));
         const auto outstanding =
-            sent * subs - static_cast<std::int64_t>(delivered_total_.load(std::memory_order_relaxed));
+            sent * subs -
+            static_cast<std::int64_t>(delivered_total_.load(std::memory_order_relaxed));
         if (outstanding > static_cast<std::int64_t>(opt_.max_lag) * subs) {
             blocked_ = true;
             return;
@@ -572,7 +573,8 @@ private:
         for (std::size_t e = 0; e < count; ++e) {
             if (e > 0)
                 body += ',';
-            append_event_literal(body, now, 0, static_cast<std::int64_t>(seq + e), opt_.event_bytes);
+            append_event_literal(body, now, 0, static_cast<std::int64_t>(seq + e),
+                                 opt_.event_bytes);
         }
         body += "]}";
         std::string& req = h.request;
