@@ -236,6 +236,9 @@ TEST(HandlersTest, AnEndlessLoopIsStoppedByTheTimeLimitWhileOtherNamespacesServe
     EXPECT_LT(took, 4s);
     const auto message = str(stopped->at("errors").at(0).at("message"));
     EXPECT_NE(message.find("time"), std::string::npos) << message;
+    const auto metrics = http_request(srv.port(), http::verb::get, "/metrics", "", {}).body;
+    EXPECT_NE(metrics.find("eventcast_handler_timeouts_total 1\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("eventcast_handler_failures_total 1\n"), std::string::npos) << metrics;
     // The engine that was interrupted serves the next invocation.
     ws_client again(srv.port(), srv.api_key());
     again.publish("after", "/filter/a", {R"({"n":3})"});
