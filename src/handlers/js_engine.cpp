@@ -226,13 +226,15 @@ public:
         current_file_ = &src.file;
         JS::RootedValueArray<3> args(cx_);
         args[0].setObject(**loaded.ns);
+        // Each string is rooted (in args) before the next allocation: a GC there may move or
+        // free an unrooted one (a nursery string), which crashed in JIT code one run in ten.
         JSString* name = JS_NewStringCopyZ(cx_, function_name);
-        JSString* ctx =
-            name ? JS_NewStringCopyUTF8N(cx_, JS::UTF8Chars(ctx_json.data(), ctx_json.size()))
-                 : nullptr;
-        if (!ctx)
+        if (!name)
             return finish_failed();
         args[1].setString(name);
+        JSString* ctx = JS_NewStringCopyUTF8N(cx_, JS::UTF8Chars(ctx_json.data(), ctx_json.size()));
+        if (!ctx)
+            return finish_failed();
         args[2].setString(ctx);
         JS::RootedValue out(cx_);
         timed_out_.store(false, std::memory_order_relaxed);
