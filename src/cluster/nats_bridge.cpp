@@ -91,6 +91,11 @@ void nats_bridge::append_metrics(std::string& out) const {
            "NATS messages handed to this node's broker (matched or not).", cs.messages_in.load());
     metric("eventcast_cluster_publish_failures_total", "counter",
            "Publishes NATS refused; delivered on this node only.", cs.publish_failures.load());
+    metric("eventcast_cluster_refused_total", "counter",
+           "Publishes refused because an event does not fit in one NATS message (max_payload).",
+           cs.refused.load());
+    metric("eventcast_cluster_split_publishes_total", "counter",
+           "Publishes sent as several NATS messages to stay within max_payload.", cs.split.load());
     metric("eventcast_cluster_local_only_total", "counter",
            "Publishes delivered on this node only because NATS was disconnected.",
            cs.local_only.load());
@@ -266,13 +271,14 @@ void nats_bridge::stop() {
     log::info("cluster: disconnected from NATS (shutdown)");
 }
 
-bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared_batch& batch) {
+events::result<api::cluster_link::route> nats_bridge::publish(const events::channel_path& path,
+                                                              const pubsub::shared_batch& batch) {
     std::shared_lock lock(life_);
     if (stopped_)
-        return false;
+        return route::local;
     if (!connected()) {
         core::stats::add(stats_.local_only);
-        return false;
+        return route::local;
     }
     const bool stored = history_ && history_->has_stream(path.namespace_name());
     if (stored && !history_->ready(path.namespace_name())) {
@@ -284,22 +290,17 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
                 "cluster: the JetStream stream of namespace {} is not set up (yet); publish "
                 "delivered to this node's subscribers only (local-only publishes so far: {})",
                 path.namespace_name(), n);
-        return false;
+        return route::local;
     }
     const auto subject = channel_subject(cfg_.subject_prefix, path);
     // The messages: with history one per event (the stream gives each its own sequence, its
-    // position), else the whole batch. One connection, so they stay in order.
-    std::vector<pubsub::shared_batch> parts;
-    if (stored && batch->bodies.size() > 1) {
-        for (const auto& body : batch->bodies) {
-            auto one = std::make_shared<pubsub::event_batch>();
-            one->bodies.push_back(body);
-            one->bytes = body.size();
-            parts.push_back(std::move(one));
-        }
-    } else {
-        parts.push_back(batch);
-    }
+    // position), else as few as the server's max_payload allows, in index order. One
+    // connection and one subject, so they arrive in that order everywhere.
+    auto parts = split_batch(path, subject, batch, stored);
+    if (!parts)
+        return parts.error();
+    if (parts->size() > 1 && !stored)
+        core::stats::add(stats_.split);
     // This node's own subscribers get the batch from NATS's echo, if it listens to the
     // namespace (otherwise it has none there, and no echo comes).
     const bool track = listening(path.namespace_name());
@@ -312,12 +313,12 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
                     "cluster: {} bytes of publishes wait for their NATS echo; delivering this "
                     "one to this node's subscribers only (local-only publishes so far: {})",
                     awaiting_bytes_, n);
-            return false;
+            return route::local;
         }
     }
     std::size_t sent = 0;
     natsStatus s = NATS_OK;
-    for (const auto& part : parts) {
+    for (const auto& part : *parts) {
         if ((s = send(subject, path, part, track)) != NATS_OK)
             break;
         ++sent;
@@ -328,16 +329,82 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
             log::warn(
                 "cluster: NATS refused a message of a publish to {} ({} of {} sent): {}; the "
                 "rest is delivered on this node only (failures so far: {})",
-                path.str(), sent, parts.size(), status_text(s), n);
+                path.str(), sent, parts->size(), status_text(s), n);
         if (sent == 0)
-            return false;
+            return route::local;
         // What went out comes back (or falls back) as any other; the rest is delivered here
         // now, so nothing is delivered twice or not at all on this node.
-        for (std::size_t i = sent; i < parts.size(); ++i)
-            api_.deliver_local(path, std::make_shared<pubsub::event_batch>(*parts[i]));
+        for (std::size_t i = sent; i < parts->size(); ++i)
+            api_.deliver_local(path, std::make_shared<pubsub::event_batch>(*(*parts)[i]));
     }
     core::stats::add(stats_.messages_out, sent);
-    return true;
+    return route::sent;
+}
+
+events::result<std::vector<pubsub::shared_batch>> nats_bridge::split_batch(
+    const events::channel_path& path, const std::string& subject, const pubsub::shared_batch& batch,
+    bool stored) {
+    // Headers travel inside max_payload too: ours (Eventcast-Origin, about 60 bytes) and, for
+    // a stream, what RePublish adds to the copy it sends (Nats-Stream, Nats-Subject holding the
+    // subject, Nats-Sequence, Nats-Last-Sequence, Nats-Time-Stamp: about 150 bytes plus the
+    // subject), to a live subject that is the subject plus a few bytes.
+    const auto max_payload = natsConnection_GetMaxPayload(conn_);
+    const std::size_t room_for_headers = 512 + 2 * subject.size();
+    // Unknown (0): nats.c then checks each message itself, and a refusal is a send failure.
+    const std::size_t room =
+        max_payload > 0 ? static_cast<std::size_t>(max_payload) -
+                              std::min(static_cast<std::size_t>(max_payload), room_for_headers)
+                        : 0;
+    const auto& bodies = batch->bodies;
+    // The largest escaped event one message holds, after the batch layout's own bytes.
+    const auto max_event = room > encoded_batch_bytes(1, 0) ? room - encoded_batch_bytes(1, 0) : 0;
+    if (room > 0)
+        for (std::size_t i = 0; i < bodies.size(); ++i) {
+            if (bodies[i].size() <= max_event)
+                continue;
+            const auto n = stats_.refused.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (worth_logging(n))
+                log::warn(
+                    "cluster: refused a publish to {}: event {} is {} bytes escaped; a NATS "
+                    "message holds at most {} (max_payload {}) (refused so far: {})",
+                    path.str(), i, bodies[i].size(), max_event, max_payload, n);
+            return events::protocol_error::invalid(
+                "event " + std::to_string(i) + " is " + std::to_string(bodies[i].size()) +
+                " bytes once JSON-escaped; one NATS message of this cluster carries at most " +
+                std::to_string(max_event) + " (nats-server max_payload " +
+                std::to_string(max_payload) +
+                "); publish smaller events or raise max_payload in the nats-server "
+                "configuration");
+        }
+    std::vector<pubsub::shared_batch> parts;
+    const auto one_part = [&](std::size_t from, std::size_t to) {
+        if (from == 0 && to == bodies.size())
+            return parts.push_back(batch);
+        auto part = std::make_shared<pubsub::event_batch>();
+        for (std::size_t i = from; i < to; ++i) {
+            part->bodies.push_back(bodies[i]);
+            part->bytes += bodies[i].size();
+        }
+        parts.push_back(std::move(part));
+    };
+    if (stored) {
+        for (std::size_t i = 0; i < bodies.size(); ++i)
+            one_part(i, i + 1);
+        return parts;
+    }
+    // Greedy, in index order: each message takes as many of the next events as fit.
+    std::size_t from = 0, bytes = 0;
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        if (room > 0 && i > from &&
+            encoded_batch_bytes(i - from + 1, bytes + bodies[i].size()) > room) {
+            one_part(from, i);
+            from = i;
+            bytes = 0;
+        }
+        bytes += bodies[i].size();
+    }
+    one_part(from, bodies.size());
+    return parts;
 }
 
 bool nats_bridge::listening(std::string_view ns) {

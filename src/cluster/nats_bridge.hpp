@@ -39,9 +39,11 @@ struct bridge_stats {
     std::atomic<std::uint64_t> messages_out{0};      // NATS messages published (one per batch)
     std::atomic<std::uint64_t> messages_in{0};       // NATS messages delivered to local subscribers
     std::atomic<std::uint64_t> publish_failures{0};  // publishes NATS refused (then local only)
-    std::atomic<std::uint64_t> local_only{0};        // publishes kept local while disconnected
-    std::atomic<std::uint64_t> bad_messages{0};      // undecodable subject or payload, dropped
-    std::atomic<std::uint64_t> dropped{0};           // slow-consumer drops inside nats.c
+    std::atomic<std::uint64_t> refused{0};     // publishes with an event over max_payload: an error
+    std::atomic<std::uint64_t> split{0};       // publishes sent as several messages (max_payload)
+    std::atomic<std::uint64_t> local_only{0};  // publishes kept local while disconnected
+    std::atomic<std::uint64_t> bad_messages{0};  // undecodable subject or payload, dropped
+    std::atomic<std::uint64_t> dropped{0};       // slow-consumer drops inside nats.c
     std::atomic<std::uint64_t> disconnects{0};
     std::atomic<std::uint64_t> reconnects{0};
     std::atomic<std::int64_t> namespaces{0};  // namespaces subscribed in NATS now
@@ -74,7 +76,8 @@ public:
     /// runs again. Idempotent.
     void stop();
 
-    bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) override;
+    events::result<route> publish(const events::channel_path& path,
+                                  const pubsub::shared_batch& batch) override;
     bool when_interested(std::string_view ns, std::function<void()> ready) override;
     void run_blocking(std::function<void()> job) override;
 
@@ -123,6 +126,13 @@ private:
     bool apply(const interest_change& change) noexcept;
     void unsubscribe(namespace_subs& subs) noexcept;
     bool listening(std::string_view ns);
+    // The NATS messages for `batch`: one per event with `stored`, else as few as the connected
+    // server's max_payload allows, in index order. An error (for the publisher) when an event
+    // alone does not fit.
+    events::result<std::vector<pubsub::shared_batch>> split_batch(const events::channel_path& path,
+                                                                  const std::string& subject,
+                                                                  const pubsub::shared_batch& batch,
+                                                                  bool stored);
     // One NATS message; with `track`, remembered until it is echoed (or delivered here past the
     // echo timeout). False when nats.c refused it (nothing remembered then).
     natsStatus send(const std::string& subject, const events::channel_path& path,
