@@ -263,8 +263,19 @@ events::publish_outcome event_api::publish(const events::channel_path& path,
     return publish_in(ns ? *ns : other_ns_, path, events, true).value();
 }
 
+bool event_api::publish_located(const events::channel_path& path,
+                                const std::vector<std::string>& events,
+                                events::publish_outcome& out,
+                                std::function<void(events::position)> located) {
+    auto* ns = namespaces_.find(path.namespace_name());
+    bool later = false;
+    out = publish_in(ns ? *ns : other_ns_, path, events, true, std::move(located), &later).value();
+    return later;
+}
+
 publish_result event_api::publish_in(namespace_state& ns, const events::channel_path& path,
-                                     const std::vector<std::string>& events, bool server) {
+                                     const std::vector<std::string>& events, bool server,
+                                     std::function<void(events::position)> located, bool* later) {
     auto batch = std::make_shared<pubsub::event_batch>();
     batch->bodies.reserve(events.size());
     events::publish_outcome outcome;
@@ -277,23 +288,26 @@ publish_result event_api::publish_in(namespace_state& ns, const events::channel_
     core::stats::add(stats_.events_in, events.size());
     ns.publishes.fetch_add(1, std::memory_order_relaxed);
     ns.events_in.fetch_add(events.size(), std::memory_order_relaxed);
-    auto first = route_batch(ns, path, std::move(batch), server);
+    auto first = route_batch(ns, path, std::move(batch), server, std::move(located), later);
     if (!first)
         return first.error();
     outcome.first = *first;
     return outcome;
 }
 
-events::result<events::position> event_api::route_batch(namespace_state& ns,
-                                                        const events::channel_path& path,
-                                                        std::shared_ptr<pubsub::event_batch> batch,
-                                                        bool server) {
+events::result<events::position> event_api::route_batch(
+    namespace_state& ns, const events::channel_path& path,
+    std::shared_ptr<pubsub::event_batch> batch, bool server,
+    std::function<void(events::position)> located, bool* later) {
     auto* link = cluster_.load(std::memory_order_acquire);
     if (!link)
         return deliver_in(ns, path, std::move(batch));
-    auto routed = link->publish(path, batch);
-    if (routed && *routed == cluster_link::route::sent)
+    auto routed = link->publish(path, batch, std::move(located));
+    if (routed && *routed == cluster_link::route::sent) {
+        if (later)
+            *later = true;
         return events::position{};
+    }
     if (!routed && !server)
         return routed.error();
     // Not connected, the send failed, or (the server's own event) too large for NATS: this

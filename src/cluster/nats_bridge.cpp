@@ -12,6 +12,8 @@
 #include "core/log.hpp"
 #include "core/metrics_text.hpp"
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -189,6 +191,25 @@ void nats_bridge::start() {
         // on_connected may have run before the context existed: set the streams up here too.
         if (natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED)
             history_->connected();
+        // Where the streams acknowledge publishes whose position a caller wants (a chat
+        // stream's start event, for POST /chat's resumeAfter). nats.c resubscribes it after a
+        // reconnect like the others.
+        natsInbox* inbox = nullptr;
+        check(natsInbox_Create(&inbox), "inbox");
+        ack_inbox_ = inbox;
+        natsInbox_Destroy(inbox);
+        check(natsConnection_Subscribe(&ack_sub_, conn_, (ack_inbox_ + ".*").c_str(),
+                                       &nats_bridge::on_ack, this),
+              "acknowledgement subscription");
+        {
+            std::lock_guard closed_lock(closed_mutex_);
+            ++live_subscriptions_;
+        }
+        if (natsSubscription_SetOnCompleteCB(ack_sub_, &nats_bridge::on_subscription_complete,
+                                             this) != NATS_OK) {
+            std::lock_guard closed_lock(closed_mutex_);
+            --live_subscriptions_;
+        }
     }
     echo_thread_ = std::thread([this] { echo_loop(); });
     interest_thread_ = std::thread([this] { interest_loop(); });
@@ -230,15 +251,24 @@ void nats_bridge::stop() {
         std::unique_lock lock(life_);
         stopped_ = true;
     }
+    std::map<std::uint64_t, awaiting_ack> acks;
     {
         // What still waits for its echo has nobody left to reach: the server is down.
         std::lock_guard lock(echo_mutex_);
         echo_stop_ = true;
         awaiting_.clear();
+        acks.swap(acks_);
         echo_cv_.notify_all();
     }
     if (echo_thread_.joinable())
         echo_thread_.join();
+    for (auto& [n, a] : acks)
+        a.located({});
+    if (ack_sub_) {
+        natsSubscription_Unsubscribe(ack_sub_);
+        natsSubscription_Destroy(ack_sub_);
+        ack_sub_ = nullptr;
+    }
     {
         std::lock_guard lock(subs_mutex_);
         for (auto& [ns, subs] : subs_)
@@ -271,8 +301,9 @@ void nats_bridge::stop() {
     log::info("cluster: disconnected from NATS (shutdown)");
 }
 
-events::result<api::cluster_link::route> nats_bridge::publish(const events::channel_path& path,
-                                                              const pubsub::shared_batch& batch) {
+events::result<api::cluster_link::route> nats_bridge::publish(
+    const events::channel_path& path, const pubsub::shared_batch& batch,
+    std::function<void(events::position)> located) {
     std::shared_lock lock(life_);
     if (stopped_)
         return route::local;
@@ -316,12 +347,32 @@ events::result<api::cluster_link::route> nats_bridge::publish(const events::chan
             return route::local;
         }
     }
+    // A caller that wants the first event's position gets it from the stream's acknowledgement
+    // of the first message (its reply subject); without a stream there is none to wait for.
+    std::uint64_t ack = 0;
+    std::string reply;
+    if (located) {
+        ack = next_echo_.fetch_add(1, std::memory_order_relaxed);
+        const auto deadline = stored ? clock::now() + cfg_.subscribe_timeout : clock::now();
+        if (stored)
+            reply = ack_inbox_ + "." + std::to_string(ack);
+        std::lock_guard echo_lock(echo_mutex_);
+        acks_.emplace(
+            ack, awaiting_ack{std::string(path.namespace_name()), std::move(located), deadline});
+        echo_cv_.notify_all();
+    }
     std::size_t sent = 0;
     natsStatus s = NATS_OK;
     for (const auto& part : *parts) {
-        if ((s = send(subject, path, part, track)) != NATS_OK)
+        const char* to = sent == 0 && !reply.empty() ? reply.c_str() : nullptr;
+        if ((s = send(subject, path, part, track, to)) != NATS_OK)
             break;
         ++sent;
+    }
+    if (sent == 0 && ack != 0) {
+        // Not sent, so not located either: the caller delivers it here and knows that.
+        std::lock_guard echo_lock(echo_mutex_);
+        acks_.erase(ack);
     }
     if (s != NATS_OK) {
         const auto n = stats_.publish_failures.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -413,13 +464,15 @@ bool nats_bridge::listening(std::string_view ns) {
 }
 
 natsStatus nats_bridge::send(const std::string& subject, const events::channel_path& path,
-                             const pubsub::shared_batch& part, bool track) {
+                             const pubsub::shared_batch& part, bool track, const char* reply) {
     const auto payload = encode_batch(*part);
     if (!track)
-        return natsConnection_Publish(conn_, subject.c_str(), payload.data(),
-                                      static_cast<int>(payload.size()));
+        return reply ? natsConnection_PublishRequest(conn_, subject.c_str(), reply, payload.data(),
+                                                     static_cast<int>(payload.size()))
+                     : natsConnection_Publish(conn_, subject.c_str(), payload.data(),
+                                              static_cast<int>(payload.size()));
     natsMsg* msg = nullptr;
-    auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
+    auto s = natsMsg_Create(&msg, subject.c_str(), reply, payload.data(),
                             static_cast<int>(payload.size()));
     if (s != NATS_OK)
         return s;
@@ -489,6 +542,23 @@ void nats_bridge::echo_loop() {
             fell_back_.emplace(node.key(), fell_back{node.mapped().batch->bodies.size(), now});
             due.push_back(std::move(node.mapped()));
         }
+        std::vector<std::function<void(events::position)>> unlocated;
+        for (auto it = acks_.begin(); it != acks_.end();) {
+            if (it->second.deadline > now) {
+                ++it;
+                continue;
+            }
+            unlocated.push_back(std::move(it->second.located));
+            it = acks_.erase(it);
+        }
+        if (!unlocated.empty()) {
+            // No acknowledgement in time (or no stream to give one): the position stays unknown.
+            lock.unlock();
+            for (auto& u : unlocated)
+                u({});
+            lock.lock();
+            continue;
+        }
         const auto since = clock::time_point(clock::duration(connected_since_.load()));
         if (!down && now - since >= grace) {
             for (auto it = fell_back_.begin(); it != fell_back_.end();) {
@@ -524,6 +594,8 @@ void nats_bridge::echo_loop() {
         auto wake = now + std::chrono::milliseconds(250);
         if (!awaiting_.empty())
             wake = std::min(wake, awaiting_.begin()->second.deadline);
+        for (const auto& [n, a] : acks_)
+            wake = std::min(wake, a.deadline);
         echo_cv_.wait_until(lock, wake);
     }
 }
@@ -833,6 +905,52 @@ void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, vo
         log::error("cluster: NATS message handler failed: {}", e.what());
     }
     natsMsg_Destroy(msg);
+}
+
+void nats_bridge::on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    std::function<void(events::position)> located;
+    events::position where;
+    try {
+        std::shared_lock lock(self->life_);
+        const std::string_view subject = natsMsg_GetSubject(msg);
+        const auto number = subject.size() > self->ack_inbox_.size() + 1
+                                ? parse_sequence(subject.substr(self->ack_inbox_.size() + 1))
+                                : std::nullopt;
+        if (!self->stopped_ && number) {
+            std::string ns;
+            {
+                std::lock_guard echo_lock(self->echo_mutex_);
+                if (auto it = self->acks_.find(*number); it != self->acks_.end()) {
+                    located = std::move(it->second.located);
+                    ns = std::move(it->second.ns);
+                    self->acks_.erase(it);
+                }
+            }
+            // {"stream":"<name>","seq":N}; an error or a no-responders status has no seq, and
+            // the position stays unknown.
+            boost::system::error_code ec;
+            const auto ack = boost::json::parse(
+                std::string_view(natsMsg_GetData(msg),
+                                 static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
+                ec);
+            const auto* o = ec ? nullptr : ack.if_object();
+            const auto* seq = o ? o->if_contains("seq") : nullptr;
+            std::uint64_t n = 0;
+            if (seq && seq->is_uint64())
+                n = seq->as_uint64();
+            else if (seq && seq->is_int64() && seq->as_int64() > 0)
+                n = static_cast<std::uint64_t>(seq->as_int64());
+            if (located && n > 0)
+                if (const auto epoch = self->history_->epoch_of(ns); epoch != 0)
+                    where = {epoch, n};
+        }
+    } catch (const std::exception& e) {
+        log::error("cluster: NATS acknowledgement handler failed: {}", e.what());
+    }
+    natsMsg_Destroy(msg);
+    if (located)
+        located(where);  // outside our locks: it may take the caller's
 }
 
 void nats_bridge::on_connected(natsConnection* nc, void* closure) {

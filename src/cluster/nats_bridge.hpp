@@ -77,7 +77,8 @@ public:
     void stop();
 
     events::result<route> publish(const events::channel_path& path,
-                                  const pubsub::shared_batch& batch) override;
+                                  const pubsub::shared_batch& batch,
+                                  std::function<void(events::position)> located) override;
     bool when_interested(std::string_view ns, std::function<void()> ready) override;
     void run_blocking(std::function<void()> job) override;
 
@@ -98,6 +99,13 @@ private:
     struct awaiting_echo {
         events::channel_path path;
         pubsub::shared_batch batch;  // bodies open, as sent
+        clock::time_point deadline;
+    };
+    // A publish whose first event's position a caller wants (publish's `located`): the
+    // stream's acknowledgement comes to ack_inbox_.<number>.
+    struct awaiting_ack {
+        std::string ns;
+        std::function<void(events::position)> located;
         clock::time_point deadline;
     };
     // Delivered here without its echo: a late echo is dropped.
@@ -135,8 +143,11 @@ private:
                                                                   bool stored);
     // One NATS message; with `track`, remembered until it is echoed (or delivered here past the
     // echo timeout). False when nats.c refused it (nothing remembered then).
+    // `reply`: the subject JetStream acknowledges the message to (null: none).
     natsStatus send(const std::string& subject, const events::channel_path& path,
-                    const pubsub::shared_batch& part, bool track);
+                    const pubsub::shared_batch& part, bool track, const char* reply = nullptr);
+    // JetStream's acknowledgements of located publishes ({"stream":..,"seq":N}).
+    static void on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
     // Whether a message that arrived from NATS is to be delivered: false for an echo of ours
     // already delivered here (counted as late). `origin` is its Eventcast-Origin header or null.
     bool take_echo(const char* origin);
@@ -195,6 +206,9 @@ private:
     std::map<std::uint64_t, awaiting_echo> awaiting_;  // by message number: oldest first
     std::size_t awaiting_bytes_ = 0;
     std::map<std::uint64_t, fell_back> fell_back_;
+    std::map<std::uint64_t, awaiting_ack> acks_;  // by message number
+    std::string ack_inbox_;                       // a unique inbox; acks go to <it>.<number>
+    natsSubscription* ack_sub_ = nullptr;
     bool echo_stop_ = false;
     std::thread echo_thread_;
 

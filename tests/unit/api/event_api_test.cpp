@@ -138,13 +138,17 @@ TEST_F(EventApiTest, PublishWithNoSubscribersStillReturnsIdentifiers) {
 // connected or not.
 class fake_link : public cluster_link {
 public:
-    events::result<route> publish(const events::channel_path& p,
-                                  const pubsub::shared_batch& batch) override {
+    events::result<route> publish(const events::channel_path& p, const pubsub::shared_batch& batch,
+                                  std::function<void(events::position)> where) override {
         channels.push_back(p.str());
         batches.push_back(batch);
         if (refuse)
             return events::protocol_error::invalid("event 0 does not fit in one NATS message");
-        return accept ? route::sent : route::local;
+        if (!accept)
+            return route::local;
+        if (where)
+            located.push_back(std::move(where));  // the bridge: once the stream acknowledged it
+        return route::sent;
     }
     bool when_interested(std::string_view ns, std::function<void()> ready) override {
         asked.emplace_back(ns);
@@ -159,6 +163,7 @@ public:
     bool interested = true;
     std::vector<std::string> channels;
     std::vector<pubsub::shared_batch> batches;
+    std::vector<std::function<void(events::position)>> located;
     std::vector<std::string> asked;
     std::vector<std::function<void()>> waiting;
     std::vector<std::function<void()>> jobs;
@@ -355,6 +360,25 @@ TEST_F(EventApiTest, APublishTheClusterRefusesIsAnsweredWithItsErrorAndDelivered
     EXPECT_EQ(sub->frames.size(), 1u);
     api_.attach_cluster(nullptr);
     broker_.unsubscribe(h);
+}
+
+TEST_F(EventApiTest, PublishLocatedSaysWhetherThePositionComesLater) {
+    events::publish_outcome out;
+    int calls = 0;
+    const auto count = [&](events::position) { ++calls; };
+    EXPECT_FALSE(api_.publish_located(path("/default/a"), {"1"}, out, count));
+    EXPECT_GT(out.first.seq, 0u) << "single node: known at once";
+
+    fake_link link;
+    api_.attach_cluster(&link);
+    EXPECT_TRUE(api_.publish_located(path("/default/a"), {"2"}, out, count));
+    EXPECT_EQ(out.first.seq, 0u);
+    ASSERT_EQ(link.located.size(), 1u) << "the link is asked to locate it";
+    link.accept = false;  // not sent: delivered here, so the answer is final
+    EXPECT_FALSE(api_.publish_located(path("/default/a"), {"3"}, out, count));
+    EXPECT_EQ(link.located.size(), 1u);
+    EXPECT_EQ(calls, 0) << "never inside the call";
+    api_.attach_cluster(nullptr);
 }
 
 TEST_F(EventApiTest, OperationsPastTheConnectionsRateAreRefusedAndCounted) {
