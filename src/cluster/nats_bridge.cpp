@@ -8,6 +8,7 @@
 #include "cluster/nats_bridge.hpp"
 
 #include "cluster/batch_codec.hpp"
+#include "cluster/nats_options.hpp"
 #include "cluster/subjects.hpp"
 #include "core/log.hpp"
 #include "core/metrics_text.hpp"
@@ -140,10 +141,7 @@ void nats_bridge::start() {
             throw std::runtime_error(std::string("cluster: ") + what + ": " + status_text(s));
     };
     check(natsOptions_Create(&opts_), "options");
-    std::vector<const char*> urls;
-    for (const auto& u : cfg_.urls)
-        urls.push_back(u.c_str());
-    check(natsOptions_SetServers(opts_, urls.data(), static_cast<int>(urls.size())), "--cluster");
+    apply_connection_options(opts_, cfg_);  // servers, TLS, credentials
     check(natsOptions_SetName(opts_, "eventcast"), "name");
     // Reconnect forever: a node keeps serving its local clients meanwhile, and resubscription
     // is automatic in nats.c. The delay (with jitter) comes from reconnect_delay().
