@@ -451,6 +451,84 @@ void http_request(asio::io_context& ioc, const tcp::endpoint& server, std::strin
     std::make_shared<http_call>(ioc, std::move(request), std::move(done))->start(server);
 }
 
+// ---- keep-alive HTTP ---------------------------------------------------------------------
+
+void http_keepalive::connect(const tcp::endpoint& server, std::function<void(bool)> ready) {
+    socket_.async_connect(server, [self = shared_from_this(),
+                                   ready = std::move(ready)](const boost::system::error_code& ec) {
+        if (ec) {
+            self->failed_ = true;
+            return ready(false);
+        }
+        boost::system::error_code ignored;
+        self->socket_.set_option(tcp::no_delay(true), ignored);
+        ready(true);
+    });
+}
+
+void http_keepalive::send(std::string_view request, callback done) {
+    if (failed_ || busy_)
+        return done(0, {});
+    busy_ = true;
+    done_ = std::move(done);
+    out_.assign(request);
+    asio::async_write(
+        socket_, asio::buffer(out_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+            if (ec)
+                return self->fail();
+            self->read_more();
+        });
+}
+
+void http_keepalive::read_more() {
+    if (try_complete())
+        return;
+    socket_.async_read_some(
+        asio::buffer(chunk_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+            if (ec)
+                return self->fail();
+            self->in_.append(self->chunk_.data(), n);
+            self->read_more();
+        });
+}
+
+// A whole answer at the front of in_: hands it over and keeps what follows.
+bool http_keepalive::try_complete() {
+    const std::size_t end = in_.find("\r\n\r\n");
+    if (end == std::string::npos)
+        return false;
+    const std::string_view head(in_.data(), end + 2);
+    const std::string_view len = header_value(head, "content-length");
+    std::size_t n = 0;
+    std::from_chars(len.data(), len.data() + len.size(), n);
+    if (in_.size() < end + 4 + n)
+        return false;
+    unsigned status = 0;
+    if (in_.size() > 12 && in_.compare(0, 5, "HTTP/") == 0)
+        std::from_chars(in_.data() + 9, in_.data() + 12, status);
+    const std::string body = in_.substr(end + 4, n);
+    in_.erase(0, end + 4 + n);
+    busy_ = false;
+    auto cb = std::move(done_);
+    done_ = nullptr;
+    cb(status, body);
+    return true;
+}
+
+void http_keepalive::fail() {
+    failed_ = true;
+    busy_ = false;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    if (done_) {
+        auto cb = std::move(done_);
+        done_ = nullptr;
+        cb(0, {});
+    }
+}
+
 std::int64_t read_rss_bytes(int pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;

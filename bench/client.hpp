@@ -198,6 +198,33 @@ private:
 void http_request(asio::io_context& ioc, const tcp::endpoint& server, std::string request,
                   std::function<void(unsigned status, std::string body)> done);
 
+/// One keep-alive HTTP/1.1 connection for a request at a time (HTTP-published fan-out): the
+/// request's bytes in, the status and body of its answer (Content-Length framed) out. Status 0:
+/// the connection failed, and further requests fail at once. Runs on `ioc`; keeps its buffers.
+class http_keepalive : public std::enable_shared_from_this<http_keepalive> {
+public:
+    using callback = std::function<void(unsigned status, std::string_view body)>;
+    explicit http_keepalive(asio::io_context& ioc) : socket_(ioc) {}
+    /// Connects; `ready(true)` once connected.
+    void connect(const tcp::endpoint& server, std::function<void(bool)> ready);
+    /// Sends `request` (a whole HTTP/1.1 request); `done` gets its answer.
+    void send(std::string_view request, callback done);
+    bool busy() const noexcept { return busy_; }
+    bool failed() const noexcept { return failed_; }
+
+private:
+    void read_more();
+    bool try_complete();
+    void fail();
+    tcp::socket socket_;
+    std::string out_;
+    std::string in_;
+    std::array<char, 16384> chunk_{};
+    callback done_;
+    bool busy_ = false;
+    bool failed_ = false;
+};
+
 /// Resident set size of a process in bytes from /proc/<pid>/status (VmRSS); -1 if unreadable.
 std::int64_t read_rss_bytes(int pid);
 

@@ -117,6 +117,16 @@ int main(int argc, char** argv) {
     fanout->add_option("--rate", fan.rate, "events/s in total (0: as fast as possible)")
         ->capture_default_str();
     fanout->add_option("--channel", fan.channel)->capture_default_str();
+    fanout
+        ->add_option(
+            "--ids", fan.ids,
+            "subscription ids: short (s<N>), uuid (36 chars each), shared (one 36-char id)")
+        ->check(CLI::IsMember({"short", "uuid", "shared"}))
+        ->capture_default_str();
+    fanout
+        ->add_option("--http-publishers", fan.http_publishers,
+                     "publish by HTTP POST /event over N keep-alive connections (0: WebSocket)")
+        ->capture_default_str();
     std::string publish_url;
     fanout->add_option("--publish-url", publish_url,
                        "publishers connect here, ws://HOST:PORT (another cluster node); "

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -208,7 +210,7 @@ protected:
     /// AppSync: connection_init, then a subscription to `subscribe_channel` unless it is empty.
     /// NATS: CONNECT, SUB to the channel's subject, PING (its PONG stands for subscribe_success,
     /// or for connection_ack without a subscription).
-    void send_init(ws_conn& conn, std::string_view subscribe_channel) {
+    void send_init(ws_conn& conn, std::string_view subscribe_channel, std::string id = {}) {
         if (common_.nats) {
             conn.append_binary(nats_hello(
                 subscribe_channel.empty() ? std::string() : nats_subject(subscribe_channel)));
@@ -217,7 +219,8 @@ protected:
         }
         conn.append_text(R"({"type":"connection_init"})");
         if (!subscribe_channel.empty()) {
-            const std::string id = "s" + std::to_string(conn.index());
+            if (id.empty())
+                id = "s" + std::to_string(conn.index());
             conn.append_text(subscribe_message(id, subscribe_channel, common_.api_key));
         }
         conn.flush();
@@ -379,17 +382,20 @@ public:
     scenario_result run() {
         scenario_result r;
         const std::size_t n = opt_.subscribers;
-        publishers_.resize(opt_.publishers);
+        const std::size_t ws_publishers = opt_.http_publishers > 0 ? 0 : opt_.publishers;
+        publishers_.resize(ws_publishers);
         start_workers();
-        for (std::size_t i = 0; i < n + opt_.publishers; ++i) {
+        for (std::size_t i = 0; i < n + ws_publishers; ++i) {
             ws_conn& c = add_conn(i, i >= n);
             if (i >= n)
                 publishers_[i - n].conn = &c;
         }
         for (auto& c : conns_)
             c->start();
+        start_http_publishers();
         const bool up =
-            wait_for([&] { return ready_.load() == conns_.size(); }, common_.connect_timeout);
+            wait_for([&] { return ready_.load() == conns_.size() + opt_.http_publishers; },
+                     common_.connect_timeout);
         if (up) {
             const std::int64_t t0 = now_ns();
             publish_start_ = t0;
@@ -431,7 +437,9 @@ public:
             {"duration_s", num(common_.duration)},
             {"warmup_s", num(common_.warmup)},
             {"threads", workers_.size()},
-            {"channel", opt_.channel}};
+            {"channel", opt_.channel},
+            {"ids", opt_.ids},
+            {"http_publishers", opt_.http_publishers}};
         r.json["connected"] = up;
         r.json["delivered_per_s"] =
             round2(static_cast<double>(totals.in_window) / common_.duration);
@@ -458,7 +466,21 @@ private:
     bool is_publisher(const ws_conn& c) const override { return c.index() >= opt_.subscribers; }
 
     void on_open(ws_conn& conn) override {
-        send_init(conn, is_publisher(conn) ? std::string_view() : std::string_view(opt_.channel));
+        if (is_publisher(conn))
+            return send_init(conn, {});
+        send_init(conn, opt_.channel, subscription_id(conn.index()));
+    }
+
+    // 36 characters in the UUID's layout, distinct per subscriber (or one for all).
+    std::string subscription_id(std::size_t index) const {
+        if (opt_.ids == "short")
+            return {};  // send_init's s<N>
+        if (opt_.ids == "shared")
+            return "00000000-0000-4000-8000-000000000000";
+        char id[40];
+        std::snprintf(id, sizeof id, "%08zx-0000-4000-8000-%012zx", index,
+                      (index * 2654435761u) & 0xffffffffffffu);
+        return id;
     }
 
     void on_event(ws_conn& conn, std::string_view payload, std::int64_t now) override {
@@ -502,6 +524,75 @@ private:
         for (auto& p : publishers_)
             if (&p.conn->owner() == &w)
                 pump(p);
+        for (auto& h : http_publishers_)
+            if (h.owner == &w)
+                pump_http(h);
+    }
+
+    // ---- publishing by HTTP POST /event ----
+
+    struct http_publisher {
+        worker* owner = nullptr;
+        std::shared_ptr<http_keepalive> conn;
+        std::string request;  // the request being built; touched only on owner's thread
+    };
+
+    void start_http_publishers() {
+        for (std::size_t i = 0; i < opt_.http_publishers; ++i) {
+            worker& w = worker_for(opt_.subscribers + i);
+            http_publishers_.push_back({&w, std::make_shared<http_keepalive>(w.ioc()), {}});
+        }
+        for (auto& h : http_publishers_)
+            asio::post(h.owner->ioc(), [this, &h] {
+                h.conn->connect(target_.server, [this](bool ok) {
+                    if (ok)
+                        ready_.fetch_add(1);
+                    else
+                        note_failure("HTTP publisher: cannot connect");
+                });
+            });
+    }
+
+    // One request in flight per connection: the next leaves when the answer is in.
+    void pump_http(http_publisher& h) {
+        if (!publishing_ || h.conn->busy() || h.conn->failed())
+            return;
+        const auto subs = static_cast<std::int64_t>(opt_.subscribers);
+        const auto sent = static_cast<std::int64_t>(sent_events_.load(std::memory_order_relaxed));
+        const auto outstanding =
+            sent * subs -
+            static_cast<std::int64_t>(delivered_total_.load(std::memory_order_relaxed));
+        if (outstanding > static_cast<std::int64_t>(opt_.max_lag) * subs) {
+            blocked_ = true;
+            return;
+        }
+        const std::int64_t now = now_ns();
+        const std::size_t count = opt_.batch;
+        const std::uint64_t seq = sent_events_.fetch_add(count, std::memory_order_relaxed);
+        std::string body = R"({"channel":")" + opt_.channel + R"(","events":[)";
+        for (std::size_t e = 0; e < count; ++e) {
+            if (e > 0)
+                body += ',';
+            append_event_literal(body, now, 0, static_cast<std::int64_t>(seq + e),
+                                 opt_.event_bytes);
+        }
+        body += "]}";
+        std::string& req = h.request;
+        req = "POST /event HTTP/1.1\r\nHost: " + target_.host_header +
+              "\r\nContent-Type: application/json\r\nx-api-key: " + common_.api_key +
+              "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        sent_messages_.fetch_add(1, std::memory_order_relaxed);
+        if (in_window(now))
+            counters_[h.owner->index()].published_in_window += count;
+        h.conn->send(req, [this, &h](unsigned status, std::string_view answer) {
+            if (status != 200) {
+                note_failure("POST /event answered " + std::to_string(status) + ": " +
+                             std::string(answer.substr(0, 200)));
+                return;
+            }
+            acked_messages_.fetch_add(1, std::memory_order_relaxed);
+            pump_http(h);
+        });
     }
 
     // Every millisecond: paces the rate mode and recovers from a missed wake-up.
@@ -575,6 +666,7 @@ private:
     fanout_options opt_;
     std::string subject_;  // NATS: opt_.channel as a subject
     std::vector<publisher> publishers_;
+    std::deque<http_publisher> http_publishers_;  // stable addresses for their callbacks
     std::atomic<bool> publishing_{false};
     std::atomic<bool> blocked_{false};
     std::atomic<std::uint64_t> sent_events_{0};

@@ -41,6 +41,12 @@ struct fanout_options {
     std::size_t max_lag = 256;  // events published but not yet delivered, per subscriber
     double rate = 0;            // events/s over all publishers; 0: as fast as the window allows
     std::string channel = "/default/fanout";
+    /// Subscription ids: `short` (s<N>), `uuid` (36 characters, one per subscriber, as the AWS
+    /// clients make them), `shared` (one 36-character id for every subscriber: identical frames).
+    std::string ids = "short";
+    /// > 0: publish by HTTP POST /event over this many keep-alive connections, one request in
+    /// flight on each, instead of by WebSocket (`publishers` and `window` are then unused).
+    std::size_t http_publishers = 0;
 };
 
 struct streams_options {

@@ -1,8 +1,9 @@
 // The AppSync Events subset both peers implement, independent of the WebSocket library:
 // subprotocol selection and API-key check at upgrade, connection_init -> connection_ack + ka,
-// subscribe (per-subscription id, exact channel match, no wildcards), unsubscribe, and publish ->
-// one data frame per event per subscription + publish_success. Mirrors what eventcast does for
-// these messages (docs/protocol.md) so the benchmark compares like with like.
+// subscribe (per-subscription id, exact channel match, no wildcards), unsubscribe, publish ->
+// one data frame per event per subscription + publish_success, and HTTP `POST /event`. Mirrors
+// what eventcast does for these messages (docs/protocol.md) so the benchmark compares like with
+// like. The fan-out itself is each peer's, written the way that library's best users write it.
 import fs from 'node:fs';
 
 export const SUBPROTOCOL = 'aws-appsync-event-ws';
@@ -57,54 +58,33 @@ const err = (type, id, errorType, message) =>
   JSON.stringify(id === undefined ? { type, errors: [{ errorType, message }] } : { type, id, errors: [{ errorType, message }] });
 
 /**
- * The broker. `send(conn, text)` writes one text frame; `cork(conn, fn)` batches the frames
- * written inside fn into one socket write where the library can; `close(conn, code)` closes.
+ * The broker: connections, subscriptions and validation; the peers do the fan-out their way.
+ * Subscriptions are kept in groups: one group per (channel, subscription id), holding every
+ * connection subscribed under that id, and the frame prefix they share
+ * (`{"type":"data","id":"<id>","event":`) as bytes. A publish encodes each event once into a
+ * body Buffer (`"<event as JSON string>"}`) and hands the channel's groups and the bodies to
+ * `fanout(groups, bodies)`; every member of a group gets prefix + body for every body.
+ *
+ * `send(conn, text)` writes one text frame; `close(conn, code)` closes; `buffered(conn)` is what
+ * the library still holds for it. `groupChanged(group, conn, joined)` (optional) hears every
+ * join and leave, for peers that map groups of several members onto library topics.
  * A conn is any object; the broker keeps its state in conn.appsync.
  */
 export class Broker {
-  constructor({ apiKey, send, cork, close, buffered, maxBuffered = 8 * 1024 * 1024 }) {
+  constructor({ apiKey, send, close, buffered, fanout, groupChanged = () => {}, maxBuffered = 8 * 1024 * 1024 }) {
     this.apiKey = apiKey;
     this.send = send;
-    this.cork = cork;
     this.close = close;
     this.buffered = buffered;
+    this.fanout = fanout;
+    this.groupChanged = groupChanged;
     this.maxBuffered = maxBuffered;
-    this.channels = new Map(); // channel -> Set of subscription { conn, prefix }
+    this.channels = new Map(); // channel -> Map of id -> group { channel, id, key, prefix, members }
     this.nextIdentifier = 0;
   }
 
-  // Fan-out runs once per event-loop turn: the frames every publish of the turn owes one
-  // subscriber leave in one corked write (uWS can cork only one socket at a time, so corking
-  // subscribers from inside the publisher's message handler would do nothing).
-  queue(subs, encoded) {
-    this.pending ??= [];
-    this.pending.push({ subs: [...subs], encoded });
-    if (this.pending.length === 1) setImmediate(() => this.flush());
-  }
-
-  flush() {
-    const pending = this.pending;
-    this.pending = [];
-    const bySub = new Map();
-    for (const p of pending) {
-      for (const sub of p.subs) {
-        let list = bySub.get(sub);
-        if (!list) bySub.set(sub, (list = []));
-        list.push(p.encoded);
-      }
-    }
-    for (const [sub, lists] of bySub) {
-      const target = sub.conn;
-      if (target.appsync.closed || target.appsync.subs.get(sub.id) !== sub) continue;
-      if (this.buffered(target) > this.maxBuffered) { this.close(target, 1013); continue; }
-      this.cork(target, () => {
-        for (const encoded of lists) for (const e of encoded) this.send(target, sub.prefix + e);
-      });
-    }
-  }
-
   open(conn, key) {
-    conn.appsync = { subs: new Map(), closed: false };
+    conn.appsync = { subs: new Map(), closed: false }; // id -> group
     if (key !== this.apiKey) {
       this.send(conn, err('connection_error', undefined, 'UnauthorizedException', 'You are not authorized to make this call.'));
       this.close(conn, 1000);
@@ -117,12 +97,61 @@ export class Broker {
     const st = conn.appsync;
     if (!st || st.closed) return;
     st.closed = true;
-    for (const [, sub] of st.subs) this.channels.get(sub.channel)?.delete(sub);
+    for (const [, group] of st.subs) this.leave(group, conn);
     st.subs.clear();
+  }
+
+  join(channel, id, conn) {
+    let groups = this.channels.get(channel);
+    if (!groups) this.channels.set(channel, (groups = new Map()));
+    let group = groups.get(id);
+    if (!group) {
+      const prefix = Buffer.from(`{"type":"data","id":${JSON.stringify(id)},"event":`);
+      groups.set(id, (group = { channel, id, key: `${channel} ${id}`, prefix, members: new Set() }));
+    }
+    group.members.add(conn);
+    this.groupChanged(group, conn, true);
+    return group;
+  }
+
+  leave(group, conn) {
+    if (!group.members.delete(conn)) return;
+    this.groupChanged(group, conn, false);
+    if (group.members.size === 0) {
+      const groups = this.channels.get(group.channel);
+      groups?.delete(group.id);
+      if (groups && groups.size === 0) this.channels.delete(group.channel);
+    }
   }
 
   authorized(msg) {
     return msg.authorization && typeof msg.authorization === 'object' && msg.authorization['x-api-key'] === this.apiKey;
+  }
+
+  /** Validates and fans out a publish; returns the `successful` list, or a string saying why not. */
+  publish(channelText, events) {
+    const channel = normalizeChannel(channelText);
+    if (!channel) return 'invalid channel';
+    if (!Array.isArray(events) || events.length === 0 || events.length > MAX_EVENTS || !events.every((e) => typeof e === 'string'))
+      return `input exceeded ${MAX_EVENTS} event limit`;
+    const groups = this.channels.get(channel);
+    // Encode each event once; a frame differs per subscription id only in its prefix.
+    if (groups && groups.size) this.fanout([...groups.values()], events.map((e) => Buffer.from(JSON.stringify(e) + '}')));
+    return events.map((_, index) => ({ identifier: `e${++this.nextIdentifier}`, index }));
+  }
+
+  /** HTTP `POST /event`: (x-api-key header, body text) -> { status, body }. */
+  httpPublish(key, text) {
+    if (key !== this.apiKey)
+      return { status: '401 Unauthorized', body: JSON.stringify({ errors: [{ errorType: 'UnauthorizedException', message: 'You are not authorized to make this call.' }] }) };
+    let msg;
+    try { msg = JSON.parse(text); } catch { msg = null; }
+    if (!msg || typeof msg !== 'object')
+      return { status: '400 Bad Request', body: JSON.stringify({ errors: [{ errorType: 'BadRequestException', message: 'body is not a JSON object' }] }) };
+    const successful = this.publish(msg.channel, msg.events);
+    if (typeof successful === 'string')
+      return { status: '400 Bad Request', body: JSON.stringify({ errors: [{ errorType: 'BadRequestException', message: successful }] }) };
+    return { status: '200 OK', body: JSON.stringify({ failed: [], successful }) };
   }
 
   message(conn, text) {
@@ -143,20 +172,16 @@ export class Broker {
         if (!channel) return this.send(conn, err('subscribe_error', id, 'InvalidInputError', 'invalid channel'));
         if (st.subs.has(id)) return this.send(conn, err('subscribe_error', id, 'DuplicatedOperationError', 'duplicate id'));
         if (st.subs.size >= MAX_SUBSCRIPTIONS) return this.send(conn, err('subscribe_error', id, 'MaxSubscriptionsReachedError', 'too many subscriptions'));
-        const sub = { conn, id, channel, prefix: `{"type":"data","id":${JSON.stringify(id)},"event":` };
-        st.subs.set(id, sub);
-        let set = this.channels.get(channel);
-        if (!set) this.channels.set(channel, (set = new Set()));
-        set.add(sub);
+        st.subs.set(id, this.join(channel, id, conn));
         this.send(conn, `{"type":"subscribe_success","id":${JSON.stringify(id)}}`);
         return;
       }
       case 'unsubscribe': {
         const id = msg.id;
-        const sub = typeof id === 'string' ? st.subs.get(id) : undefined;
-        if (!sub) return this.send(conn, err('unsubscribe_error', typeof id === 'string' ? id : undefined, 'UnknownOperationError', 'unknown id'));
+        const group = typeof id === 'string' ? st.subs.get(id) : undefined;
+        if (!group) return this.send(conn, err('unsubscribe_error', typeof id === 'string' ? id : undefined, 'UnknownOperationError', 'unknown id'));
         st.subs.delete(id);
-        this.channels.get(sub.channel)?.delete(sub);
+        this.leave(group, conn);
         this.send(conn, `{"type":"unsubscribe_success","id":${JSON.stringify(id)}}`);
         return;
       }
@@ -164,16 +189,8 @@ export class Broker {
         const id = msg.id;
         if (typeof id !== 'string' || !ID_RE.test(id)) return this.send(conn, err('error', undefined, 'InvalidInputError', 'bad id'));
         if (!this.authorized(msg)) return this.send(conn, err('publish_error', id, 'UnauthorizedException', 'You are not authorized to make this call.'));
-        const channel = normalizeChannel(msg.channel);
-        if (!channel) return this.send(conn, err('publish_error', id, 'InvalidInputError', 'invalid channel'));
-        const events = msg.events;
-        if (!Array.isArray(events) || events.length === 0 || events.length > MAX_EVENTS || !events.every((e) => typeof e === 'string'))
-          return this.send(conn, err('publish_error', id, 'InvalidInputError', `input exceeded ${MAX_EVENTS} event limit`));
-        // Encode each event once; a frame differs per subscription only in its prefix.
-        const encoded = events.map((e) => JSON.stringify(e) + '}');
-        const subs = this.channels.get(channel);
-        if (subs && subs.size) this.queue(subs, encoded);
-        const successful = events.map((_, index) => ({ identifier: `e${++this.nextIdentifier}`, index }));
+        const successful = this.publish(msg.channel, msg.events);
+        if (typeof successful === 'string') return this.send(conn, err('publish_error', id, 'InvalidInputError', successful));
         this.send(conn, JSON.stringify({ type: 'publish_success', id, successful, failed: [] }));
         return;
       }

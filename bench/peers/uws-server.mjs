@@ -1,29 +1,103 @@
 // Peer for eventcast-bench: the AppSync Events subset of protocol.mjs on uWebSockets.js, from the
 // npm package `uwebsockets` (a republished build of uNetworking/uWebSockets.js; see
 // bench/README.md). node uws-server.mjs --port 0 --port-file F --api-key K
+//
+// Fan-out the way uWS is at its best (bench/README.md, "The peers"):
+// - it runs in setImmediate, outside the publisher's message handler: inside it uWS keeps the
+//   publisher corked, no other socket can be corked, and every send would be its own syscall;
+// - a group of two or more sockets under one (channel, subscription id) is a uWS topic, so its
+//   identical frame is published once and uWS copies it into each subscriber's corked buffer;
+// - a group of one socket (the usual case: ids are UUIDs) is queued per socket and written in one
+//   ws.cork() per socket per loop turn;
+// - frames reach C++ as bytes from one scratch buffer, never as JS strings.
 import uWS from 'uwebsockets';
 import { Broker, SUBPROTOCOL, parseArgs, parseProtocols, writePortFile } from './protocol.mjs';
 
 const opts = parseArgs(process.argv);
 const decoder = new TextDecoder();
+const maxBackpressure = 8 * 1024 * 1024;
 
 // uWS throws on a closed socket; the broker drops its state in close(), but a send inside the
 // same tick may still reach one, so guard every call.
 const alive = (ws) => ws.appsync && !ws.appsync.closed;
+
+let scratch = Buffer.allocUnsafe(1 << 16);
+function frame(prefix, body) {
+  const n = prefix.length + body.length;
+  if (n > scratch.length) scratch = Buffer.allocUnsafe(2 * n);
+  prefix.copy(scratch, 0);
+  body.copy(scratch, prefix.length);
+  return scratch.subarray(0, n);
+}
+
+let pending = []; // groups, bodies, groups, bodies, ... of this loop turn's publishes
+function fanout(groups, bodies) {
+  pending.push(groups, bodies);
+  if (pending.length === 2) setImmediate(flush);
+}
+
+function flush() {
+  const list = pending;
+  pending = [];
+  const direct = new Map(); // ws -> [prefix, body, prefix, body, ...]
+  for (let i = 0; i < list.length; i += 2) {
+    const groups = list[i];
+    const bodies = list[i + 1];
+    for (const g of groups) {
+      if (g.members.size === 0) continue;
+      if (g.topic) {
+        for (const b of bodies) app.publish(g.key, frame(g.prefix, b), false, false);
+        continue;
+      }
+      for (const ws of g.members) {
+        let q = direct.get(ws);
+        if (!q) direct.set(ws, (q = []));
+        for (const b of bodies) q.push(g.prefix, b);
+      }
+    }
+  }
+  for (const [ws, q] of direct) {
+    if (!alive(ws)) continue;
+    if (ws.getBufferedAmount() > maxBackpressure) { broker.closed(ws); ws.end(1013); continue; }
+    ws.cork(() => {
+      for (let i = 0; i < q.length; i += 2) ws.send(frame(q[i], q[i + 1]), false, false);
+    });
+  }
+}
+
+// Groups of two or more sockets are uWS topics (named by the group's key); a group of one is not.
+function groupChanged(group, ws, joined) {
+  if (joined) {
+    if (group.topic) ws.subscribe(group.key);
+    else if (group.members.size >= 2) {
+      group.topic = true;
+      for (const m of group.members) if (alive(m)) m.subscribe(group.key);
+    }
+    return;
+  }
+  if (!group.topic) return;
+  if (alive(ws)) ws.unsubscribe(group.key); // a closed socket has left its topics already
+  if (group.members.size < 2) {
+    group.topic = false;
+    for (const m of group.members) if (alive(m)) m.unsubscribe(group.key);
+  }
+}
+
 const broker = new Broker({
   apiKey: opts.apiKey,
   send: (ws, text) => { if (alive(ws)) ws.send(text, false, false); },
-  cork: (ws, fn) => { if (alive(ws)) ws.cork(fn); },
   close: (ws, code) => { if (alive(ws)) { broker.closed(ws); ws.end(code); } },
   buffered: (ws) => (alive(ws) ? ws.getBufferedAmount() : 0),
+  fanout,
+  groupChanged,
 });
 
-uWS.App()
+const app = uWS.App()
   .ws('/*', {
     compression: uWS.DISABLED,
     maxPayloadLength: 4 * 1024 * 1024,
     // Like eventcast's --max-outbox-bytes: a subscriber 8 MiB behind is closed, not skipped.
-    maxBackpressure: 8 * 1024 * 1024,
+    maxBackpressure,
     closeOnBackpressureLimit: true,
     idleTimeout: 0,
     sendPingsAutomatically: false,
@@ -51,6 +125,20 @@ uWS.App()
       broker.message(ws, decoder.decode(message));
     },
     close: (ws) => broker.closed(ws),
+  })
+  .post('/event', (res, req) => {
+    const key = req.getHeader('x-api-key');
+    const chunks = [];
+    res.onAborted(() => { res.aborted = true; });
+    res.onData((chunk, isLast) => {
+      chunks.push(Buffer.from(new Uint8Array(chunk))); // uWS reuses chunk after this call
+      if (!isLast) return;
+      const answer = broker.httpPublish(key, Buffer.concat(chunks).toString());
+      if (res.aborted) return;
+      res.cork(() => {
+        res.writeStatus(answer.status).writeHeader('content-type', 'application/json').end(answer.body);
+      });
+    });
   })
   .any('/*', (res) => { res.writeStatus('404 Not Found').end(); })
   .listen(opts.host, opts.port, (token) => {

@@ -152,9 +152,16 @@ publish_result event_api::publish_through_handler(handlers::registry& h,
     inv.identity_json = identity;
     inv.headers = creds ? &creds->entries() : nullptr;
     auto decision = h.on_publish(code, inv);
-    core::stats::add(stats_.events_in, req.events.size());
+    return deliver_decided(ns, *req.channel, req.events.size(), std::move(outcome),
+                           std::move(decision));
+}
+
+publish_result event_api::deliver_decided(namespace_state& ns, const events::channel_path& path,
+                                          std::size_t incoming, events::publish_outcome outcome,
+                                          handlers::result<handlers::publish_decision> decision) {
+    core::stats::add(stats_.events_in, incoming);
     ns.publishes.fetch_add(1, std::memory_order_relaxed);
-    ns.events_in.fetch_add(req.events.size(), std::memory_order_relaxed);
+    ns.events_in.fetch_add(incoming, std::memory_order_relaxed);
     if (!decision) {
         count_handler_failure();
         return handler_refusal(decision.error());
@@ -171,11 +178,44 @@ publish_result event_api::publish_through_handler(handlers::registry& h,
         batch->bodies.push_back(events::data_body_open(e.payload));
         batch->bytes += batch->bodies.back().size();
     }
-    auto first = route_batch(ns, *req.channel, std::move(batch), false);
+    auto first = route_batch(ns, path, std::move(batch), false);
     if (!first)
         return first.error();
     outcome.first = *first;
     return outcome;
+}
+
+bool event_api::publish_waits(const publish_request& req, const auth::auth_result& a,
+                              const namespace_state* ns) const {
+    if (!a || req.invalid || !req.channel || !ns)
+        return false;
+    auto* h = handlers_.load(std::memory_order_acquire);
+    return h && h->waits(ns->name, handlers::operation::publish);
+}
+
+void event_api::publish_waiting(publish_request req, const auth::identity& who, namespace_state& ns,
+                                const events::credentials* creds,
+                                std::function<void(publish_result)> done) {
+    auto held = std::make_shared<publish_request>(std::move(req));
+    auto outcome = std::make_shared<events::publish_outcome>();
+    outcome->identifiers.reserve(held->events.size());
+    for (std::size_t i = 0; i < held->events.size(); ++i)
+        outcome->identifiers.push_back(core::uuid_v4());
+    const auto identity = identity_json(who);
+    handlers::invocation inv;
+    inv.op = handlers::operation::publish;
+    inv.channel = held->channel->str();
+    inv.ns = ns.name;
+    inv.events = &held->events;
+    inv.ids = &outcome->identifiers;
+    inv.identity_json = identity;
+    inv.headers = creds ? &creds->entries() : nullptr;
+    handlers_.load()->on_publish_async(
+        inv, [this, held, outcome, &ns,
+              done = std::move(done)](handlers::result<handlers::publish_decision> decision) {
+            done(deliver_decided(ns, *held->channel, held->events.size(), std::move(*outcome),
+                                 std::move(decision)));
+        });
 }
 
 void event_api::count_handler_failure() noexcept {
@@ -191,6 +231,28 @@ void event_api::finish_subscribe(subscribe_request& req, const auth::auth_result
     }
     if (!ns)
         return done(undefined_namespace(req.channel.namespace_name()));
+    if (auto* h = handlers_.load(std::memory_order_acquire);
+        h && h->waits(ns->name, handlers::operation::subscribe)) {
+        // Held before `inv` views it: the views must point into what the answer keeps.
+        auto held = std::make_shared<subscribe_request>(std::move(req));
+        const auto identity = identity_json(*a);
+        handlers::invocation inv;
+        inv.op = handlers::operation::subscribe;
+        inv.channel = held->raw_channel;
+        inv.ns = ns->name;
+        inv.identity_json = identity;
+        inv.headers = creds ? &creds->entries() : nullptr;
+        return h->on_subscribe_async(
+            inv, [this, held, done = std::move(done)](std::optional<handlers::failure> refused) {
+                if (refused) {
+                    if (refused->what != handlers::failure::kind::unauthorized &&
+                        refused->what != handlers::failure::kind::error)
+                        count_handler_failure();
+                    return done(handler_refusal(*refused));
+                }
+                subscribe_accepted(*held, done);
+            });
+    }
     if (auto* h = handlers_.load(std::memory_order_acquire)) {
         if (auto code = h->find(ns->name); code && code->has_subscribe) {
             const auto identity = identity_json(*a);
@@ -208,6 +270,11 @@ void event_api::finish_subscribe(subscribe_request& req, const auth::auth_result
             }
         }
     }
+    subscribe_accepted(req, std::move(done));
+}
+
+void event_api::subscribe_accepted(subscribe_request& req,
+                                   std::function<void(subscribe_result)> done) {
     auto* link = cluster_.load(std::memory_order_acquire);
     if (req.resume_after) {
         if (!link)

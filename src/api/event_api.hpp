@@ -150,8 +150,13 @@ public:
         // The namespace, found once: its policy for the authorizer, its state for the rest.
         namespace_state* ns = req.channel ? namespaces_.find(r.ns) : nullptr;
         r.policy = ns ? ns->auth : nullptr;
-        if (auto decided = auth_.try_authorize(r))
+        if (auto decided = auth_.try_authorize(r)) {
+            if (publish_waits(req, *decided, ns))
+                return publish_waiting(
+                    std::move(req), **decided, *ns, who.creds,
+                    std::function<void(publish_result)>(std::forward<Done>(done)));
             return done(finish_publish(req, *decided, ns, who.creds));
+        }
         // The request outlives this call only when the decision waits.
         auto held = std::make_shared<publish_request>(std::move(req));
         auto creds = who.creds ? std::make_shared<events::credentials>(*who.creds) : nullptr;
@@ -159,10 +164,13 @@ public:
         r.raw_channel = held->raw_channel;
         r.path = held->channel ? &*held->channel : nullptr;
         r.events = who.http ? nullptr : &held->events;
-        auth_.authorize_async(
-            r, [this, held, ns, creds,
-                done = std::function<void(publish_result)>(std::forward<Done>(done))](
-                   auth::auth_result a) { done(finish_publish(*held, a, ns, creds.get())); });
+        auth_.authorize_async(r, [this, held, ns, creds,
+                                  done = std::function<void(publish_result)>(
+                                      std::forward<Done>(done))](auth::auth_result a) {
+            if (publish_waits(*held, a, ns))
+                return publish_waiting(std::move(*held), *a, *ns, creds.get(), done);
+            done(finish_publish(*held, a, ns, creds.get()));
+        });
     }
 
     /// Subscribes `req.target` (live before `done` runs, so no publish that follows the answer
@@ -304,6 +312,20 @@ private:
                                            const publish_request& req, const auth::identity& who,
                                            const events::credentials* creds);
     void count_handler_failure() noexcept;
+    // Whether an authorized, valid publish goes to a data source (handlers::registry::waits).
+    bool publish_waits(const publish_request& req, const auth::auth_result& a,
+                       const namespace_state* ns) const;
+    // The publish whose handler waits for a data source: `done` runs when its answer is in
+    // (on the transport thread), or at once.
+    void publish_waiting(publish_request req, const auth::identity& who, namespace_state& ns,
+                         const events::credentials* creds,
+                         std::function<void(publish_result)> done);
+    // The handler's decision, delivered: publish_through_handler's and publish_waiting's end.
+    publish_result deliver_decided(namespace_state& ns, const events::channel_path& path,
+                                   std::size_t incoming, events::publish_outcome outcome,
+                                   handlers::result<handlers::publish_decision> decision);
+    // finish_subscribe past the handler: broker, cluster interest, resume.
+    void subscribe_accepted(subscribe_request& req, std::function<void(subscribe_result)> done);
     static events::protocol_error undefined_namespace(std::string_view ns);
     // `server`: the server's own publish (chat), with no publisher to refuse to: an event the
     // cluster link refuses is delivered here only.

@@ -129,12 +129,23 @@ boost::system::result<std::unique_ptr<components>, std::vector<std::string>> com
     ho.namespaces = cfg.namespaces;
     ho.limits.time = cfg.handlers.time_limit;
     ho.limits.memory_bytes = cfg.handlers.memory_limit_mb * 1024 * 1024;
+    c->aws_chain_ = std::make_unique<aws::credential_chain>(c->aws_env_);
+    ho.data_sources = cfg.handlers.data_sources;
+    ho.direct_lambdas = cfg.handlers.direct_lambdas;
+    ho.outbound.transport = &c->transport_;
+    ho.outbound.chain = c->aws_chain_.get();
+    // Data sources sign for the region chat's Bedrock uses; no IMDS lookup at start-up.
+    ho.outbound.region = !cfg.chat.bedrock_region.empty()
+                             ? cfg.chat.bedrock_region
+                             : aws::resolve_region(c->aws_env_, false).value_or("us-east-1");
+    ho.outbound.lambda_endpoint = cfg.handlers.lambda_endpoint;
+    ho.outbound.bedrock_endpoint = cfg.chat.bedrock_endpoint;
+    ho.outbound.timeout = cfg.handlers.data_source_timeout;
     auto code = handlers::registry::create(std::move(ho));
     if (!code)
         return code.error();
     c->handlers_ = std::move(*code);
     c->api_->attach_handlers(c->handlers_.get());
-    c->aws_chain_ = std::make_unique<aws::credential_chain>(c->aws_env_);
     auto reg = make_providers(cfg, c->transport_, c->aws_env_, *c->aws_chain_);
     c->chat_ = std::make_unique<chat::chat_service>(cfg, *c->api_, c->transport_,
                                                     std::move(reg.providers), reg.default_provider);

@@ -488,6 +488,22 @@ const std::vector<option>& options() {
         {"handler-memory-limit-mb",
          number<std::size_t>(at(&c::handlers, &handlers_config::memory_limit_mb), 8, 4096),
          "handler memory per engine context (one per thread)"},
+        {"namespace-data-source", list(at(&c::handlers, &handlers_config::data_sources)),
+         "data source of a namespace's request/response handlers: NS:lambda:FUNCTION, "
+         "NS:http:BASE_URL or NS:bedrock[:MODEL_ID]; repeatable",
+         "none"},
+        {"namespace-direct-lambda", list(at(&c::handlers, &handlers_config::direct_lambdas)),
+         "direct Lambda integration, no code: NS:OPERATIONS:INVOKE_TYPE:FUNCTION with OPERATIONS "
+         "publish, subscribe or publish+subscribe and INVOKE_TYPE REQUEST_RESPONSE or EVENT; "
+         "repeatable",
+         "none"},
+        {"lambda-endpoint", text(at(&c::handlers, &handlers_config::lambda_endpoint)),
+         "Lambda Invoke API URL for data sources and direct integrations (empty: "
+         "https://lambda.<region>.amazonaws.com; region as --bedrock-region)"},
+        {"data-source-timeout-ms",
+         millis(at(&c::handlers, &handlers_config::data_source_timeout), 1),
+         "longest one data source call (Lambda, HTTP, Bedrock) may take; past it the operation "
+         "fails"},
         {"tls-cert", text(at(&c::tls_cert_file)), "PEM certificate chain",
          "none: self-signed at start-up"},
         {"tls-key", text(at(&c::tls_key_file)), "PEM private key"},

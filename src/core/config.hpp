@@ -166,6 +166,15 @@ struct handlers_config {
     std::vector<std::string> namespace_code;     // NS:FILE, an ES module per namespace
     std::chrono::milliseconds time_limit{1000};  // per invocation; past it the operation fails
     std::size_t memory_limit_mb = 64;            // per engine context (one per thread)
+    /// NS:lambda:FUNCTION, NS:http:BASE_URL or NS:bedrock[:MODEL_ID]: what a handler's
+    /// request(ctx)/response(ctx) pair talks to (one per namespace)
+    std::vector<std::string> data_sources;
+    /// NS:OPERATIONS:INVOKE_TYPE:FUNCTION, e.g. chat:publish+subscribe:REQUEST_RESPONSE:fn:
+    /// AppSync's direct Lambda integration (no code)
+    std::vector<std::string> direct_lambdas;
+    std::string lambda_endpoint;  // empty: https://lambda.<region>.amazonaws.com
+    // one data source call, connect included
+    std::chrono::milliseconds data_source_timeout{10'000};
 };
 
 struct config {

@@ -27,12 +27,17 @@ std::string build_context(const invocation& inv) {
         }
         out += "],";
     }
+    // AppSync's path always starts with '/' ("/default/foo"); channel_path::str() has none.
+    std::string path;
+    if (inv.channel.empty() || inv.channel.front() != '/')
+        path += '/';
+    path += inv.channel;
     out += R"("channel":)";
-    events::append_json_string(out, inv.channel);
+    events::append_json_string(out, path);
     out += R"(,"identity":)";
     out += inv.identity_json.empty() ? std::string_view("null") : inv.identity_json;
     out += R"(,"info":{"channel":{"path":)";
-    events::append_json_string(out, inv.channel);
+    events::append_json_string(out, path);
     out += R"(,"segments":[)";
     std::string_view rest = inv.channel;
     if (!rest.empty() && rest.front() == '/')

@@ -16,6 +16,7 @@
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 #pragma GCC diagnostic ignored "-Woverloaded-virtual"
 #include <js/Array.h>
+#include <js/CallAndConstruct.h>
 #include <js/CompilationAndEvaluation.h>
 #include <js/Conversions.h>
 #include <js/ErrorReport.h>
@@ -203,6 +204,14 @@ public:
         src.has_publish = JS_HasProperty(cx_, ns, "onPublish", &has) && has;
         has = false;
         src.has_subscribe = JS_HasProperty(cx_, ns, "onSubscribe", &has) && has;
+        // A handler with a data source is an object holding request() and response().
+        auto is_pair = [&](const char* name) {
+            JS::RootedValue v(cx_);
+            return JS_GetProperty(cx_, ns, name, &v) && v.isObject() &&
+                   !JS::IsCallable(&v.toObject());
+        };
+        src.publish_source = src.has_publish && is_pair("onPublish");
+        src.subscribe_source = src.has_subscribe && is_pair("onSubscribe");
         return std::nullopt;
     }
 

@@ -30,6 +30,8 @@ struct module_source {
     std::uint64_t generation = 0;
     bool has_publish = false;  // set by the start-up check
     bool has_subscribe = false;
+    bool publish_source = false;  // onPublish is {request, response}: it needs a data source
+    bool subscribe_source = false;
 };
 
 class js_engine {
@@ -42,8 +44,11 @@ public:
     /// "file:line:column: message". Sets which handlers the module exports.
     virtual std::optional<std::string> check(module_source& src) = 0;
 
-    /// Calls the export `function_name` ("onPublish" or "onSubscribe") of `src` with the
-    /// context `ctx_json`. Returns the envelope result_mapping.hpp reads; never throws.
+    /// Calls the export `function_name` ("onPublish" or "onSubscribe", or "onPublish.request",
+    /// "onPublish.response", ... for handlers with a data source) of `src` with the context
+    /// `ctx_json`. request's envelope is {"ok":<request>,"stash":<ctx.stash>} or, after
+    /// runtime.earlyReturn(v), {"early":v}; a missing response returns ctx.result. Returns the
+    /// envelope result_mapping.hpp reads; never throws.
     virtual std::string invoke(const module_source& src, const char* function_name,
                                std::string_view ctx_json) = 0;
 

@@ -24,6 +24,7 @@
 #include "net/ws_writer.hpp"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -33,8 +34,11 @@
 #include <boost/beast/websocket/detail/utf8_checker.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -75,7 +79,12 @@ public:
           deadline_(std::chrono::steady_clock::now() + ctx.cfg.lim.connection_lifetime),
           reader_(ctx.cfg.lim.max_frame_bytes),
           writer_(ctx.cfg.lim.max_outbox_bytes),
-          conn_(ctx.api, ctx.cfg, *this, stream_.get_executor()) {}
+          conn_(ctx.api, ctx.cfg, *this, stream_.get_executor()) {
+        // With one I/O thread the connection runs on the io_context's executor, not a strand.
+        if (const auto* ex =
+                stream_.get_executor().template target<asio::io_context::executor_type>())
+            own_context_ = &ex->context();
+    }
 
     ~ws_session() override {
         release_incomplete();
@@ -154,7 +163,11 @@ public:
 
     // pubsub::subscriber, from any thread: called by the broker under its read lock, so only
     // hop onto the strand.
+    // On the connection's own thread (one I/O thread: no strands) the delivery is a plain call,
+    // with no handler and no reference counted; from elsewhere it hops onto the strand.
     void deliver(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch) override {
+        if (own_context_ != nullptr && own_context_->get_executor().running_in_this_thread())
+            return conn_.deliver(prefix, batch);
         asio::dispatch(stream_.get_executor(), [self = this->shared_from_this(), prefix, batch] {
             self->conn_.deliver(prefix, batch);
         });
@@ -186,11 +199,16 @@ public:
     // ---- connection_host: what appsync_connection asks of the transport, on the strand ------
 
     void send_text(std::string text) override {
+        if (text.size() <= ws_writer::max_copied_payload)
+            return void(enqueue_copy(text, {}));
         enqueue(
             {std::make_shared<const std::string>(std::move(text)), nullptr, 0, frame_kind::text});
     }
     bool send_data(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch,
                    std::uint32_t index) override {
+        // Data frames stay shared until the write copies them: copying each into its
+        // connection at delivery cost more in cache misses than it saved in reference counts
+        // (1,000 subscribers' runs are megabytes, written cold; docs/BENCHMARKS.md, issue #15).
         return enqueue({prefix, batch, index, frame_kind::text});
     }
     void close_after_sending(std::uint16_t code, const char* reason) override {
@@ -507,15 +525,26 @@ private:
         if (closing_)
             return false;
         const auto size = f.payload_size();
-        if (!writer_.queue(std::move(f))) {
-            core::stats::add(ctx_.api.stats().slow_consumer_closes);
-            log::warn("net [w{}] closing slow subscriber: outbox {} bytes + {} > limit {}",
-                      registry_id_, writer_.queued_bytes(), size, writer_.limit());
-            close_with(websocket::close_code::try_again_later, "slow consumer", true);
-            return false;
-        }
+        if (!writer_.queue(std::move(f)))
+            return slow_consumer(size);
         schedule_write();
         return true;
+    }
+    // The same for a small text frame `a` + `b`, copied now (ws_writer::queue_copy).
+    bool enqueue_copy(std::string_view a, std::string_view b) {
+        if (closing_)
+            return false;
+        if (!writer_.queue_copy(a, b))
+            return slow_consumer(a.size() + b.size());
+        schedule_write();
+        return true;
+    }
+    bool slow_consumer(std::size_t size) {
+        core::stats::add(ctx_.api.stats().slow_consumer_closes);
+        log::warn("net [w{}] closing slow subscriber: outbox {} bytes + {} > limit {}",
+                  registry_id_, writer_.queued_bytes(), size, writer_.limit());
+        close_with(websocket::close_code::try_again_later, "slow consumer", true);
+        return false;
     }
 
     // Corking: the write starts from a handler posted behind the deliveries already queued on
@@ -546,18 +575,41 @@ private:
                 return;
             }
             if constexpr (is_plain_tcp<Stream>) {
+                // Runs of copied frames at the head are written as they are, gathered; anything
+                // else is flattened into the per-thread scratch buffer first.
                 static thread_local std::string scratch;
-                const std::size_t frames = writer_.flatten(scratch);
+                std::string_view pieces[16];
+                std::size_t frames = writer_.leading_runs(pieces, std::size(pieces));
+                std::size_t count = frames;  // pieces to write
+                if (frames > 0) {
+                    writer_.seal(frames);
+                } else {
+                    frames = writer_.flatten(scratch);
+                    pieces[0] = scratch;
+                    count = 1;
+                }
+                std::array<asio::const_buffer, std::size(pieces)> buffers;
+                std::size_t total = 0;
+                for (std::size_t i = 0; i < count; ++i) {
+                    buffers[i] = asio::buffer(pieces[i].data(), pieces[i].size());
+                    total += pieces[i].size();
+                }
                 beast::error_code ec;
-                const std::size_t n =
-                    beast::get_lowest_layer(stream_).socket().write_some(asio::buffer(scratch), ec);
-                if (!ec && n == scratch.size()) {
+                const std::size_t n = beast::get_lowest_layer(stream_).socket().write_some(
+                    std::span<const asio::const_buffer>(buffers.data(), count), ec);
+                if (!ec && n == total) {
                     wrote(frames, n);
                     continue;
                 }
                 if (ec && ec != asio::error::would_block && ec != asio::error::try_again)
                     return write_failed(ec);
-                wbuf_.assign(scratch, n, std::string::npos);
+                wbuf_.clear();
+                std::size_t skip = n;
+                for (std::size_t i = 0; i < count; ++i) {
+                    const std::size_t from = std::min(skip, pieces[i].size());
+                    wbuf_.append(pieces[i].substr(from));
+                    skip -= from;
+                }
                 if (scratch.capacity() > 4 * ws_writer::max_bytes_per_write)
                     std::string().swap(scratch);  // after one very large frame
                 start_async_write(frames, n);
@@ -689,6 +741,7 @@ private:
     }
 
     Stream stream_;
+    asio::io_context* own_context_ = nullptr;  // set when stream_ has no strand (one I/O thread)
     server_context& ctx_;
     const core::limits& lim_;
     events::upgrade_auth auth_;

@@ -1,9 +1,13 @@
-// The sending half of a WebSocket connection, without the socket: the outbox (frames queued as
-// (head, shared batch, index) so fan-out copies nothing until the write), its bound (past
+// The sending half of a WebSocket connection, without the socket: the outbox, its bound (past
 // --max-outbox-bytes the client is a slow consumer), RFC 6455 framing of server frames, and the
-// one-buffer write: the frames at the head of the outbox copied, header, prefix and body, into
-// one contiguous buffer for one send (docs/decisions/005-write-path.md). net/ws_session does the
-// system calls with what this builds and reports back what was written. Unit-tested
+// one-buffer write (docs/decisions/005-write-path.md, 008-copy-small-frames.md).
+//
+// A small frame (at most max_copied_payload bytes: every control reply, and the data frames of
+// ordinary events) is framed and copied at once into a run, an owned buffer of whole frames
+// that the next write sends as it is; consecutive small frames share one run. A larger data
+// frame is queued as (prefix, shared batch, index) and copied only by the write, so a 240 KB
+// event is not copied per subscriber until its socket takes it. net/ws_session does the system
+// calls with what this builds and reports back what was written. Unit-tested
 // (tests/unit/net/ws_writer_test.cpp).
 //
 // Not thread-safe: one per connection, touched on its strand only.
@@ -14,20 +18,64 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace eventcast::net {
 
-enum class frame_kind : std::uint8_t { text, raw, pong, close };
+/// The bytes of a run: one allocation of a fixed capacity, filled by plain copies (a frame is
+/// three pieces; std::string's append would cost a call and checks per piece, and growing would
+/// copy what is there). Moved, never copied.
+class run_buffer {
+public:
+    run_buffer() = default;
+    explicit run_buffer(std::size_t capacity)
+        : data_(std::make_unique_for_overwrite<char[]>(capacity)), cap_(capacity) {}
+    run_buffer(run_buffer&& o) noexcept
+        : data_(std::move(o.data_)),
+          size_(std::exchange(o.size_, 0)),
+          cap_(std::exchange(o.cap_, 0)) {}
+    run_buffer& operator=(run_buffer&& o) noexcept {
+        data_ = std::move(o.data_);
+        size_ = std::exchange(o.size_, 0);
+        cap_ = std::exchange(o.cap_, 0);
+        return *this;
+    }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t room() const noexcept { return cap_ - size_; }
+    std::string_view view() const noexcept { return {data_.get(), size_}; }
+    /// `n` (at most room()) more bytes at the end, for the caller to fill.
+    char* extend(std::size_t n) noexcept {
+        char* p = data_.get() + size_;
+        size_ += n;
+        return p;
+    }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t cap_ = 0;
+};
+
+/// `run`: whole frames already framed and copied (out_frame::run); the others are one frame
+/// each, framed by the write.
+enum class frame_kind : std::uint8_t { text, raw, pong, close, run };
 
 struct out_frame {
+    out_frame() = default;
+    out_frame(pubsub::shared_bytes h, pubsub::shared_batch b, std::uint32_t i, frame_kind k)
+        : head(std::move(h)), batch(std::move(b)), index(i), kind(k) {}
+
     pubsub::shared_bytes head;   // control text, raw bytes, pong/close payload, or data prefix
     pubsub::shared_batch batch;  // data frames: the shared bodies; null otherwise
     std::uint32_t index = 0;     // which body of batch
     frame_kind kind = frame_kind::text;
+    run_buffer run;            // kind run: the frames' bytes, headers included
+    std::size_t run_cost = 0;  // kind run: what its frames count against the bound
     std::size_t payload_size() const noexcept {
         return head->size() + (batch ? batch->bodies[index].size() : 0);
     }
@@ -72,6 +120,11 @@ public:
 
     explicit ws_writer(std::size_t max_outbox_bytes) noexcept : max_(max_outbox_bytes) {}
 
+    /// Frames whose payload is at most this are copied when queued (queue_copy); larger data
+    /// frames are queued by reference. A few cache lines: copying them costs less than the
+    /// reference counts of sharing them (008-copy-small-frames.md).
+    static constexpr std::size_t max_copied_payload = 1024;
+
     /// Queues a data or control frame. False, and nothing queued, when it would take the
     /// outbox past its bound: the connection is a slow consumer and must be closed.
     bool queue(out_frame f) {
@@ -82,6 +135,55 @@ public:
         outbox_.push_back(std::move(f));
         return true;
     }
+
+    /// Queues one text frame whose payload is `a` then `b`, framed and copied now into the run
+    /// at the tail of the outbox (a new run when the tail is not one, is being written, or is
+    /// full). A new run is twice the size of the runs queued before it, from 512 bytes to
+    /// 16 KiB: a connection sent one event holds a small buffer, a busy one few allocations.
+    /// False, and nothing queued, as for queue().
+    bool queue_copy(std::string_view a, std::string_view b) {
+        const std::size_t payload = a.size() + b.size();
+        const std::size_t cost = payload + overhead;
+        if (bytes_ + cost > max_)
+            return false;
+        bytes_ += cost;
+        unsigned char h[10];
+        const std::size_t header = put_header(h, frame_kind::text, payload);
+        const std::size_t need = header + payload;
+        out_frame* tail = outbox_.size() > sealed_ ? &outbox_.at(outbox_.size() - 1) : nullptr;
+        if (tail == nullptr || tail->kind != frame_kind::run || tail->run.room() < need) {
+            out_frame f;
+            f.kind = frame_kind::run;
+            f.run = run_buffer(std::max(need, std::clamp<std::size_t>(2 * run_bytes_, 512, 16384)));
+            outbox_.push_back(std::move(f));
+            tail = &outbox_.at(outbox_.size() - 1);
+        }
+        char* p = tail->run.extend(need);
+        std::memcpy(p, h, header);
+        if (!a.empty())
+            std::memcpy(p + header, a.data(), a.size());
+        if (!b.empty())
+            std::memcpy(p + header + a.size(), b.data(), b.size());
+        tail->run_cost += cost;
+        run_bytes_ += need;
+        return true;
+    }
+
+    /// The runs at the head of the outbox, at most `max` of them, as views into `out`: bytes a
+    /// write can send as they are (a gathered write of a few large pieces). 0 when the head
+    /// is not a run.
+    std::size_t leading_runs(std::string_view* out, std::size_t max) const noexcept {
+        std::size_t n = 0;
+        while (n < max && n < outbox_.size() && outbox_.at(n).kind == frame_kind::run) {
+            out[n] = outbox_.at(n).run.view();
+            ++n;
+        }
+        return n;
+    }
+
+    /// The frames of the next write are taken (flatten or leading_runs): nothing is appended to
+    /// them until wrote() or drop_after().
+    void seal(std::size_t frames) noexcept { sealed_ = frames; }
     /// Queues bytes that bypass the bound and the framing (the HTTP upgrade's answer) or a
     /// close frame (which must go out even to a slow consumer).
     void queue_unbounded(out_frame f) { outbox_.push_back(std::move(f)); }
@@ -93,16 +195,20 @@ public:
     /// Drops every queued frame after the first `keep` (frames being written stay).
     void drop_after(std::size_t keep) {
         outbox_.truncate(std::min(keep, outbox_.size()));
+        sealed_ = std::min(sealed_, outbox_.size());
         bytes_ = 0;
-        for (std::size_t i = 0; i < outbox_.size(); ++i)
-            if (outbox_.at(i).kind != frame_kind::raw)
-                bytes_ += outbox_.at(i).payload_size() + overhead;
+        run_bytes_ = 0;
+        for (std::size_t i = 0; i < outbox_.size(); ++i) {
+            bytes_ += cost_of(outbox_.at(i));
+            if (outbox_.at(i).kind == frame_kind::run)
+                run_bytes_ += outbox_.at(i).run.size();
+        }
     }
 
     /// Copies the first frames of the outbox (header, prefix, body), up to about
-    /// max_bytes_per_write, into `out`. Returns how many frames it took; nothing follows a
-    /// close frame in one buffer.
-    std::size_t flatten(std::string& out) const {
+    /// max_bytes_per_write, into `out`, and seals them. Returns how many frames it took;
+    /// nothing follows a close frame in one buffer.
+    std::size_t flatten(std::string& out) {
         out.clear();
         std::size_t frames = 0;
         unsigned char h[10];
@@ -113,6 +219,10 @@ public:
                 out.append(*f.head);
                 continue;
             }
+            if (f.kind == frame_kind::run) {
+                out.append(f.run.view());
+                continue;
+            }
             out.append(reinterpret_cast<const char*>(h), put_header(h, f.kind, f.payload_size()));
             out.append(*f.head);
             if (f.batch)
@@ -120,6 +230,7 @@ public:
             if (f.kind == frame_kind::close)
                 break;
         }
+        sealed_ = frames;
         return frames;
     }
 
@@ -128,13 +239,15 @@ public:
     bool wrote(std::size_t frames) {
         bool close_sent = false;
         for (std::size_t i = 0; i < frames; ++i) {
-            const auto& f = outbox_.at(i);
+            auto& f = outbox_.at(i);
             if (f.kind == frame_kind::close)
                 close_sent = true;
-            if (f.kind != frame_kind::raw)
-                bytes_ -= std::min(bytes_, f.payload_size() + overhead);
+            bytes_ -= std::min(bytes_, cost_of(f));
+            if (f.kind == frame_kind::run)
+                run_bytes_ -= std::min(run_bytes_, f.run.size());
         }
         outbox_.pop_front(frames);
+        sealed_ = 0;
         return close_sent;
     }
 
@@ -164,8 +277,17 @@ public:
 
 private:
     static constexpr std::size_t overhead = 10;  // a frame header at most, counted per frame
+
+    static std::size_t cost_of(const out_frame& f) noexcept {
+        if (f.kind == frame_kind::raw)
+            return 0;
+        return f.kind == frame_kind::run ? f.run_cost : f.payload_size() + overhead;
+    }
+
     frame_queue outbox_;
-    std::size_t bytes_ = 0;  // payload + header of queued frames, raw bytes not counted
+    std::size_t bytes_ = 0;      // what queued frames count against the bound (raw bytes: nothing)
+    std::size_t sealed_ = 0;     // the first frames, taken by the write under way
+    std::size_t run_bytes_ = 0;  // bytes in the queued runs
     std::size_t max_;
 };
 

@@ -4,6 +4,8 @@
 //   POST /model/{modelId}/converse-stream              (ConverseStream)
 //   POST /model/{modelId}/invoke-with-response-stream  (InvokeModelWithResponseStream,
 //                                                       Anthropic messages body)
+//   POST /model/{modelId}/converse, /model/{modelId}/invoke  (the same answers, not streamed:
+//                                                       for namespace handlers' data sources)
 //
 // SigV4 is verified by re-signing the received request with the official
 // @smithy/signature-v4 signer; responses are framed with the official
@@ -361,11 +363,9 @@ async function handleModelRequest(req, res, ctx, cfg) {
   }
   if (!auth.ok) return sendAwsError(res, auth.status, auth.errorType, auth.message);
 
-  if (operation === "Converse" || operation === "InvokeModel") {
-    return sendAwsError(res, 400, "ValidationException", `The fake only implements the streaming operations; ${operation} is not supported.`);
-  }
   if (record.bodyJson === null) return sendAwsError(res, 400, "ValidationException", "Malformed input request, please reformat your input and try again.");
-  const invalid = operation === "ConverseStream" ? validateConverse(record.bodyJson) : validateAnthropicInvoke(record.bodyJson);
+  const conversing = operation === "ConverseStream" || operation === "Converse";
+  const invalid = conversing ? validateConverse(record.bodyJson) : validateAnthropicInvoke(record.bodyJson);
   if (invalid) return sendAwsError(res, 400, "ValidationException", invalid);
 
   // Prompt = text of the last user message; input tokens = words in all text.
@@ -385,7 +385,7 @@ async function handleModelRequest(req, res, ctx, cfg) {
   }
   if (!STREAM_SCENARIOS.has(name)) return sendAwsError(res, 400, "ValidationException", `fake-bedrock: unknown scenario '${name}'`);
 
-  const maxTokens = operation === "ConverseStream" ? b.inferenceConfig?.maxTokens : b.max_tokens;
+  const maxTokens = conversing ? b.inferenceConfig?.maxTokens : b.max_tokens;
   let chunks = answerChunks(s, cleanPrompt);
   let stopReason = s.stopReason ?? "end_turn";
   if (Number.isInteger(maxTokens) && chunks.length > maxTokens && s.ignoreMaxTokens !== true) {
@@ -396,6 +396,24 @@ async function handleModelRequest(req, res, ctx, cfg) {
   const outputTokens = s.outputTokens ?? chunks.length;
   record.expectedText = chunks.join("");
 
+  // The non-streaming operations answer the same text in one JSON body: Converse's
+  // {output:{message}, stopReason, usage, metrics}, InvokeModel's Anthropic messages answer.
+  if (operation === "Converse") {
+    return sendJson(res, 200, {
+      output: { message: { role: "assistant", content: [{ text: record.expectedText }] } },
+      stopReason,
+      usage: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
+      metrics: { latencyMs: 1 },
+    }, { "x-amzn-RequestId": requestId() });
+  }
+  if (operation === "InvokeModel") {
+    return sendJson(res, 200, {
+      id: `msg_fake_${record.id}`, type: "message", role: "assistant", model: modelId,
+      content: [{ type: "text", text: record.expectedText }],
+      stop_reason: stopReason, stop_sequence: null,
+      usage: { input_tokens: inputTokens, output_tokens: outputTokens },
+    }, { "x-amzn-RequestId": requestId() });
+  }
   const ctl = new StreamCtl(req, res, record, ctx.stats);
   const rng = makeRng(s.seed ?? record.id);
   const started = Date.now();

@@ -164,6 +164,23 @@ TEST_F(ConfigTest, NamespaceCodeIsRepeatableWithItsLimits) {
     EXPECT_EQ(cfg.handlers.memory_limit_mb, 16u);
 }
 
+TEST_F(ConfigTest, DataSourcesAndDirectLambdaAreRepeatable) {
+    const auto d = loaded({});
+    EXPECT_TRUE(d.handlers.data_sources.empty());
+    EXPECT_TRUE(d.handlers.direct_lambdas.empty());
+    EXPECT_EQ(d.handlers.lambda_endpoint, "");
+    EXPECT_EQ(d.handlers.data_source_timeout, std::chrono::milliseconds(10'000));
+    const auto cfg =
+        loaded({"--namespace-data-source", "a:lambda:fn", "--namespace-data-source",
+                "b:http:http://127.0.0.1:9/x", "--namespace-direct-lambda", "c:publish:EVENT:fn",
+                "--lambda-endpoint", "http://127.0.0.1:1", "--data-source-timeout-ms", "250"});
+    EXPECT_EQ(cfg.handlers.data_sources,
+              (std::vector<std::string>{"a:lambda:fn", "b:http:http://127.0.0.1:9/x"}));
+    EXPECT_EQ(cfg.handlers.direct_lambdas, (std::vector<std::string>{"c:publish:EVENT:fn"}));
+    EXPECT_EQ(cfg.handlers.lambda_endpoint, "http://127.0.0.1:1");
+    EXPECT_EQ(cfg.handlers.data_source_timeout, std::chrono::milliseconds(250));
+}
+
 TEST_F(ConfigTest, DefaultsAreSafeAndMatchAws) {
     const auto cfg = loaded({});
     EXPECT_EQ(cfg.host, "127.0.0.1");

@@ -1,6 +1,7 @@
 // Tests src/net/ws_writer.hpp: RFC 6455 server frame headers, the outbox bound, the one-buffer
 // flatten (raw bytes verbatim, nothing after a close, about 64 KiB per write), what wrote() and
-// drop_after() forget, and the frame_queue's order through compaction. The frames are decoded
+// drop_after() forget, small frames copied into runs (order, sealing, the bound), and the
+// frame_queue's order through compaction. The frames are decoded
 // here by hand, independently of the writer.
 #include "net/ws_writer.hpp"
 
@@ -177,6 +178,123 @@ TEST(WsWriterTest, DropAfterKeepsTheFirstFramesAndRecountsThem) {
     EXPECT_EQ(w.flatten(buf), 2u);
     w.drop_after(10);  // more than there are: nothing changes
     EXPECT_EQ(w.flatten(buf), 2u);
+}
+
+// The runs at the head of the outbox: how many, and their bytes end to end.
+struct head_runs {
+    std::size_t count = 0;
+    std::string bytes;
+};
+head_runs runs_of(const ws_writer& w) {
+    std::string_view views[16];
+    head_runs r;
+    r.count = w.leading_runs(views, std::size(views));
+    for (std::size_t i = 0; i < r.count; ++i)
+        r.bytes += views[i];
+    return r;
+}
+
+TEST(WsWriterTest, SmallFramesAreCopiedIntoOneRunInOrder) {
+    ws_writer w(1 << 20);
+    auto batch = batch_of({"\"a\"}", "\"b\"}"});
+    ASSERT_TRUE(w.queue_copy("{\"id\":\"s1\",\"event\":", batch->bodies[0]));
+    ASSERT_TRUE(w.queue_copy("{\"id\":\"s1\",\"event\":", batch->bodies[1]));
+    ASSERT_TRUE(w.queue_copy("ack", {}));
+    // Three frames, one run: what a write sends as it is.
+    const head_runs r = runs_of(w);
+    ASSERT_EQ(r.count, 1u);
+    const auto frames = decode(r.bytes);
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_EQ(frames[0].first_byte, 0x81u);
+    EXPECT_EQ(frames[0].payload, "{\"id\":\"s1\",\"event\":\"a\"}");
+    EXPECT_EQ(frames[1].payload, "{\"id\":\"s1\",\"event\":\"b\"}");
+    EXPECT_EQ(frames[2].payload, "ack");
+    EXPECT_EQ(w.queued_bytes(), (19u + 4 + 10) * 2 + 3 + 10);  // prefix, body, header
+    std::string buf;
+    EXPECT_EQ(w.flatten(buf), 1u);
+    EXPECT_EQ(buf, r.bytes);
+    EXPECT_FALSE(w.wrote(1));
+    EXPECT_TRUE(w.empty());
+    EXPECT_EQ(w.queued_bytes(), 0u);
+    EXPECT_EQ(runs_of(w).count, 0u);
+}
+
+TEST(WsWriterTest, ARunBeingWrittenIsNotAppendedTo) {
+    ws_writer w(1 << 20);
+    ASSERT_TRUE(w.queue_copy("one", {}));
+    w.seal(1);  // the write under way took it
+    ASSERT_TRUE(w.queue_copy("two", {}));
+    EXPECT_EQ(runs_of(w).count, 2u);
+    EXPECT_FALSE(w.wrote(1));  // the first is on the wire; "two" is not lost
+    head_runs r = runs_of(w);
+    ASSERT_EQ(r.count, 1u);
+    ASSERT_EQ(decode(r.bytes).size(), 1u);
+    EXPECT_EQ(decode(r.bytes)[0].payload, "two");
+    // After a write is taken by flatten, the same holds.
+    std::string buf;
+    EXPECT_EQ(w.flatten(buf), 1u);
+    ASSERT_TRUE(w.queue_copy("three", {}));
+    EXPECT_FALSE(w.wrote(1));
+    r = runs_of(w);
+    ASSERT_EQ(r.count, 1u);
+    EXPECT_EQ(decode(r.bytes).at(0).payload, "three");
+}
+
+TEST(WsWriterTest, RunsAndSharedFramesKeepTheirOrder) {
+    ws_writer w(1 << 20);
+    const std::string big(ws_writer::max_copied_payload + 1, 'x');
+    auto batch = batch_of({big});
+    ASSERT_TRUE(w.queue_copy("first", {}));
+    ASSERT_TRUE(w.queue(data("p:", batch, 0)));  // too large to copy: by reference
+    ASSERT_TRUE(w.queue_copy("third", {}));
+    ASSERT_TRUE(w.queue_copy("fourth", {}));  // joins "third"'s run, not "first"'s
+    EXPECT_EQ(runs_of(w).count, 1u);          // a shared frame follows the first run
+    std::string buf;
+    EXPECT_EQ(w.flatten(buf), 3u);
+    const auto frames = decode(buf);
+    ASSERT_EQ(frames.size(), 4u);
+    EXPECT_EQ(frames[0].payload, "first");
+    EXPECT_EQ(frames[1].payload, "p:" + big);
+    EXPECT_EQ(frames[2].payload, "third");
+    EXPECT_EQ(frames[3].payload, "fourth");
+}
+
+TEST(WsWriterTest, CopiedFramesCountAgainstTheBound) {
+    ws_writer w(40);
+    ASSERT_TRUE(w.queue_copy(std::string(20, 'a'), {}));    // 30
+    EXPECT_FALSE(w.queue_copy("b", std::string(10, 'c')));  // 30 + 21 > 40: refused, not queued
+    EXPECT_EQ(w.queued_bytes(), 30u);
+    EXPECT_EQ(decode(runs_of(w).bytes).size(), 1u);
+    w.drop_after(0);
+    EXPECT_TRUE(w.empty());
+    EXPECT_EQ(w.queued_bytes(), 0u);
+}
+
+TEST(WsWriterTest, RunsGrowWithTheBurstAndEveryFrameStaysWhole) {
+    ws_writer w(1 << 24);
+    const std::string body(1000, 'e');  // 1004-byte frames
+    for (int i = 0; i < 200; ++i)       // about 200 KB
+        ASSERT_TRUE(w.queue_copy(body, std::to_string(i % 10)));
+    // 512-byte and 1 KiB runs would not hold a frame; then 2, 4, 8 KiB, then 16 KiB each:
+    // far fewer runs than frames, none past 16 KiB.
+    std::string_view views[64];
+    const std::size_t n = w.leading_runs(views, std::size(views));
+    EXPECT_GT(n, 8u);
+    EXPECT_LT(n, 25u);
+    for (std::size_t i = 0; i < n; ++i)
+        EXPECT_LE(views[i].size(), 16384u);
+    std::string buf;
+    std::size_t frames_seen = 0;
+    while (!w.empty()) {
+        const std::size_t taken = w.flatten(buf);
+        for (const auto& f : decode(buf)) {
+            ASSERT_EQ(f.payload, body + std::to_string(frames_seen % 10));
+            ++frames_seen;
+        }
+        w.wrote(taken);
+    }
+    EXPECT_EQ(frames_seen, 200u);
+    EXPECT_EQ(w.queued_bytes(), 0u);
 }
 
 TEST(FrameQueueTest, KeepsOrderThroughCompactionAndEmptiesCleanly) {
