@@ -2,6 +2,7 @@
 // event body plus one for the batch, then O(matches) deliveries of shared pointers.
 #include "api/event_api.hpp"
 
+#include "auth/identity_json.hpp"
 #include "core/ids.hpp"
 #include "handlers/context.hpp"
 #include "history/memory_store.hpp"
@@ -21,54 +22,6 @@ std::uint32_t random_epoch() {
         e = rd();
     return e;
 }
-// ctx.identity per auth mode, in the context reference's field names, from what the verifiers
-// keep in auth::identity. TODO(handlers): JWT claims and issuer, IAM account, the Lambda
-// authorizer's handlerContext are not carried by auth::identity yet.
-std::string identity_json(const auth::identity& who) {
-    std::string out;
-    auto field = [&](const char* name, std::string_view v) {
-        out += out.size() > 1 ? "," : "";
-        out += '"';
-        out += name;
-        out += "\":";
-        events::append_json_string(out, v);
-    };
-    switch (who.how) {
-        case auth::mode::api_key: return "null";
-        case auth::mode::lambda: return R"({"handlerContext":{}})";
-        case auth::mode::iam: {
-            out = "{";
-            field("username", who.user);
-            field("userArn", who.user);
-            std::string_view arn = who.user;  // arn:aws:iam::<account>:...
-            std::string account;
-            if (arn.rfind("arn:aws:iam::", 0) == 0)
-                account = std::string(arn.substr(13, arn.find(':', 13) - 13));
-            field("accountId", account);
-            out += R"(,"sourceIp":[]})";
-            return out;
-        }
-        case auth::mode::cognito:
-        case auth::mode::oidc: {
-            out = "{";
-            field("sub", who.user);
-            if (who.how == auth::mode::cognito) {
-                field("username", who.user);
-                out += R"(,"groups":[)";
-                for (std::size_t i = 0; i < who.groups.size(); ++i) {
-                    if (i)
-                        out += ',';
-                    events::append_json_string(out, who.groups[i]);
-                }
-                out += R"(],"sourceIp":[],"defaultAuthStrategy":"ALLOW")";
-            }
-            out += '}';
-            return out;
-        }
-    }
-    return "null";
-}
-
 events::protocol_error handler_refusal(const handlers::failure& f) {
     using kind = handlers::failure::kind;
     if (f.what == kind::unauthorized)
@@ -142,7 +95,7 @@ publish_result event_api::publish_through_handler(handlers::registry& h,
     outcome.identifiers.reserve(req.events.size());
     for (std::size_t i = 0; i < req.events.size(); ++i)
         outcome.identifiers.push_back(core::uuid_v4());
-    const auto identity = identity_json(who);
+    const auto identity = auth::identity_json(who);
     handlers::invocation inv;
     inv.op = handlers::operation::publish;
     inv.channel = req.channel->str();
@@ -255,7 +208,7 @@ void event_api::finish_subscribe(subscribe_request& req, const auth::auth_result
     }
     if (auto* h = handlers_.load(std::memory_order_acquire)) {
         if (auto code = h->find(ns->name); code && code->has_subscribe) {
-            const auto identity = identity_json(*a);
+            const auto identity = auth::identity_json(*a);
             handlers::invocation inv;
             inv.op = handlers::operation::subscribe;
             inv.channel = req.raw_channel;

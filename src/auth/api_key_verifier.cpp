@@ -20,7 +20,7 @@ public:
     std::optional<auth_result> try_verify(const auth_request& req) const override {
         if (auto k = keys_.check(*req.creds); !k)
             return auth_result(k.error());
-        return auth_result(identity{mode::api_key, {}, {}});
+        return auth_result(identity{});
     }
     void verify_async(const auth_request& req, std::function<void(auth_result)> done) override {
         done(*try_verify(req));

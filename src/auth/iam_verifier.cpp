@@ -43,7 +43,11 @@ public:
         auto v = verify_sigv4(sr, *keys_, policy_, std::chrono::system_clock::now());
         if (!v)
             return auth_result(protocol_error::unauthorized("AWS_IAM: " + v.error()));
-        return auth_result(identity{mode::iam, v->principal, {}});
+        identity who;
+        who.how = mode::iam;
+        who.user = v->principal;
+        who.access_key_id = v->access_key_id;
+        return auth_result(std::move(who));
     }
     void verify_async(const auth_request& req, std::function<void(auth_result)> done) override {
         done(*try_verify(req));

@@ -8,6 +8,8 @@
 #include "core/log.hpp"
 #include "core/strings.hpp"
 
+#include <boost/json/serialize.hpp>
+
 #include <atomic>
 
 namespace eventcast::auth {
@@ -98,7 +100,15 @@ private:
             return auth_result(protocol_error::unauthorized(std::string(mode_name(mode_)) + ": " +
                                                             client_message(v.error())));
         }
-        return auth_result(identity{mode_, identity_of(*v), v->groups});
+        identity who;
+        who.how = mode_;
+        who.user = identity_of(*v);
+        who.groups = v->groups;
+        who.subject = v->subject;
+        who.issuer = v->issuer;
+        who.username = v->username;
+        who.claims_json = boost::json::serialize(v->claims);
+        return auth_result(std::move(who));
     }
 
     std::string identity_of(const verified_jwt& t) const {

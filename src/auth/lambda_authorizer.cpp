@@ -47,7 +47,7 @@ public:
                 r.timed_out || r.cancelled ? "did not answer in time" : "could not be reached";
             log::warn("auth: the Lambda authorizer webhook {}{}{}", why,
                       r.error.empty() ? "" : ": ", r.error);
-            done_({false, std::string("the authorizer ") + why}, std::chrono::seconds(0));
+            done_({false, std::string("the authorizer ") + why, "{}"}, std::chrono::seconds(0));
             return;
         }
         auto [answer, ttl] = lambda_authorizer::parse_answer(r.status, body_, default_ttl_);
@@ -139,21 +139,24 @@ std::string lambda_authorizer::request_body(const lambda_request& req,
 std::pair<lambda_answer, std::chrono::seconds> lambda_authorizer::parse_answer(
     long status, std::string_view body, std::chrono::seconds default_ttl) {
     if (status < 200 || status > 299)
-        return {{false, "the authorizer answered HTTP " + std::to_string(status)},
+        return {{false, "the authorizer answered HTTP " + std::to_string(status), "{}"},
                 std::chrono::seconds(0)};
     boost::system::error_code ec;
     auto v = json::parse(body, ec);
     const json::object* o = ec ? nullptr : v.if_object();
     const json::value* allowed = o ? o->if_contains("isAuthorized") : nullptr;
     if (!allowed || !allowed->is_bool())
-        return {{false, "the authorizer's answer has no boolean isAuthorized"},
+        return {{false, "the authorizer's answer has no boolean isAuthorized", "{}"},
                 std::chrono::seconds(0)};
     auto ttl = default_ttl;
     if (const auto* t = o->if_contains("ttlOverride"); t && t->is_int64())
         ttl = std::chrono::seconds(std::clamp<std::int64_t>(t->as_int64(), 0, 3600));
-    lambda_answer a{allowed->as_bool(), {}};
+    lambda_answer a;
+    a.allowed = allowed->as_bool();
     if (!a.allowed)
         a.reason = "the authorizer refused the request";
+    if (const auto* c = o->if_contains("handlerContext"); c && c->is_object())
+        a.handler_context = json::serialize(*c);
     return {a, ttl};
 }
 

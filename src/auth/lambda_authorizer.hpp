@@ -5,8 +5,8 @@
 #pragma once
 
 #include "auth/modes.hpp"
-#include "events/message.hpp"
 #include "aws/transport.hpp"
+#include "events/message.hpp"
 
 #include <array>
 #include <chrono>
@@ -30,6 +30,9 @@ struct lambda_request {
 struct lambda_answer {
     bool allowed = false;
     std::string reason;  // for the refusal message; empty when allowed
+    /// The answer's handlerContext (a JSON object text, "{}" when it gave none): what a
+    /// namespace handler sees as ctx.identity.handlerContext.
+    std::string handler_context = "{}";
 };
 
 /// Thread-safe.

@@ -22,7 +22,10 @@ lambda_request request_of(const auth_request& r) {
 auth_result result_of(const lambda_answer& a) {
     if (!a.allowed)
         return protocol_error::unauthorized("AWS_LAMBDA: " + a.reason);
-    return identity{mode::lambda, {}, {}};
+    identity who;
+    who.how = mode::lambda;
+    who.handler_context = a.handler_context;
+    return who;
 }
 
 class lambda_verifier final : public verifier {

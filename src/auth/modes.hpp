@@ -54,6 +54,14 @@ struct identity {
     /// principal (or access key id) of an IAM key. Empty for API keys and Lambda answers.
     std::string user;
     std::vector<std::string> groups;  // cognito:groups, when present
+    // What ctx.identity shows a namespace handler beyond the above (identity_json.hpp); empty
+    // for modes that have none.
+    std::string subject;          // JWT: sub
+    std::string issuer;           // JWT: iss
+    std::string username;         // JWT: cognito:username, else username, else preferred_username
+    std::string claims_json;      // JWT: every claim, as one JSON object text
+    std::string access_key_id;    // AWS_IAM: the key that signed
+    std::string handler_context;  // AWS_LAMBDA: the authorizer's handlerContext, a JSON text
 };
 
 }  // namespace eventcast::auth

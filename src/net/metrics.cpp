@@ -142,6 +142,15 @@ std::string render_metrics(server_context& ctx) {
         "\n"
         "eventcast_rate_limited_total{limit=\"ops_per_second\"} " +
         std::to_string(st.rate_limited_operations.load()) + "\n";
+    // Namespace code (--namespace-code, data sources): zero and constant when none is attached.
+    const auto hc = ctx.api.attached_handlers() ? ctx.api.attached_handlers()->counters()
+                                                : handlers::handler_counters{};
+    metric("eventcast_handler_invocations_total", "counter",
+           "onPublish/onSubscribe (and data source handler) invocations.", hc.invocations);
+    metric("eventcast_handler_timeouts_total", "counter",
+           "Handler invocations stopped at --handler-time-limit-ms.", hc.timeouts);
+    metric("eventcast_handler_memory_limits_total", "counter",
+           "Handler invocations stopped at --handler-memory-limit-mb.", hc.memory);
     const auto ac = ctx.api.auth_counters();
     metric("eventcast_jwks_refreshes_total", "counter",
            "JWKS refetches asked for by tokens with an unknown kid.", ac.jwks_refreshes);

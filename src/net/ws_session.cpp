@@ -81,8 +81,8 @@ public:
           writer_(ctx.cfg.lim.max_outbox_bytes),
           conn_(ctx.api, ctx.cfg, *this, stream_.get_executor()) {
         // With one I/O thread the connection runs on the io_context's executor, not a strand.
-        if (const auto* ex =
-                stream_.get_executor().template target<asio::io_context::executor_type>())
+        const auto executor = stream_.get_executor();  // target<>() points into this copy
+        if (const auto* ex = executor.template target<asio::io_context::executor_type>())
             own_context_ = &ex->context();
     }
 

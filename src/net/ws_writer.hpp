@@ -1,13 +1,14 @@
 // The sending half of a WebSocket connection, without the socket: the outbox, its bound (past
 // --max-outbox-bytes the client is a slow consumer), RFC 6455 framing of server frames, and the
-// one-buffer write (docs/decisions/005-write-path.md, 008-copy-small-frames.md).
+// one-buffer write (docs/decisions/005-write-path.md).
 //
-// A small frame (at most max_copied_payload bytes: every control reply, and the data frames of
-// ordinary events) is framed and copied at once into a run, an owned buffer of whole frames
-// that the next write sends as it is; consecutive small frames share one run. A larger data
-// frame is queued as (prefix, shared batch, index) and copied only by the write, so a 240 KB
-// event is not copied per subscriber until its socket takes it. net/ws_session does the system
-// calls with what this builds and reports back what was written. Unit-tested
+// A small control frame (at most max_copied_payload bytes: publish_success, acks, errors) is
+// framed and copied at once into a run, an owned buffer of whole frames that the next write
+// sends as it is; consecutive small frames share one run. Data frames are queued as (prefix,
+// shared batch, index) and copied only by the write: copying them at delivery cut instructions
+// but not time (issue #15 note: 1,000 subscribers' runs are megabytes, written cold).
+// net/ws_session does the system calls with what this builds and reports back what was
+// written. Unit-tested
 // (tests/unit/net/ws_writer_test.cpp).
 //
 // Not thread-safe: one per connection, touched on its strand only.
@@ -120,9 +121,8 @@ public:
 
     explicit ws_writer(std::size_t max_outbox_bytes) noexcept : max_(max_outbox_bytes) {}
 
-    /// Frames whose payload is at most this are copied when queued (queue_copy); larger data
-    /// frames are queued by reference. A few cache lines: copying them costs less than the
-    /// reference counts of sharing them (008-copy-small-frames.md).
+    /// Control frames whose payload is at most this are copied when queued (queue_copy)
+    /// instead of allocated as a shared string each.
     static constexpr std::size_t max_copied_payload = 1024;
 
     /// Queues a data or control frame. False, and nothing queued, when it would take the

@@ -418,6 +418,65 @@ const scenarios = {
     },
 };
 
+// ---- namespace handlers (started with the files of tests/data/handlers, amplify.test.mjs) ----
+Object.assign(scenarios, {
+    // transform.js upper-cases the message and adds the channel and util.time; filter.js drops
+    // spam. What Amplify's observer receives is the handler's output, over WebSocket and HTTP.
+    async 'handler-transform'() {
+        configure();
+        const channel = await withTimeout(events.connect(`transform/${uniq}`), 10000, 'events.connect');
+        const s = await subscribe(channel);
+        await withTimeout(channel.publish({ message: 'hello', keep: 1 }), 5000, 'channel.publish');
+        const ws = (await s.next()).event;
+        assert.equal(ws.message, 'HELLO');
+        assert.equal(ws.keep, 1);
+        assert.equal(ws.channel, `/transform/${uniq}`);
+        assert.deepEqual(ws.segments, ['transform', uniq]);
+        assert.match(ws.receivedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        await withTimeout(events.post(`transform/${uniq}`, { message: 'over http' }), 5000, 'events.post');
+        assert.equal((await s.next()).event.message, 'OVER HTTP');
+
+        const filtered = await withTimeout(events.connect(`filter/${uniq}`), 10000, 'events.connect');
+        const f = await subscribe(filtered);
+        await withTimeout(filtered.publish([{ n: 1 }, { n: 2, spam: true }, { n: 3 }]), 5000, 'channel.publish');
+        assert.deepEqual((await f.take(2)).map((m) => m.event), [{ n: 1 }, { n: 3 }]);
+        await sleep(300);
+        assert.equal(f.received.length, 2, 'the spam event was broadcast');
+        await channel.close();
+        await filtered.close();
+    },
+
+    // validate.js: util.unauthorized() for identity-less callers on /validate/private/...,
+    // util.error() on a closed channel, a per-event error in publish_success's failed.
+    async 'handler-refusals'() {
+        configure();
+        const refused = await withTimeout(events.connect(`validate/private/${uniq}`), 10000, 'events.connect');
+        const errors = [];
+        refused.subscribe({ next: () => assert.fail('refused subscription got an event'),
+                                         error: (e) => errors.push(e) });
+        const frame = await waitFrame(inFrame('subscribe_error'), 5000, 'subscribe_error');
+        assert.equal(frame.json.errors[0].errorType, 'UnauthorizedException');
+        await sleep(200);
+        assert.ok(errors.length >= 1, 'the observer saw no error for the refused subscription');
+
+        const closed = await withTimeout(events.connect(`validate/closed/${uniq}`), 10000, 'events.connect');
+        closed.subscribe({ next: () => {}, error: () => {} });
+        const closedFrame = await waitFrame(
+            inFrame('subscribe_error', (j) => j.errors?.[0]?.message?.includes('is closed')), 5000,
+            'subscribe_error from util.error');
+        assert.equal(closedFrame.json.errors[0].message, `channel /validate/closed/${uniq} is closed`);
+
+        const ok = await withTimeout(events.connect(`validate/ok/${uniq}`), 10000, 'events.connect');
+        const s = await subscribe(ok);
+        await withTimeout(ok.publish([{ amount: 5 }, { amount: 'five' }]), 5000, 'channel.publish');
+        const ack = await waitFrame(inFrame('publish_success', (j) => j.failed?.length === 1), 5000,
+            'publish_success with a failed event');
+        assert.equal(ack.json.failed[0].index, 1);
+        assert.equal(ack.json.failed[0].message, 'amount must be a number');
+        assert.deepEqual((await s.next()).event, { amount: 5 });
+    },
+});
+
 // ---- main ----------------------------------------------------------------------------------
 const name = process.argv[2];
 const scenario = scenarios[name];

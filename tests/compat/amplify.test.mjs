@@ -25,13 +25,13 @@ after(async () => {
 });
 
 /** Runs one scenario in a fresh Node process; rejects with its output if it fails. */
-function runScenario(name, timeoutMs = 30000) {
+function runScenario(name, timeoutMs = 30000, target = server) {
     return new Promise((resolve, reject) => {
         const env = {
             ...process.env,
-            NODE_EXTRA_CA_CERTS: server.certPath,
-            COMPAT_PORT: String(server.port),
-            COMPAT_API_KEY: server.apiKey,
+            NODE_EXTRA_CA_CERTS: target.certPath,
+            COMPAT_PORT: String(target.port),
+            COMPAT_API_KEY: target.apiKey,
         };
         // Never let a caller's setting switch certificate checks off for the child.
         delete env.NODE_TLS_REJECT_UNAUTHORIZED;
@@ -49,7 +49,7 @@ function runScenario(name, timeoutMs = 30000) {
             clearTimeout(timer);
             if (code === 0) return resolve(out);
             reject(new Error(`scenario '${name}' failed (exit ${code ?? signal}):\n${out}` +
-                `\n--- server output ---\n${server.output().slice(-4000)}`));
+                `\n--- server output ---\n${target.output().slice(-4000)}`));
         });
     });
 }
@@ -72,6 +72,34 @@ describe('aws-amplify events client (wss/https)', { timeout: 120000 }, () => {
     for (const [title, scenario] of cases) {
         test(title, { timeout: 35000 }, async () => {
             const out = await runScenario(scenario);
+            assert.match(out, new RegExp(`^ok ${scenario}$`, 'm'));
+        });
+    }
+});
+
+// Namespace handlers (issue 16): a second server whose namespaces run the handler files of
+// tests/data/handlers, written as AWS's "Writing event handlers" examples are.
+describe('aws-amplify events client and namespace handlers', { timeout: 120000 }, () => {
+    let handled;
+    const data = join(here, '..', 'data', 'handlers');
+    before(async () => {
+        handled = await startServer({
+            extraArgs: ['--namespace', 'transform', '--namespace', 'filter', '--namespace', 'validate',
+                '--namespace-code', `transform:${join(data, 'transform.js')}`,
+                '--namespace-code', `filter:${join(data, 'filter.js')}`,
+                '--namespace-code', `validate:${join(data, 'validate.js')}`],
+        });
+    });
+    after(async () => {
+        await handled?.stop();
+    });
+    const cases = [
+        ['the observer receives what onPublish returned (transform, filter), over WebSocket and HTTP', 'handler-transform'],
+        ['onSubscribe refuses (util.unauthorized, util.error); a per-event error reaches failed', 'handler-refusals'],
+    ];
+    for (const [title, scenario] of cases) {
+        test(title, { timeout: 35000 }, async () => {
+            const out = await runScenario(scenario, 30000, handled);
             assert.match(out, new RegExp(`^ok ${scenario}$`, 'm'));
         });
     }

@@ -1,0 +1,4 @@
+// Never returns: the time limit must stop it.
+export function onPublish(ctx) {
+  for (;;) {}
+}

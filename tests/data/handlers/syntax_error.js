@@ -1,0 +1,3 @@
+export function onPublish(ctx) {
+  return ctx.events.filter((e) => e.payload.ok
+}
