@@ -173,9 +173,20 @@ void nats_bridge::start() {
         ever_connected_ = true;
         log::info("cluster: connected to NATS at {}", connected_url(conn_));
     } else if (s == NATS_NOT_YET_CONNECTED) {
+        // A refusal nats-server sends (-ERR 'Authorization Violation') stays on the connection
+        // as its last error: without it, a wrong password reads like an outage. A TLS
+        // verification failure leaves nothing there (nats.c clears it before retrying).
+        const char* text = nullptr;
+        const auto last = natsConnection_GetLastError(conn_, &text);
+        std::string why = text && *text ? text : "";
+        if (why.empty() && last != NATS_OK)
+            why = natsStatus_GetText(last);
+        if (why.empty())
+            why = "no reason given by nats.c";
         log::warn(
-            "cluster: no NATS server reachable yet; serving local clients only and retrying "
-            "in the background");
+            "cluster: no NATS server reachable yet ({}); serving local clients only and retrying "
+            "in the background",
+            why);
     } else {
         check(s, "connect");
     }
