@@ -55,6 +55,16 @@ bool iequals(std::string_view a, std::string_view b) {
            });
 }
 
+// ctx.error.type of a non-2xx AWS answer: the exception name in x-amzn-ErrorType (its part
+// before ':'), else the status.
+std::string error_type_of(long status,
+                          const std::vector<std::pair<std::string, std::string>>& headers) {
+    for (const auto& [name, value] : headers)
+        if (iequals(name, "x-amzn-ErrorType") && !value.empty())
+            return value.substr(0, value.find(':'));
+    return "HTTP " + std::to_string(status);
+}
+
 // Lambda and Bedrock error bodies: {"message"}, {"Message"} or {"errorMessage"}.
 std::string error_message_of(std::string_view body) {
     boost::system::error_code ec;
@@ -288,7 +298,7 @@ void outbound::invoke_lambda(const std::string& function, const char* invocation
               if (!status_ok(status))
                   return done({"lambda invoke of '" + function + "' answered HTTP " +
                                    std::to_string(status) + ": " + error_message_of(body),
-                               nullptr});
+                               nullptr, error_type_of(status, headers)});
               for (const auto& [name, value] : headers)
                   if (iequals(name, "X-Amz-Function-Error")) {
                       std::string type;
@@ -300,7 +310,7 @@ void outbound::invoke_lambda(const std::string& function, const char* invocation
                               type = std::string(t->as_string()) + ": ";
                       return done({"lambda function '" + function + "' failed (" + value +
                                        "): " + type + error_message_of(body),
-                                   nullptr});
+                                   nullptr, "Lambda:" + value});
                   }
               if (event)
                   return done({{}, nullptr});
@@ -427,15 +437,15 @@ void outbound::call(const data_source& source, json::value request,
             }
             return start(
                 std::move(call), "bedrock model '" + model + "'", true, "bedrock",
-                [model, done = std::move(done)](long status,
-                                                std::vector<std::pair<std::string, std::string>>,
-                                                std::string body, std::string error) {
+                [model, done = std::move(done)](
+                    long status, std::vector<std::pair<std::string, std::string>> headers,
+                    std::string body, std::string error) {
                     if (!error.empty())
                         return done({std::move(error), nullptr});
                     if (!status_ok(status))
                         return done({"bedrock model '" + model + "' answered HTTP " +
                                          std::to_string(status) + ": " + error_message_of(body),
-                                     nullptr});
+                                     nullptr, error_type_of(status, headers)});
                     done({{}, parse_or_string(body)});
                 });
         }

@@ -49,6 +49,9 @@ boost::system::result<std::pair<std::string, direct_lambda>, std::string> parse_
 struct call_result {
     std::string error;  // for the operation's error message: names the source and the cause
     boost::json::value result;
+    /// With `error`: what response(ctx) sees as ctx.error.type ("Lambda:Unhandled", the
+    /// service's exception name, "HTTP 503"); empty for transport failures.
+    std::string type = {};
 };
 
 /// Where and how outbound calls go. The transport and chain must outlive the outbound.

@@ -268,11 +268,18 @@ void registry::run_with_source(std::shared_ptr<const module_source> code, const 
     outbound_->call(ds, env->at("ok"),
                     [this, code = std::move(code), name, ctx = std::move(ctx),
                      stash = std::move(stash), finish = std::move(finish)](call_result r) mutable {
-                        if (!r.error.empty())
-                            return finish({}, failure{failure::kind::exception,
-                                                      name + "'s data source failed: " + r.error,
-                                                      {}});
                         auto& o = ctx.as_object();
+                        if (!r.error.empty()) {
+                            // As AppSync does: response(ctx) decides, with ctx.error set and
+                            // ctx.result null. The failure is counted and logged either way.
+                            count({failure::kind::exception,
+                                   name + "'s data source failed: " + r.error,
+                                   {}});
+                            o["error"] = json::object{
+                                {"message", r.error},
+                                {"type", r.type.empty() ? "DataSourceError" : r.type}};
+                            r.result = nullptr;
+                        }
                         o["result"] = std::move(r.result);
                         o["stash"] = std::move(stash);
                         // The transport thread's own engine: response() is bounded by the time

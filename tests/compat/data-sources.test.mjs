@@ -146,6 +146,26 @@ describe('data sources and direct Lambda integrations against a signature-verify
               request(ctx) { return { operation: 'Invoke', invocationType: 'Event', payload: ctx.events } },
               response(ctx) { return ctx.events.map((e) => ({ id: e.id, payload: { ...e.payload, result: ctx.result } })) },
             }`);
+        // ctx.error in response(), as AppSync sets it when the call fails: one handler written
+        // as AWS's function references are (util.error with the error's message and type), one
+        // that tolerates the failure and broadcasts anyway.
+        const strict = code('strict.js', `
+            import { util } from '@aws-appsync/utils'
+            export const onPublish = {
+              request(ctx) { return { operation: 'Invoke', payload: ctx.events } },
+              response(ctx) {
+                if (ctx.error) util.error(ctx.error.message, ctx.error.type)
+                return ctx.events
+              },
+            }`);
+        const tolerant = code('tolerant.js', `
+            export const onPublish = {
+              request(ctx) { return { operation: 'Invoke', payload: ctx.events } },
+              response(ctx) {
+                return ctx.events.map((e) => ({ id: e.id, payload: { ...e.payload, result: ctx.result,
+                  errorType: ctx.error?.type ?? null, failed: (ctx.error?.message ?? '').includes('boom') } }))
+              },
+            }`);
         const httpCode = code('http.js', `
             import { util } from '@aws-appsync/utils'
             export const onPublish = {
@@ -175,6 +195,10 @@ describe('data sources and direct Lambda integrations against a signature-verify
                 '--namespace-code', `rr:${lambdaRR}`, '--namespace-data-source', 'rr:lambda:enrich',
                 '--namespace-code', `ev:${lambdaEvent}`, '--namespace-data-source', 'ev:lambda:audit',
                 '--namespace-code', `web:${httpCode}`,
+                '--namespace', 'strict', '--namespace-code', `strict:${strict}`,
+                '--namespace-data-source', 'strict:lambda:boom',
+                '--namespace', 'tolerant', '--namespace-code', `tolerant:${tolerant}`,
+                '--namespace-data-source', 'tolerant:lambda:boom',
                 '--namespace-data-source', `web:http:http://127.0.0.1:${http.address().port}`,
                 '--lambda-endpoint', lambda.url, '--bedrock-region', 'us-east-1',
             ],
@@ -259,6 +283,26 @@ describe('data sources and direct Lambda integrations against a signature-verify
             assert.notEqual(r.status, 200, r.text);
             assert.match(r.text, /lambda function 'boom' failed \(Unhandled\): TypeError: boom from the function/);
             assert.equal(await metric(server, 'eventcast_handler_failures_total'), before + 1);
+        } catch (e) { explain(e); }
+    });
+
+    test('a failed data source call runs response() with ctx.error: util.error(message, type) fails the publish', async () => {
+        try {
+            const before = await metric(server, 'eventcast_handler_failures_total');
+            const r = await publish(server, '/strict/x', [{ a: 1 }]);
+            assert.notEqual(r.status, 200, r.text);
+            assert.match(r.text, /lambda function 'boom' failed \(Unhandled\): TypeError: boom from the function/);
+            assert.ok(await metric(server, 'eventcast_handler_failures_total') >= before + 1);
+        } catch (e) { explain(e); }
+    });
+
+    test('a response() that tolerates ctx.error broadcasts; ctx.error.type is Lambda:Unhandled, ctx.result null', async () => {
+        try {
+            const { id } = await sub.subscribe('/tolerant/y');
+            const r = await publish(server, '/tolerant/y', [{ b: 2 }]);
+            assert.equal(r.status, 200, r.text);
+            assert.deepEqual(await sub.events(id, 1),
+                [{ b: 2, result: null, errorType: 'Lambda:Unhandled', failed: true }]);
         } catch (e) { explain(e); }
     });
 
