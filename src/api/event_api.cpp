@@ -131,9 +131,10 @@ publish_result event_api::deliver_decided(namespace_state& ns, const events::cha
         batch->bodies.push_back(events::data_body_open(e.payload));
         batch->bytes += batch->bodies.back().size();
     }
-    auto* link = cluster_.load(std::memory_order_acquire);
-    if (!link || !link->publish(path, batch))
-        outcome.first = deliver_in(ns, path, std::move(batch));
+    auto first = route_batch(ns, path, std::move(batch), false);
+    if (!first)
+        return first.error();
+    outcome.first = *first;
     return outcome;
 }
 
@@ -278,11 +279,23 @@ std::vector<event_api::namespace_metrics> event_api::namespace_counts() const {
 events::publish_outcome event_api::publish(const events::channel_path& path,
                                            const std::vector<std::string>& events) {
     auto* ns = namespaces_.find(path.namespace_name());
-    return publish_in(ns ? *ns : other_ns_, path, events);
+    // Never an error: the server's own events are delivered here when NATS cannot carry them.
+    return publish_in(ns ? *ns : other_ns_, path, events, true).value();
 }
 
-events::publish_outcome event_api::publish_in(namespace_state& ns, const events::channel_path& path,
-                                              const std::vector<std::string>& events) {
+bool event_api::publish_located(const events::channel_path& path,
+                                const std::vector<std::string>& events,
+                                events::publish_outcome& out,
+                                std::function<void(events::position)> located) {
+    auto* ns = namespaces_.find(path.namespace_name());
+    bool later = false;
+    out = publish_in(ns ? *ns : other_ns_, path, events, true, std::move(located), &later).value();
+    return later;
+}
+
+publish_result event_api::publish_in(namespace_state& ns, const events::channel_path& path,
+                                     const std::vector<std::string>& events, bool server,
+                                     std::function<void(events::position)> located, bool* later) {
     auto batch = std::make_shared<pubsub::event_batch>();
     batch->bodies.reserve(events.size());
     events::publish_outcome outcome;
@@ -295,10 +308,31 @@ events::publish_outcome event_api::publish_in(namespace_state& ns, const events:
     core::stats::add(stats_.events_in, events.size());
     ns.publishes.fetch_add(1, std::memory_order_relaxed);
     ns.events_in.fetch_add(events.size(), std::memory_order_relaxed);
-    auto* link = cluster_.load(std::memory_order_acquire);
-    if (!link || !link->publish(path, batch))
-        outcome.first = deliver_in(ns, path, std::move(batch));
+    auto first = route_batch(ns, path, std::move(batch), server, std::move(located), later);
+    if (!first)
+        return first.error();
+    outcome.first = *first;
     return outcome;
+}
+
+events::result<events::position> event_api::route_batch(
+    namespace_state& ns, const events::channel_path& path,
+    std::shared_ptr<pubsub::event_batch> batch, bool server,
+    std::function<void(events::position)> located, bool* later) {
+    auto* link = cluster_.load(std::memory_order_acquire);
+    if (!link)
+        return deliver_in(ns, path, std::move(batch));
+    auto routed = link->publish(path, batch, std::move(located));
+    if (routed && *routed == cluster_link::route::sent) {
+        if (later)
+            *later = true;
+        return events::position{};
+    }
+    if (!routed && !server)
+        return routed.error();
+    // Not connected, the send failed, or (the server's own event) too large for NATS: this
+    // node's subscribers still get it; the link counted and logged why.
+    return deliver_in(ns, path, std::move(batch));
 }
 
 events::position event_api::deliver_local(const events::channel_path& path,

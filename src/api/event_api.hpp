@@ -29,10 +29,23 @@ namespace eventcast::api {
 class cluster_link {
 public:
     virtual ~cluster_link() = default;
-    /// Sends `batch` to every node, this one included; it comes back through deliver_local().
-    /// Returns false when it could not (not connected, or the send failed): the caller then
-    /// delivers locally. Must not block.
-    virtual bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) = 0;
+    /// What publish() did with a batch it did not refuse.
+    enum class route {
+        sent,   // handed to NATS: it comes back to this node through deliver_local/deliver_at
+        local,  // not sent (not connected, or the send failed): the caller delivers it here
+    };
+    /// Sends `batch` to every node, this one included, in as many NATS messages as the server's
+    /// max_payload needs (in order). An error when an event alone does not fit in one NATS
+    /// message: nothing was sent, and the caller answers the publisher with it rather than
+    /// acknowledge an event no other node can get. Must not block.
+    ///
+    /// `located` (may be empty), when the answer is route::sent: runs exactly once, later, on
+    /// another thread (never inside this call), with the first event's position once its
+    /// namespace's stream acknowledged storing it, or seq 0 (no history in the namespace, no
+    /// acknowledgement within --cluster-subscribe-timeout-ms). Never runs otherwise.
+    virtual events::result<route> publish(const events::channel_path& path,
+                                          const pubsub::shared_batch& batch,
+                                          std::function<void(events::position)> located) = 0;
     /// Whether this node's NATS interest in `ns` is established, so a subscription made now gets
     /// what other nodes publish from now on (spec §11.2). False while a node's first subscription
     /// there is on its way to NATS: `ready` then runs once NATS confirmed it (or the bounded wait
@@ -226,6 +239,13 @@ public:
     /// order; `first` is then left at seq 0 (unknown yet).
     events::publish_outcome publish(const events::channel_path& path,
                                     const std::vector<std::string>& events);
+    /// publish() for a caller that needs the first event's position (a chat stream's start
+    /// event, for its resumeAfter). False: `out.first` is final and `located` never runs. True
+    /// (cluster mode, sent to NATS): the position is not known yet; `located` runs exactly once,
+    /// later, on another thread, with it (seq 0 when it cannot be learned in time).
+    bool publish_located(const events::channel_path& path, const std::vector<std::string>& events,
+                         events::publish_outcome& out,
+                         std::function<void(events::position)> located);
 
     /// Hands an accepted batch to this node's subscribers: the one step both local publishes and
     /// batches arriving from the cluster go through. Bodies arrive open (`"<event as a JSON
@@ -307,8 +327,22 @@ private:
     // finish_subscribe past the handler: broker, cluster interest, resume.
     void subscribe_accepted(subscribe_request& req, std::function<void(subscribe_result)> done);
     static events::protocol_error undefined_namespace(std::string_view ns);
-    events::publish_outcome publish_in(namespace_state& ns, const events::channel_path& path,
-                                       const std::vector<std::string>& events);
+    // `server`: the server's own publish (chat), with no publisher to refuse to: an event the
+    // cluster link refuses is delivered here only.
+    // `located`: as in publish_located; `*later` says whether it will run.
+    publish_result publish_in(namespace_state& ns, const events::channel_path& path,
+                              const std::vector<std::string>& events, bool server = false,
+                              std::function<void(events::position)> located = {},
+                              bool* later = nullptr);
+    // To the cluster link, or here (no cluster, NATS down, the send failed): the first
+    // position when delivered here, seq 0 when sent. An error when the link refused the batch
+    // (nothing delivered), unless `server`.
+    events::result<events::position> route_batch(namespace_state& ns,
+                                                 const events::channel_path& path,
+                                                 std::shared_ptr<pubsub::event_batch> batch,
+                                                 bool server,
+                                                 std::function<void(events::position)> located = {},
+                                                 bool* later = nullptr);
     events::position deliver_in(namespace_state& ns, const events::channel_path& path,
                                 std::shared_ptr<pubsub::event_batch> batch);
     std::mutex& order_lock(std::string_view ns);

@@ -218,10 +218,34 @@ public:
             start["note"] = "offline demo model: a deterministic answer, not a real LLM";
         // The sample format has deltas only: its page renders .data of every event, so a start
         // event would be an empty row.
-        if (!sample_)
-            start_position_ = publish(start);
+        if (!sample_) {
+            // In cluster mode the start event's position is its stream sequence, known once
+            // JetStream acknowledged it (a NATS round trip, bounded): the answer, which carries
+            // resumeAfter, waits for it (start_located), not this thread.
+            std::weak_ptr<chat_stream> self = weak_from_this();
+            events::publish_outcome out;
+            locating_ = svc_.api_.publish_located(channel_, {json::serialize(start)}, out,
+                                                  [self](events::position p) {
+                                                      if (auto s = self.lock())
+                                                          s->start_located(p);
+                                                  });
+            start_position_ = out.first;
+        }
+        if (!wait_ && !locating_)
+            answer(ok_body(false));
+    }
+
+    // The start event's position, from the cluster (seq 0: not learned in time; the answer
+    // then has no resumeAfter, as before).
+    void start_located(events::position p) {
+        std::lock_guard lock(mutex_);
+        locating_ = false;
+        if (start_position_.seq == 0)
+            start_position_ = p;
         if (!wait_)
             answer(ok_body(false));
+        else if (answer_when_located_)
+            answer(ok_body(true));
     }
 
     void on_text(std::string_view text) override {
@@ -275,7 +299,9 @@ public:
                     publish(end);
                 account(usage);
                 end_locked(stop_reason_ == "cancelled" ? "cancelled" : "completed");
-                if (wait_)
+                if (wait_ && locating_)
+                    answer_when_located_ = true;  // resumeAfter first (start_located)
+                else if (wait_)
                     answer(ok_body(true));
             }
         }
@@ -462,10 +488,12 @@ private:
     std::shared_ptr<llm::completion> completion_;
     state state_ = state::starting;
     const char* outcome_ = "starting";
-    std::int64_t seq_ = 0;             // next seq to assign
-    events::position start_position_;  // of the start event; seq 0 until it is published
-    std::string text_;                 // everything streamed so far
-    std::string pending_;              // not yet published (coalescing window)
+    std::int64_t seq_ = 0;              // next seq to assign
+    events::position start_position_;   // of the start event; seq 0 until it is published
+    bool locating_ = false;             // the cluster has yet to say start_position_
+    bool answer_when_located_ = false;  // the waiting answer is ready but for resumeAfter
+    std::string text_;                  // everything streamed so far
+    std::string pending_;               // not yet published (coalescing window)
     bool flush_scheduled_ = false;
     bool cancel_requested_ = false;
     std::string stop_reason_;

@@ -22,6 +22,11 @@ namespace eventcast::cluster {
 /// but not past what the one count byte holds.
 inline constexpr std::size_t max_batch_bodies = 255;
 
+/// The size of encode_batch's payload for `bodies` bodies of `body_bytes` bytes in all.
+constexpr std::size_t encoded_batch_bytes(std::size_t bodies, std::size_t body_bytes) noexcept {
+    return 4 + 1 + 4 * bodies + body_bytes;  // magic, count, a length per body, the bodies
+}
+
 /// The payload for `batch`. `batch.bodies.size()` must be 1..max_batch_bodies.
 std::string encode_batch(const pubsub::event_batch& batch);
 

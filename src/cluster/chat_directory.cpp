@@ -4,6 +4,7 @@
 // and answers only for streams it owns.
 #include "cluster/chat_directory.hpp"
 
+#include "cluster/nats_options.hpp"
 #include "core/log.hpp"
 
 #include <boost/json.hpp>
@@ -166,10 +167,7 @@ void chat_directory::start() {
                                      natsStatus_GetText(s));
     };
     check(natsOptions_Create(&d.opts), "options");
-    std::vector<const char*> urls;
-    for (const auto& u : d.cfg.urls)
-        urls.push_back(u.c_str());
-    check(natsOptions_SetServers(d.opts, urls.data(), static_cast<int>(urls.size())), "servers");
+    apply_connection_options(d.opts, d.cfg);  // servers, TLS, credentials: the bridge's
     check(natsOptions_SetName(d.opts, "eventcast-chat-directory"), "name");
     check(natsOptions_SetAllowReconnect(d.opts, true), "reconnect");
     check(natsOptions_SetMaxReconnect(d.opts, -1), "reconnect");

@@ -8,9 +8,12 @@
 #include "cluster/nats_bridge.hpp"
 
 #include "cluster/batch_codec.hpp"
+#include "cluster/nats_options.hpp"
 #include "cluster/subjects.hpp"
 #include "core/log.hpp"
 #include "core/metrics_text.hpp"
+
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -91,6 +94,11 @@ void nats_bridge::append_metrics(std::string& out) const {
            "NATS messages handed to this node's broker (matched or not).", cs.messages_in.load());
     metric("eventcast_cluster_publish_failures_total", "counter",
            "Publishes NATS refused; delivered on this node only.", cs.publish_failures.load());
+    metric("eventcast_cluster_refused_total", "counter",
+           "Publishes refused because an event does not fit in one NATS message (max_payload).",
+           cs.refused.load());
+    metric("eventcast_cluster_split_publishes_total", "counter",
+           "Publishes sent as several NATS messages to stay within max_payload.", cs.split.load());
     metric("eventcast_cluster_local_only_total", "counter",
            "Publishes delivered on this node only because NATS was disconnected.",
            cs.local_only.load());
@@ -133,10 +141,7 @@ void nats_bridge::start() {
             throw std::runtime_error(std::string("cluster: ") + what + ": " + status_text(s));
     };
     check(natsOptions_Create(&opts_), "options");
-    std::vector<const char*> urls;
-    for (const auto& u : cfg_.urls)
-        urls.push_back(u.c_str());
-    check(natsOptions_SetServers(opts_, urls.data(), static_cast<int>(urls.size())), "--cluster");
+    apply_connection_options(opts_, cfg_);  // servers, TLS, credentials
     check(natsOptions_SetName(opts_, "eventcast"), "name");
     // Reconnect forever: a node keeps serving its local clients meanwhile, and resubscription
     // is automatic in nats.c. The delay (with jitter) comes from reconnect_delay().
@@ -168,9 +173,20 @@ void nats_bridge::start() {
         ever_connected_ = true;
         log::info("cluster: connected to NATS at {}", connected_url(conn_));
     } else if (s == NATS_NOT_YET_CONNECTED) {
+        // A refusal nats-server sends (-ERR 'Authorization Violation') stays on the connection
+        // as its last error: without it, a wrong password reads like an outage. A TLS
+        // verification failure leaves nothing there (nats.c clears it before retrying).
+        const char* text = nullptr;
+        const auto last = natsConnection_GetLastError(conn_, &text);
+        std::string why = text && *text ? text : "";
+        if (why.empty() && last != NATS_OK)
+            why = natsStatus_GetText(last);
+        if (why.empty())
+            why = "no reason given by nats.c";
         log::warn(
-            "cluster: no NATS server reachable yet; serving local clients only and retrying "
-            "in the background");
+            "cluster: no NATS server reachable yet ({}); serving local clients only and retrying "
+            "in the background",
+            why);
     } else {
         check(s, "connect");
     }
@@ -184,6 +200,25 @@ void nats_bridge::start() {
         // on_connected may have run before the context existed: set the streams up here too.
         if (natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED)
             history_->connected();
+        // Where the streams acknowledge publishes whose position a caller wants (a chat
+        // stream's start event, for POST /chat's resumeAfter). nats.c resubscribes it after a
+        // reconnect like the others.
+        natsInbox* inbox = nullptr;
+        check(natsInbox_Create(&inbox), "inbox");
+        ack_inbox_ = inbox;
+        natsInbox_Destroy(inbox);
+        check(natsConnection_Subscribe(&ack_sub_, conn_, (ack_inbox_ + ".*").c_str(),
+                                       &nats_bridge::on_ack, this),
+              "acknowledgement subscription");
+        {
+            std::lock_guard closed_lock(closed_mutex_);
+            ++live_subscriptions_;
+        }
+        if (natsSubscription_SetOnCompleteCB(ack_sub_, &nats_bridge::on_subscription_complete,
+                                             this) != NATS_OK) {
+            std::lock_guard closed_lock(closed_mutex_);
+            --live_subscriptions_;
+        }
     }
     echo_thread_ = std::thread([this] { echo_loop(); });
     interest_thread_ = std::thread([this] { interest_loop(); });
@@ -225,15 +260,24 @@ void nats_bridge::stop() {
         std::unique_lock lock(life_);
         stopped_ = true;
     }
+    std::map<std::uint64_t, awaiting_ack> acks;
     {
         // What still waits for its echo has nobody left to reach: the server is down.
         std::lock_guard lock(echo_mutex_);
         echo_stop_ = true;
         awaiting_.clear();
+        acks.swap(acks_);
         echo_cv_.notify_all();
     }
     if (echo_thread_.joinable())
         echo_thread_.join();
+    for (auto& [n, a] : acks)
+        a.located({});
+    if (ack_sub_) {
+        natsSubscription_Unsubscribe(ack_sub_);
+        natsSubscription_Destroy(ack_sub_);
+        ack_sub_ = nullptr;
+    }
     {
         std::lock_guard lock(subs_mutex_);
         for (auto& [ns, subs] : subs_)
@@ -266,13 +310,15 @@ void nats_bridge::stop() {
     log::info("cluster: disconnected from NATS (shutdown)");
 }
 
-bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared_batch& batch) {
+events::result<api::cluster_link::route> nats_bridge::publish(
+    const events::channel_path& path, const pubsub::shared_batch& batch,
+    std::function<void(events::position)> located) {
     std::shared_lock lock(life_);
     if (stopped_)
-        return false;
+        return route::local;
     if (!connected()) {
         core::stats::add(stats_.local_only);
-        return false;
+        return route::local;
     }
     const bool stored = history_ && history_->has_stream(path.namespace_name());
     if (stored && !history_->ready(path.namespace_name())) {
@@ -284,22 +330,17 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
                 "cluster: the JetStream stream of namespace {} is not set up (yet); publish "
                 "delivered to this node's subscribers only (local-only publishes so far: {})",
                 path.namespace_name(), n);
-        return false;
+        return route::local;
     }
     const auto subject = channel_subject(cfg_.subject_prefix, path);
     // The messages: with history one per event (the stream gives each its own sequence, its
-    // position), else the whole batch. One connection, so they stay in order.
-    std::vector<pubsub::shared_batch> parts;
-    if (stored && batch->bodies.size() > 1) {
-        for (const auto& body : batch->bodies) {
-            auto one = std::make_shared<pubsub::event_batch>();
-            one->bodies.push_back(body);
-            one->bytes = body.size();
-            parts.push_back(std::move(one));
-        }
-    } else {
-        parts.push_back(batch);
-    }
+    // position), else as few as the server's max_payload allows, in index order. One
+    // connection and one subject, so they arrive in that order everywhere.
+    auto parts = split_batch(path, subject, batch, stored);
+    if (!parts)
+        return parts.error();
+    if (parts->size() > 1 && !stored)
+        core::stats::add(stats_.split);
     // This node's own subscribers get the batch from NATS's echo, if it listens to the
     // namespace (otherwise it has none there, and no echo comes).
     const bool track = listening(path.namespace_name());
@@ -312,15 +353,35 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
                     "cluster: {} bytes of publishes wait for their NATS echo; delivering this "
                     "one to this node's subscribers only (local-only publishes so far: {})",
                     awaiting_bytes_, n);
-            return false;
+            return route::local;
         }
+    }
+    // A caller that wants the first event's position gets it from the stream's acknowledgement
+    // of the first message (its reply subject); without a stream there is none to wait for.
+    std::uint64_t ack = 0;
+    std::string reply;
+    if (located) {
+        ack = next_echo_.fetch_add(1, std::memory_order_relaxed);
+        const auto deadline = stored ? clock::now() + cfg_.subscribe_timeout : clock::now();
+        if (stored)
+            reply = ack_inbox_ + "." + std::to_string(ack);
+        std::lock_guard echo_lock(echo_mutex_);
+        acks_.emplace(
+            ack, awaiting_ack{std::string(path.namespace_name()), std::move(located), deadline});
+        echo_cv_.notify_all();
     }
     std::size_t sent = 0;
     natsStatus s = NATS_OK;
-    for (const auto& part : parts) {
-        if ((s = send(subject, path, part, track)) != NATS_OK)
+    for (const auto& part : *parts) {
+        const char* to = sent == 0 && !reply.empty() ? reply.c_str() : nullptr;
+        if ((s = send(subject, path, part, track, to)) != NATS_OK)
             break;
         ++sent;
+    }
+    if (sent == 0 && ack != 0) {
+        // Not sent, so not located either: the caller delivers it here and knows that.
+        std::lock_guard echo_lock(echo_mutex_);
+        acks_.erase(ack);
     }
     if (s != NATS_OK) {
         const auto n = stats_.publish_failures.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -328,16 +389,82 @@ bool nats_bridge::publish(const events::channel_path& path, const pubsub::shared
             log::warn(
                 "cluster: NATS refused a message of a publish to {} ({} of {} sent): {}; the "
                 "rest is delivered on this node only (failures so far: {})",
-                path.str(), sent, parts.size(), status_text(s), n);
+                path.str(), sent, parts->size(), status_text(s), n);
         if (sent == 0)
-            return false;
+            return route::local;
         // What went out comes back (or falls back) as any other; the rest is delivered here
         // now, so nothing is delivered twice or not at all on this node.
-        for (std::size_t i = sent; i < parts.size(); ++i)
-            api_.deliver_local(path, std::make_shared<pubsub::event_batch>(*parts[i]));
+        for (std::size_t i = sent; i < parts->size(); ++i)
+            api_.deliver_local(path, std::make_shared<pubsub::event_batch>(*(*parts)[i]));
     }
     core::stats::add(stats_.messages_out, sent);
-    return true;
+    return route::sent;
+}
+
+events::result<std::vector<pubsub::shared_batch>> nats_bridge::split_batch(
+    const events::channel_path& path, const std::string& subject, const pubsub::shared_batch& batch,
+    bool stored) {
+    // Headers travel inside max_payload too: ours (Eventcast-Origin, about 60 bytes) and, for
+    // a stream, what RePublish adds to the copy it sends (Nats-Stream, Nats-Subject holding the
+    // subject, Nats-Sequence, Nats-Last-Sequence, Nats-Time-Stamp: about 150 bytes plus the
+    // subject), to a live subject that is the subject plus a few bytes.
+    const auto max_payload = natsConnection_GetMaxPayload(conn_);
+    const std::size_t room_for_headers = 512 + 2 * subject.size();
+    // Unknown (0): nats.c then checks each message itself, and a refusal is a send failure.
+    const std::size_t room =
+        max_payload > 0 ? static_cast<std::size_t>(max_payload) -
+                              std::min(static_cast<std::size_t>(max_payload), room_for_headers)
+                        : 0;
+    const auto& bodies = batch->bodies;
+    // The largest escaped event one message holds, after the batch layout's own bytes.
+    const auto max_event = room > encoded_batch_bytes(1, 0) ? room - encoded_batch_bytes(1, 0) : 0;
+    if (room > 0)
+        for (std::size_t i = 0; i < bodies.size(); ++i) {
+            if (bodies[i].size() <= max_event)
+                continue;
+            const auto n = stats_.refused.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (worth_logging(n))
+                log::warn(
+                    "cluster: refused a publish to {}: event {} is {} bytes escaped; a NATS "
+                    "message holds at most {} (max_payload {}) (refused so far: {})",
+                    path.str(), i, bodies[i].size(), max_event, max_payload, n);
+            return events::protocol_error::invalid(
+                "event " + std::to_string(i) + " is " + std::to_string(bodies[i].size()) +
+                " bytes once JSON-escaped; one NATS message of this cluster carries at most " +
+                std::to_string(max_event) + " (nats-server max_payload " +
+                std::to_string(max_payload) +
+                "); publish smaller events or raise max_payload in the nats-server "
+                "configuration");
+        }
+    std::vector<pubsub::shared_batch> parts;
+    const auto one_part = [&](std::size_t from, std::size_t to) {
+        if (from == 0 && to == bodies.size())
+            return parts.push_back(batch);
+        auto part = std::make_shared<pubsub::event_batch>();
+        for (std::size_t i = from; i < to; ++i) {
+            part->bodies.push_back(bodies[i]);
+            part->bytes += bodies[i].size();
+        }
+        parts.push_back(std::move(part));
+    };
+    if (stored) {
+        for (std::size_t i = 0; i < bodies.size(); ++i)
+            one_part(i, i + 1);
+        return parts;
+    }
+    // Greedy, in index order: each message takes as many of the next events as fit.
+    std::size_t from = 0, bytes = 0;
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        if (room > 0 && i > from &&
+            encoded_batch_bytes(i - from + 1, bytes + bodies[i].size()) > room) {
+            one_part(from, i);
+            from = i;
+            bytes = 0;
+        }
+        bytes += bodies[i].size();
+    }
+    one_part(from, bodies.size());
+    return parts;
 }
 
 bool nats_bridge::listening(std::string_view ns) {
@@ -346,13 +473,15 @@ bool nats_bridge::listening(std::string_view ns) {
 }
 
 natsStatus nats_bridge::send(const std::string& subject, const events::channel_path& path,
-                             const pubsub::shared_batch& part, bool track) {
+                             const pubsub::shared_batch& part, bool track, const char* reply) {
     const auto payload = encode_batch(*part);
     if (!track)
-        return natsConnection_Publish(conn_, subject.c_str(), payload.data(),
-                                      static_cast<int>(payload.size()));
+        return reply ? natsConnection_PublishRequest(conn_, subject.c_str(), reply, payload.data(),
+                                                     static_cast<int>(payload.size()))
+                     : natsConnection_Publish(conn_, subject.c_str(), payload.data(),
+                                              static_cast<int>(payload.size()));
     natsMsg* msg = nullptr;
-    auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
+    auto s = natsMsg_Create(&msg, subject.c_str(), reply, payload.data(),
                             static_cast<int>(payload.size()));
     if (s != NATS_OK)
         return s;
@@ -422,6 +551,23 @@ void nats_bridge::echo_loop() {
             fell_back_.emplace(node.key(), fell_back{node.mapped().batch->bodies.size(), now});
             due.push_back(std::move(node.mapped()));
         }
+        std::vector<std::function<void(events::position)>> unlocated;
+        for (auto it = acks_.begin(); it != acks_.end();) {
+            if (it->second.deadline > now) {
+                ++it;
+                continue;
+            }
+            unlocated.push_back(std::move(it->second.located));
+            it = acks_.erase(it);
+        }
+        if (!unlocated.empty()) {
+            // No acknowledgement in time (or no stream to give one): the position stays unknown.
+            lock.unlock();
+            for (auto& u : unlocated)
+                u({});
+            lock.lock();
+            continue;
+        }
         const auto since = clock::time_point(clock::duration(connected_since_.load()));
         if (!down && now - since >= grace) {
             for (auto it = fell_back_.begin(); it != fell_back_.end();) {
@@ -457,6 +603,8 @@ void nats_bridge::echo_loop() {
         auto wake = now + std::chrono::milliseconds(250);
         if (!awaiting_.empty())
             wake = std::min(wake, awaiting_.begin()->second.deadline);
+        for (const auto& [n, a] : acks_)
+            wake = std::min(wake, a.deadline);
         echo_cv_.wait_until(lock, wake);
     }
 }
@@ -766,6 +914,52 @@ void nats_bridge::on_stored(natsConnection*, natsSubscription*, natsMsg* msg, vo
         log::error("cluster: NATS message handler failed: {}", e.what());
     }
     natsMsg_Destroy(msg);
+}
+
+void nats_bridge::on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<nats_bridge*>(closure);
+    std::function<void(events::position)> located;
+    events::position where;
+    try {
+        std::shared_lock lock(self->life_);
+        const std::string_view subject = natsMsg_GetSubject(msg);
+        const auto number = subject.size() > self->ack_inbox_.size() + 1
+                                ? parse_sequence(subject.substr(self->ack_inbox_.size() + 1))
+                                : std::nullopt;
+        if (!self->stopped_ && number) {
+            std::string ns;
+            {
+                std::lock_guard echo_lock(self->echo_mutex_);
+                if (auto it = self->acks_.find(*number); it != self->acks_.end()) {
+                    located = std::move(it->second.located);
+                    ns = std::move(it->second.ns);
+                    self->acks_.erase(it);
+                }
+            }
+            // {"stream":"<name>","seq":N}; an error or a no-responders status has no seq, and
+            // the position stays unknown.
+            boost::system::error_code ec;
+            const auto ack = boost::json::parse(
+                std::string_view(natsMsg_GetData(msg),
+                                 static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
+                ec);
+            const auto* o = ec ? nullptr : ack.if_object();
+            const auto* seq = o ? o->if_contains("seq") : nullptr;
+            std::uint64_t n = 0;
+            if (seq && seq->is_uint64())
+                n = seq->as_uint64();
+            else if (seq && seq->is_int64() && seq->as_int64() > 0)
+                n = static_cast<std::uint64_t>(seq->as_int64());
+            if (located && n > 0)
+                if (const auto epoch = self->history_->epoch_of(ns); epoch != 0)
+                    where = {epoch, n};
+        }
+    } catch (const std::exception& e) {
+        log::error("cluster: NATS acknowledgement handler failed: {}", e.what());
+    }
+    natsMsg_Destroy(msg);
+    if (located)
+        located(where);  // outside our locks: it may take the caller's
 }
 
 void nats_bridge::on_connected(natsConnection* nc, void* closure) {

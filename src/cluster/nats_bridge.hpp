@@ -39,9 +39,11 @@ struct bridge_stats {
     std::atomic<std::uint64_t> messages_out{0};      // NATS messages published (one per batch)
     std::atomic<std::uint64_t> messages_in{0};       // NATS messages delivered to local subscribers
     std::atomic<std::uint64_t> publish_failures{0};  // publishes NATS refused (then local only)
-    std::atomic<std::uint64_t> local_only{0};        // publishes kept local while disconnected
-    std::atomic<std::uint64_t> bad_messages{0};      // undecodable subject or payload, dropped
-    std::atomic<std::uint64_t> dropped{0};           // slow-consumer drops inside nats.c
+    std::atomic<std::uint64_t> refused{0};     // publishes with an event over max_payload: an error
+    std::atomic<std::uint64_t> split{0};       // publishes sent as several messages (max_payload)
+    std::atomic<std::uint64_t> local_only{0};  // publishes kept local while disconnected
+    std::atomic<std::uint64_t> bad_messages{0};  // undecodable subject or payload, dropped
+    std::atomic<std::uint64_t> dropped{0};       // slow-consumer drops inside nats.c
     std::atomic<std::uint64_t> disconnects{0};
     std::atomic<std::uint64_t> reconnects{0};
     std::atomic<std::int64_t> namespaces{0};  // namespaces subscribed in NATS now
@@ -74,7 +76,9 @@ public:
     /// runs again. Idempotent.
     void stop();
 
-    bool publish(const events::channel_path& path, const pubsub::shared_batch& batch) override;
+    events::result<route> publish(const events::channel_path& path,
+                                  const pubsub::shared_batch& batch,
+                                  std::function<void(events::position)> located) override;
     bool when_interested(std::string_view ns, std::function<void()> ready) override;
     void run_blocking(std::function<void()> job) override;
 
@@ -95,6 +99,13 @@ private:
     struct awaiting_echo {
         events::channel_path path;
         pubsub::shared_batch batch;  // bodies open, as sent
+        clock::time_point deadline;
+    };
+    // A publish whose first event's position a caller wants (publish's `located`): the
+    // stream's acknowledgement comes to ack_inbox_.<number>.
+    struct awaiting_ack {
+        std::string ns;
+        std::function<void(events::position)> located;
         clock::time_point deadline;
     };
     // Delivered here without its echo: a late echo is dropped.
@@ -123,10 +134,20 @@ private:
     bool apply(const interest_change& change) noexcept;
     void unsubscribe(namespace_subs& subs) noexcept;
     bool listening(std::string_view ns);
+    // The NATS messages for `batch`: one per event with `stored`, else as few as the connected
+    // server's max_payload allows, in index order. An error (for the publisher) when an event
+    // alone does not fit.
+    events::result<std::vector<pubsub::shared_batch>> split_batch(const events::channel_path& path,
+                                                                  const std::string& subject,
+                                                                  const pubsub::shared_batch& batch,
+                                                                  bool stored);
     // One NATS message; with `track`, remembered until it is echoed (or delivered here past the
     // echo timeout). False when nats.c refused it (nothing remembered then).
+    // `reply`: the subject JetStream acknowledges the message to (null: none).
     natsStatus send(const std::string& subject, const events::channel_path& path,
-                    const pubsub::shared_batch& part, bool track);
+                    const pubsub::shared_batch& part, bool track, const char* reply = nullptr);
+    // JetStream's acknowledgements of located publishes ({"stream":..,"seq":N}).
+    static void on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
     // Whether a message that arrived from NATS is to be delivered: false for an echo of ours
     // already delivered here (counted as late). `origin` is its Eventcast-Origin header or null.
     bool take_echo(const char* origin);
@@ -185,6 +206,9 @@ private:
     std::map<std::uint64_t, awaiting_echo> awaiting_;  // by message number: oldest first
     std::size_t awaiting_bytes_ = 0;
     std::map<std::uint64_t, fell_back> fell_back_;
+    std::map<std::uint64_t, awaiting_ack> acks_;  // by message number
+    std::string ack_inbox_;                       // a unique inbox; acks go to <it>.<number>
+    natsSubscription* ack_sub_ = nullptr;
     bool echo_stop_ = false;
     std::thread echo_thread_;
 

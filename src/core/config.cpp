@@ -687,6 +687,17 @@ const std::vector<option>& options() {
          "unanswered NATS pings before the link is considered dead"},
         {"cluster-echo-timeout-ms", millis(at(&c::cluster, &cluster_config::echo_timeout), 1),
          "a publish NATS has not echoed back within this is delivered to local subscribers"},
+        {"cluster-tls-ca", text(at(&c::cluster, &cluster_config::tls_ca_file)),
+         "PEM CA bundle to verify NATS servers with; turns TLS on", "none: the system's"},
+        {"cluster-tls-cert", text(at(&c::cluster, &cluster_config::tls_cert_file)),
+         "PEM client certificate for NATS servers that verify clients"},
+        {"cluster-tls-key", text(at(&c::cluster, &cluster_config::tls_key_file)),
+         "PEM private key of --cluster-tls-cert"},
+        {"cluster-user", text(at(&c::cluster, &cluster_config::user)), "NATS user name"},
+        {"cluster-password", text(at(&c::cluster, &cluster_config::password)),
+         "NATS password (prefer EVENTCAST_CLUSTER_PASSWORD to a flag); never logged"},
+        {"cluster-creds", text(at(&c::cluster, &cluster_config::creds_file)),
+         "NATS .creds file (user JWT and NKey seed, as nsc writes it)"},
     };
     return table;
 }
@@ -732,6 +743,20 @@ void cross_checks(config& cfg, std::vector<std::string>& problems) {
     if (cl.reconnect_max < cl.reconnect_wait)
         problems.push_back(
             "--cluster-reconnect-max-ms must not be below --cluster-reconnect-wait-ms");
+    if (cl.tls_cert_file.empty() != cl.tls_key_file.empty())
+        problems.push_back(
+            "--cluster-tls-cert and --cluster-tls-key go together; give both or neither");
+    if (cl.user.empty() != cl.password.empty())
+        problems.push_back(
+            "--cluster-user and --cluster-password go together; give both or "
+            "neither");
+    if (!cl.creds_file.empty() && !cl.user.empty())
+        problems.push_back(
+            "--cluster-creds and --cluster-user are two ways to log in to NATS; "
+            "give one");
+    if (cl.urls.empty() && (!cl.tls_ca_file.empty() || !cl.tls_cert_file.empty() ||
+                            !cl.user.empty() || !cl.creds_file.empty()))
+        problems.push_back("--cluster-tls-*, --cluster-user and --cluster-creds need --cluster");
     if (cfg.lim.max_events_per_publish > 255 && !cl.urls.empty())
         problems.push_back("--max-events-per-publish above 255 is not supported with --cluster");
     if (cfg.lim.max_event_bytes > cfg.lim.max_frame_bytes)

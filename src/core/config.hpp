@@ -133,6 +133,17 @@ struct cluster_config {
     // A publish handed to NATS reaches this node's own subscribers when NATS echoes it back;
     // past this it is delivered here anyway (docs/decisions/006-cluster-local-delivery.md).
     std::chrono::milliseconds echo_timeout{1000};
+    // TLS to NATS, on for tls:// URLs and whenever one of these is set: the CA bundle (PEM) the
+    // servers' certificates are checked against (empty: the system's), and a client
+    // certificate and key for servers that verify clients.
+    std::string tls_ca_file;
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    // Credentials: user and password, or a .creds file (user JWT and NKey seed, from nsc); a
+    // URL's user:password@ takes precedence for that server. Never logged.
+    std::string user;
+    std::string password;
+    std::string creds_file;
 };
 
 /// How much history one namespace keeps per channel (docs/protocol.md, "History and resume").

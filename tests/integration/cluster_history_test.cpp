@@ -322,5 +322,47 @@ TEST_F(ClusterHistoryTest, AChatClientThatMovesToAnotherNodeMidAnswerRecoversEve
     EXPECT_EQ(str(json::parse(st.body).at("text")), text);
 }
 
+TEST_F(ClusterHistoryTest, PostChatAnswersResumeAfterAndAResumeFromItOnAnotherNodeGetsAll) {
+    // Before, a node in cluster mode learned the start event's position only when the stream
+    // republished it, so POST /chat answered without resumeAfter. Both answer forms: at once
+    // (the default) and waiting for the whole answer ("wait":true). No subscriber on node A:
+    // the position comes from JetStream's acknowledgement, not from the echo.
+    auto a = node({"--demo-pace-ms", "5", "--chat-coalesce-ms", "0"});
+    auto b = node();
+    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    for (const bool wait : {false, true}) {
+        SCOPED_TRACE(wait ? "wait" : "at once");
+        const std::string prompt = wait ? "and wait for it" : "resume me from anywhere";
+        auto r = http_request(a->port(), http::verb::post, "/chat",
+                              R"({"userId":"mila","prompt":")" + prompt +
+                                  R"(","maxTokens":30,"wait":)" + (wait ? "true" : "false") + "}",
+                              {{"x-api-key", a->api_key()}, {"content-type", "application/json"}});
+        ASSERT_EQ(r.status, 200u) << r.body;
+        const auto answer = json::parse(r.body).as_object();
+        ASSERT_TRUE(answer.contains("resumeAfter")) << r.body;
+        const auto stream_id = str(answer.at("streamId"));
+        const auto after = str(answer.at("resumeAfter"));
+
+        ws_client on_b(b->port(), b->api_key());
+        on_b.init();
+        ASSERT_TRUE(on_b.expect_type("connection_ack"));
+        subscribe_resume(on_b, "r", "BedrockChat/mila", after);
+        ASSERT_TRUE(on_b.expect_type("subscribe_success"));
+        std::vector<json::object> events;
+        ASSERT_NO_FATAL_FAILURE(read_until_end(on_b, events));
+        EXPECT_EQ(str(events.front().at("type")), "start") << "resumeAfter is just before it";
+        llm::completion_request req;
+        req.messages.push_back({"user", prompt});
+        req.max_tokens = 30;
+        EXPECT_EQ(joined_deltas(events, stream_id), llm::demo_provider::answer_for(req));
+        auto st = http_request(a->port(), http::verb::get, "/chat/" + stream_id, "",
+                               {{"x-api-key", a->api_key()}});
+        ASSERT_EQ(st.status, 200u) << st.body;
+        const auto status = json::parse(st.body).as_object();
+        EXPECT_EQ(str(status.at("resumeAfter")), after);
+        EXPECT_EQ(seq_of(str(status.at("startPosition"))), seq_of(after) + 1);
+    }
+}
+
 }  // namespace
 }  // namespace eventcast::testing

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <signal.h>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -59,11 +60,15 @@ bool answers_info(std::uint16_t port) {
 
 }  // namespace
 
-nats_server_process::nats_server_process() {
+nats_server_process::nats_server_process(std::string config) {
     char tmpl[] = "/tmp/eventcast-nats-XXXXXX";
     if (!mkdtemp(tmpl))
         throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
+    if (!config.empty()) {
+        config_ = dir_ + "/nats.conf";
+        std::ofstream(config_) << config << "\n";
+    }
     port_ = free_port();
     launch();
 }
@@ -74,6 +79,8 @@ void nats_server_process::launch() {
         throw std::runtime_error("nats-server is not installed (scripts/bootstrap installs it)");
     std::vector<std::string> args = {bin,   "-a",  "127.0.0.1",     "-p", std::to_string(port_),
                                      "-js", "-sd", dir_ + "/store", "-l", dir_ + "/nats.log"};
+    if (!config_.empty())
+        args.insert(args.begin() + 1, {"-c", config_});
     pid_ = fork();
     if (pid_ == 0) {
         std::vector<char*> argv;

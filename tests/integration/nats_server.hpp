@@ -1,5 +1,6 @@
 // A real nats-server for the cluster tests: JetStream on (-js) with its store in a temporary
-// directory, on 127.0.0.1 and a free port; killed and its directory removed on destruction.
+// directory, on 127.0.0.1 and a free port, optionally with a configuration file (max_payload,
+// tls, authorization); killed and its directory removed on destruction.
 #pragma once
 
 #include <chrono>
@@ -13,14 +14,20 @@ std::string nats_server_binary();
 
 class nats_server_process {
 public:
-    /// Starts on a free port. Throws std::runtime_error when it does not come up.
-    nats_server_process();
+    /// Starts on a free port. `config` (when not empty) is nats-server configuration text,
+    /// written to a file in dir() and passed with -c (the address, port and store stay the
+    /// command line's). Throws std::runtime_error when it does not come up.
+    explicit nats_server_process(std::string config = {});
     ~nats_server_process();
     nats_server_process(const nats_server_process&) = delete;
     nats_server_process& operator=(const nats_server_process&) = delete;
 
     std::uint16_t port() const { return port_; }
-    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+    std::string url(const std::string& scheme = "nats") const {
+        return scheme + "://127.0.0.1:" + std::to_string(port_);
+    }
+    /// The temporary directory (store, log, configuration), for files a configuration names.
+    const std::string& dir() const { return dir_; }
     /// SIGKILL, as a crash would: clients see the TCP connection drop.
     void kill_now();
     /// Starts again on the same port (and store directory). Throws when it does not come up.
@@ -31,6 +38,7 @@ private:
     int pid_ = -1;
     std::uint16_t port_ = 0;
     std::string dir_;
+    std::string config_;  // path of the configuration file, or ""
 };
 
 }  // namespace eventcast::testing

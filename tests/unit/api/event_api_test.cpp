@@ -138,10 +138,17 @@ TEST_F(EventApiTest, PublishWithNoSubscribersStillReturnsIdentifiers) {
 // connected or not.
 class fake_link : public cluster_link {
 public:
-    bool publish(const events::channel_path& p, const pubsub::shared_batch& batch) override {
+    events::result<route> publish(const events::channel_path& p, const pubsub::shared_batch& batch,
+                                  std::function<void(events::position)> where) override {
         channels.push_back(p.str());
         batches.push_back(batch);
-        return accept;
+        if (refuse)
+            return events::protocol_error::invalid("event 0 does not fit in one NATS message");
+        if (!accept)
+            return route::local;
+        if (where)
+            located.push_back(std::move(where));  // the bridge: once the stream acknowledged it
+        return route::sent;
     }
     bool when_interested(std::string_view ns, std::function<void()> ready) override {
         asked.emplace_back(ns);
@@ -152,9 +159,11 @@ public:
     }
     void run_blocking(std::function<void()> job) override { jobs.push_back(std::move(job)); }
     bool accept = true;
+    bool refuse = false;  // as for an event over the NATS server's max_payload
     bool interested = true;
     std::vector<std::string> channels;
     std::vector<pubsub::shared_batch> batches;
+    std::vector<std::function<void(events::position)>> located;
     std::vector<std::string> asked;
     std::vector<std::function<void()>> waiting;
     std::vector<std::function<void()>> jobs;
@@ -327,6 +336,49 @@ TEST_F(EventApiTest, PublishOperationAnswersTheBodysErrorThenTheNamespaceAfterAu
     ASSERT_TRUE(got && !got->has_value());
     EXPECT_EQ(got->error().message, "namespace 'undefined' is not defined on this server");
     EXPECT_EQ(stats_.events_in.load(), 0u);
+}
+
+TEST_F(EventApiTest, APublishTheClusterRefusesIsAnsweredWithItsErrorAndDeliveredNowhere) {
+    auto sub = std::make_shared<recording_subscriber>();
+    auto h = broker_.subscribe(*events::channel_pattern::parse("default/*"), sub,
+                               std::make_shared<const std::string>("P"));
+    fake_link link;
+    link.refuse = true;
+    api_.attach_cluster(&link);
+    const auto creds = key("good-key");
+    std::optional<publish_result> got;
+    api_.publish(publish_req("default/a", {"1"}), caller{&creds, nullptr, nullptr},
+                 [&](publish_result r) { got = std::move(r); });
+    ASSERT_TRUE(got && !got->has_value()) << "never acknowledged";
+    EXPECT_EQ(got->error().kind, events::error_kind::invalid_input);
+    EXPECT_EQ(got->error().message, "event 0 does not fit in one NATS message");
+    EXPECT_TRUE(sub->frames.empty()) << "not delivered here either: the publisher was told";
+
+    // The server's own events (chat) have nobody to refuse to: this node's subscribers get them.
+    const auto out = api_.publish(path("/default/a"), {"2"});
+    EXPECT_EQ(out.identifiers.size(), 1u);
+    EXPECT_EQ(sub->frames.size(), 1u);
+    api_.attach_cluster(nullptr);
+    broker_.unsubscribe(h);
+}
+
+TEST_F(EventApiTest, PublishLocatedSaysWhetherThePositionComesLater) {
+    events::publish_outcome out;
+    int calls = 0;
+    const auto count = [&](events::position) { ++calls; };
+    EXPECT_FALSE(api_.publish_located(path("/default/a"), {"1"}, out, count));
+    EXPECT_GT(out.first.seq, 0u) << "single node: known at once";
+
+    fake_link link;
+    api_.attach_cluster(&link);
+    EXPECT_TRUE(api_.publish_located(path("/default/a"), {"2"}, out, count));
+    EXPECT_EQ(out.first.seq, 0u);
+    ASSERT_EQ(link.located.size(), 1u) << "the link is asked to locate it";
+    link.accept = false;  // not sent: delivered here, so the answer is final
+    EXPECT_FALSE(api_.publish_located(path("/default/a"), {"3"}, out, count));
+    EXPECT_EQ(link.located.size(), 1u);
+    EXPECT_EQ(calls, 0) << "never inside the call";
+    api_.attach_cluster(nullptr);
 }
 
 TEST_F(EventApiTest, OperationsPastTheConnectionsRateAreRefusedAndCounted) {

@@ -51,6 +51,7 @@ constexpr const char* env_names[] = {
     "EVENTCAST_CLUSTER_RECONNECT_WAIT_MS",
     "EVENTCAST_CLUSTER_RECONNECT_MAX_MS",
     "EVENTCAST_CLUSTER_SUBSCRIBE_TIMEOUT_MS",
+    "EVENTCAST_CLUSTER_PASSWORD",
 };
 
 class ConfigTest : public ::testing::Test {
@@ -560,6 +561,32 @@ TEST_F(ConfigTest, ClusterNoticesASilentLinkWithinSecondsByDefault) {
     EXPECT_EQ(cfg.cluster.echo_timeout, std::chrono::milliseconds(300));
     EXPECT_FALSE(problems({"--cluster-ping-interval-ms", "10"}).empty());
     EXPECT_FALSE(problems({"--cluster-max-pings-out", "0"}).empty());
+}
+
+TEST_F(ConfigTest, ClusterTlsAndCredentialsComeFromFlagsAndTheEnvironment) {
+    set_env("EVENTCAST_CLUSTER_PASSWORD", "s3cret");
+    auto cfg = loaded({"--cluster", "tls://n1:4222", "--cluster-tls-ca", "/etc/ca.pem",
+                       "--cluster-tls-cert", "/etc/c.pem", "--cluster-tls-key", "/etc/k.pem",
+                       "--cluster-user", "events"});
+    EXPECT_EQ(cfg.cluster.tls_ca_file, "/etc/ca.pem");
+    EXPECT_EQ(cfg.cluster.tls_cert_file, "/etc/c.pem");
+    EXPECT_EQ(cfg.cluster.tls_key_file, "/etc/k.pem");
+    EXPECT_EQ(cfg.cluster.user, "events");
+    EXPECT_EQ(cfg.cluster.password, "s3cret") << "the password need not be on the command line";
+    cfg = loaded({"--cluster", "nats://n1:4222", "--cluster-creds", "/etc/node.creds",
+                  "--cluster-user", "", "--cluster-password", ""});
+    EXPECT_EQ(cfg.cluster.creds_file, "/etc/node.creds");
+}
+
+TEST_F(ConfigTest, RejectsClusterTlsAndCredentialsThatDoNotGoTogether) {
+    auto p = problems({"--cluster", "nats://n1:4222", "--cluster-tls-cert", "/c.pem",
+                       "--cluster-user", "u", "--cluster-creds", "/x.creds"});
+    EXPECT_TRUE(any_contains(p, "--cluster-tls-cert and --cluster-tls-key go together"))
+        << joined(p);
+    EXPECT_TRUE(any_contains(p, "--cluster-user and --cluster-password go together")) << joined(p);
+    EXPECT_TRUE(any_contains(p, "--cluster-creds and --cluster-user are two ways")) << joined(p);
+    p = problems({"--cluster-tls-ca", "/ca.pem"});
+    EXPECT_TRUE(any_contains(p, "need --cluster")) << joined(p);
 }
 
 TEST_F(ConfigTest, RejectsBadClusterSettings) {
