@@ -111,11 +111,7 @@ protected:
     }
 
     static long metric(const server_process& n, const std::string& name) {
-        const auto body = http_request(n.port(), http::verb::get, "/metrics", "", {}).body;
-        const auto at = body.find("\n" + name + " ");
-        if (at == std::string::npos)
-            return -1;
-        return std::stol(body.substr(at + name.size() + 2));
+        return metric_value(n.port(), name);
     }
 
     static bool becomes_ready(const server_process& n, std::chrono::milliseconds within = 10s) {

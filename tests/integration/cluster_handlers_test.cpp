@@ -34,10 +34,7 @@ protected:
                                      "--namespace-code", "hops:" + data("count_hops.js")});
     }
     static long invocations(const server_process& n) {
-        const auto body = http_request(n.port(), http::verb::get, "/metrics", "", {}).body;
-        const std::string name = "\neventcast_handler_invocations_total ";
-        const auto at = body.find(name);
-        return at == std::string::npos ? -1 : std::stol(body.substr(at + name.size()));
+        return metric_value(n.port(), "eventcast_handler_invocations_total");
     }
     std::unique_ptr<nats_server_process> nats_;
 };

@@ -56,11 +56,7 @@ protected:
     }
 
     static long metric(const server_process& n, const std::string& name) {
-        const auto body = http_request(n.port(), http::verb::get, "/metrics", "", {}).body;
-        const auto at = body.find("\n" + name + " ");
-        if (at == std::string::npos)
-            return -1;
-        return std::stol(body.substr(at + name.size() + 2));
+        return metric_value(n.port(), name);
     }
 
     static std::unique_ptr<ws_client> subscriber(const server_process& n,

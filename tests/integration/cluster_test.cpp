@@ -26,8 +26,12 @@ protected:
     }
 
     std::unique_ptr<server_process> node(std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{"--cluster", nats_->url(), "--cluster-reconnect-wait-ms",
-                                      "50", "--cluster-reconnect-max-ms", "200"};
+        std::vector<std::string> args{"--cluster",
+                                      nats_->url(),
+                                      "--cluster-reconnect-wait-ms",
+                                      "50",
+                                      "--cluster-reconnect-max-ms",
+                                      "200"};
         args.insert(args.end(), extra.begin(), extra.end());
         return std::make_unique<server_process>(args);
     }
@@ -46,11 +50,7 @@ protected:
 
     // The value of an unlabelled metric line, or -1.
     static long metric(const server_process& n, const std::string& name) {
-        const auto body = metrics(n);
-        const auto at = body.find("\n" + name + " ");
-        if (at == std::string::npos)
-            return -1;
-        return std::stol(body.substr(at + name.size() + 2));
+        return metric_value(n.port(), name);
     }
 
     static std::unique_ptr<ws_client> subscriber(
@@ -335,15 +335,15 @@ TEST_F(ClusterTest, ChatStatusAndCancelWorkOnANodeThatDidNotStartTheStream) {
     auto a = node({"--demo-pace-ms", "50"});
     auto b = node({"--demo-pace-ms", "50"});
     ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
-    const auto started = http_request(a->port(), http::verb::post, "/chat",
-                                      R"({"userId":"carol","prompt":"tell me a long story"})",
-                                      {{"x-api-key", a->api_key()},
-                                       {"content-type", "application/json"}});
+    const auto started =
+        http_request(a->port(), http::verb::post, "/chat",
+                     R"({"userId":"carol","prompt":"tell me a long story"})",
+                     {{"x-api-key", a->api_key()}, {"content-type", "application/json"}});
     ASSERT_EQ(started.status, 200u) << started.body;
     const auto id = std::string(json::parse(started.body).at("streamId").as_string());
 
-    auto on_b = http_request(b->port(), http::verb::get, "/chat/" + id, "",
-                             {{"x-api-key", b->api_key()}});
+    auto on_b =
+        http_request(b->port(), http::verb::get, "/chat/" + id, "", {{"x-api-key", b->api_key()}});
     ASSERT_EQ(on_b.status, 200u) << on_b.body;
     const auto status = json::parse(on_b.body).as_object();
     EXPECT_EQ(status.at("streamId").as_string(), id);

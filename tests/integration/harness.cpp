@@ -356,4 +356,12 @@ std::string error_type(const json::object& frame) {
     return t && t->is_string() ? std::string(t->as_string()) : "";
 }
 
+long metric_value(std::uint16_t port, const std::string& name) {
+    const auto body = http_request(port, http::verb::get, "/metrics", "", {}).body;
+    const auto at = body.find("\n" + name + " ");
+    if (at == std::string::npos)
+        return -1;
+    return std::stol(body.substr(at + name.size() + 2));
+}
+
 }  // namespace eventcast::testing

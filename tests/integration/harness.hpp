@@ -77,6 +77,9 @@ http_result http_request(std::uint16_t port, http::verb verb, const std::string&
                          const std::vector<std::pair<std::string, std::string>>& headers,
                          bool tls = false);
 
+/// The value of an unlabelled line of the server's GET /metrics ("name value"), or -1.
+long metric_value(std::uint16_t port, const std::string& name);
+
 /// base64url(JSON) of {"host":..., "x-api-key": key}, as Amplify sends it.
 std::string header_subprotocol(const std::string& api_key);
 
