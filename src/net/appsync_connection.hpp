@@ -40,7 +40,8 @@ public:
     virtual void resume_reading() = 0;
     /// True once the connection is closing: answers are dropped.
     virtual bool closing() const = 0;
-    /// Who receives this connection's deliveries (the broker keeps weak_ptrs).
+    /// Who receives this connection's deliveries. The broker delivers through a plain pointer
+    /// until the subscriptions are dropped (end()), so the host must call end() before it goes.
     virtual std::weak_ptr<pubsub::subscriber> subscriber() = 0;
     /// Keeps the host alive while an answer is in flight.
     virtual std::shared_ptr<void> keep_alive() = 0;

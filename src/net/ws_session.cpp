@@ -87,6 +87,9 @@ public:
     }
 
     ~ws_session() override {
+        // Every way a session ends calls conn_.end() first; this covers any that does not, since
+        // the broker delivers through a plain pointer (pubsub::subscriber). Nothing to drop: no-op.
+        conn_.end();
         release_incomplete();
         ctx_.registry.remove(registry_id_);
         if (counted_ip_)
@@ -168,7 +171,12 @@ public:
     void deliver(const pubsub::shared_bytes& prefix, const pubsub::shared_batch& batch) override {
         if (own_context_ != nullptr && own_context_->get_executor().running_in_this_thread())
             return conn_.deliver(prefix, batch);
-        asio::dispatch(stream_.get_executor(), [self = this->shared_from_this(), prefix, batch] {
+        // weak, not shared_from_this(): the session may be in its destructor, waiting in
+        // end() for this publish's read lock to go; then it is past delivering to.
+        auto self = this->weak_from_this().lock();
+        if (!self)
+            return;
+        asio::dispatch(stream_.get_executor(), [self = std::move(self), prefix, batch] {
             self->conn_.deliver(prefix, batch);
         });
     }

@@ -31,7 +31,7 @@ struct broker::node {
 
 class subscription {
 public:
-    std::weak_ptr<subscriber> target;
+    subscriber* target = nullptr;  // alive until unsubscribe (the subscriber's contract)
     shared_bytes prefix;
     broker::node* owner = nullptr;  // NOLINT: the broker's node type, reached only by the broker
     bool wild = false;
@@ -84,8 +84,8 @@ std::vector<broker::namespace_count> broker::namespace_counts() const {
             for (const auto* list : {&n->exact, &n->wild})
                 for (const subscription* s : *list) {
                     ++c.subscriptions;
-                    if (auto t = s->target.lock())
-                        seen.insert(t.get());
+                    if (s->target)
+                        seen.insert(s->target);
                 }
             for (const auto& [child_name, child] : n->children)
                 pending.push_back(child.get());
@@ -99,7 +99,7 @@ std::vector<broker::namespace_count> broker::namespace_counts() const {
 subscription_handle broker::subscribe(const events::channel_pattern& pattern,
                                       std::weak_ptr<subscriber> target, shared_bytes prefix) {
     auto sub = std::make_unique<subscription>();
-    sub->target = std::move(target);
+    sub->target = target.lock().get();
     sub->prefix = std::move(prefix);
     sub->wild = pattern.wildcard();
     std::unique_lock lock(mutex_);
@@ -162,9 +162,9 @@ void broker::set_namespace_listener(namespace_listener listener) {
 std::size_t broker::publish(const events::channel_path& path, const shared_batch& batch) {
     std::size_t reached = 0;
     auto deliver_all = [&](const std::vector<subscription*>& list) {
-        for (subscription* s : list) {
-            if (auto target = s->target.lock()) {
-                target->deliver(s->prefix, batch);
+        for (const subscription* s : list) {
+            if (s->target) {
+                s->target->deliver(s->prefix, batch);
                 ++reached;
             }
         }
