@@ -207,17 +207,26 @@ void nats_bridge::start() {
         check(natsInbox_Create(&inbox), "inbox");
         ack_inbox_ = inbox;
         natsInbox_Destroy(inbox);
-        check(natsConnection_Subscribe(&ack_sub_, conn_, (ack_inbox_ + ".*").c_str(),
-                                       &nats_bridge::on_ack, this),
-              "acknowledgement subscription");
-        {
-            std::lock_guard closed_lock(closed_mutex_);
-            ++live_subscriptions_;
-        }
-        if (natsSubscription_SetOnCompleteCB(ack_sub_, &nats_bridge::on_subscription_complete,
-                                             this) != NATS_OK) {
-            std::lock_guard closed_lock(closed_mutex_);
-            --live_subscriptions_;
+        const auto sub = natsConnection_Subscribe(&ack_sub_, conn_, (ack_inbox_ + ".*").c_str(),
+                                                  &nats_bridge::on_ack, this);
+        if (sub == NATS_CONNECTION_CLOSED) {
+            // nats.c gave the connection up during start-up (a TLS verification failure does
+            // that, after the warning above): the node keeps serving its local clients, not
+            // ready, as when the failure comes a moment later. Exiting here was a race.
+            log::error(
+                "cluster: nats.c closed the NATS connection during start-up; serving "
+                "local clients only, not ready (restart once NATS is reachable)");
+        } else {
+            check(sub, "acknowledgement subscription");
+            {
+                std::lock_guard closed_lock(closed_mutex_);
+                ++live_subscriptions_;
+            }
+            if (natsSubscription_SetOnCompleteCB(ack_sub_, &nats_bridge::on_subscription_complete,
+                                                 this) != NATS_OK) {
+                std::lock_guard closed_lock(closed_mutex_);
+                --live_subscriptions_;
+            }
         }
     }
     echo_thread_ = std::thread([this] { echo_loop(); });
