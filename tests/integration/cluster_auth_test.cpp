@@ -77,20 +77,10 @@ protected:
     // A node on tls://; `with_ca` / `with_cert` leave out the CA or the client certificate.
     std::unique_ptr<server_process> node(const std::string& password, bool with_ca = true,
                                          const std::string& log_to = {}) {
-        std::vector<std::string> args{"--cluster",
-                                      nats_->url("tls"),
-                                      "--cluster-reconnect-wait-ms",
-                                      "50",
-                                      "--cluster-reconnect-max-ms",
-                                      "200",
-                                      "--cluster-tls-cert",
-                                      certs_ + "/client.pem",
-                                      "--cluster-tls-key",
-                                      certs_ + "/client.key",
-                                      "--cluster-user",
-                                      "eventcast",
-                                      "--cluster-password",
-                                      password};
+        auto args = cluster_node_args(
+            nats_->url("tls"), {"--cluster-tls-cert", certs_ + "/client.pem", "--cluster-tls-key",
+                                certs_ + "/client.key", "--cluster-user", "eventcast",
+                                "--cluster-password", password});
         if (with_ca) {
             args.push_back("--cluster-tls-ca");
             args.push_back(certs_ + "/ca.pem");
@@ -102,14 +92,6 @@ protected:
         return std::make_unique<server_process>(args, "test-key", 0, log_to);
     }
 
-    static unsigned readyz(const server_process& n) {
-        try {
-            return http_request(n.port(), http::verb::get, "/readyz", "", {}).status;
-        } catch (const std::exception&) {
-            return 0;
-        }
-    }
-
     static long metric(const server_process& n, const std::string& name) {
         return metric_value(n.port(), name);
     }
@@ -117,7 +99,7 @@ protected:
     static bool becomes_ready(const server_process& n, std::chrono::milliseconds within = 10s) {
         const auto end = std::chrono::steady_clock::now() + within;
         while (std::chrono::steady_clock::now() < end) {
-            if (readyz(n) == 200)
+            if (readyz(n.port()) == 200)
                 return true;
             std::this_thread::sleep_for(50ms);
         }
@@ -130,7 +112,8 @@ protected:
                         const std::vector<std::string>& reasons) {
         const auto end = std::chrono::steady_clock::now() + 3s;
         while (std::chrono::steady_clock::now() < end) {
-            ASSERT_EQ(readyz(n), 503u);
+            ASSERT_EQ(readyz(n.port()), 503u) << "the node stopped answering; its log:\n"
+                                              << read_all(log);
             ASSERT_EQ(metric(n, "eventcast_cluster_connected"), 0);
             std::this_thread::sleep_for(200ms);
         }

@@ -32,22 +32,7 @@ protected:
     }
 
     std::unique_ptr<server_process> node(std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{"--cluster",
-                                      nats_->url(),
-                                      "--cluster-reconnect-wait-ms",
-                                      "50",
-                                      "--cluster-reconnect-max-ms",
-                                      "200"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return std::make_unique<server_process>(args);
-    }
-
-    static bool ready(const server_process& n) {
-        try {
-            return http_request(n.port(), http::verb::get, "/readyz", "", {}).status == 200;
-        } catch (const std::exception&) {
-            return false;
-        }
+        return std::make_unique<server_process>(cluster_node_args(nats_->url(), std::move(extra)));
     }
 
     static std::unique_ptr<ws_client> subscriber(const server_process& n, const std::string& id,
@@ -66,7 +51,8 @@ protected:
 TEST_F(ClusterHistoryTest, PositionsAreTheSameOnEveryNodeAndAResumeOnAnotherNodeHasNoGap) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "s", "default/room");
     auto on_b = subscriber(*b, "s", "default/room");
 
@@ -133,7 +119,8 @@ TEST_F(ClusterHistoryTest, PositionsAreTheSameOnEveryNodeAndAResumeOnAnotherNode
 TEST_F(ClusterHistoryTest, TooOldAheadAndForeignPositionsAreRefusedOnAnyNode) {
     auto a = node({"--history-count", "5"});
     auto b = node({"--history-count", "5"});
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "s", "default/room");
     publish_range(*a, "default/room", 0, 10);
     std::vector<std::string> positions;
@@ -189,7 +176,8 @@ TEST_F(ClusterHistoryTest, TooOldAheadAndForeignPositionsAreRefusedOnAnyNode) {
 TEST_F(ClusterHistoryTest, WildcardResumeOnAnotherNodeGivesOnlyTheMatchingChannels) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "all", "default/*");
     const std::vector<std::string> channels{"default/a/x", "default/b",    "default/a/y/z",
                                             "default/a",   "default/ab/c", "default/a/x"};
@@ -227,7 +215,8 @@ TEST_F(ClusterHistoryTest, WildcardResumeOnAnotherNodeGivesOnlyTheMatchingChanne
 TEST_F(ClusterHistoryTest, HistoryOutlivesANatsRestartAndResumesAcrossIt) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "s", "default/room");
     publish_range(*a, "default/room", 0, 5);
     std::vector<std::string> positions;
@@ -240,9 +229,11 @@ TEST_F(ClusterHistoryTest, HistoryOutlivesANatsRestartAndResumesAcrossIt) {
     // The stream is on disk: after a crash and restart of nats-server it is the same stream
     // (same epoch), and the nodes go on numbering after it.
     nats_->kill_now();
-    ASSERT_TRUE(eventually([&] { return !ready(*a) && !ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) != 200 && readyz(b->port()) != 200; }, 10s));
     nats_->restart();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 15s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 15s));
     // The first publishes after the reconnect may still find the stream being checked and go
     // to local subscribers only (documented); retry until one goes through the stream.
     int n = 5;
@@ -283,7 +274,8 @@ TEST_F(ClusterHistoryTest, AChatClientThatMovesToAnotherNodeMidAnswerRecoversEve
     // position it saw. The joined deltas must equal the whole answer, seq gapless.
     auto a = node({"--demo-pace-ms", "15", "--chat-coalesce-ms", "0"});
     auto b = node({"--demo-pace-ms", "15", "--chat-coalesce-ms", "0"});
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "chat", "BedrockChat/ivan");
     const std::string prompt = "tell me about moving between nodes";
     auto r = http_request(a->port(), http::verb::post, "/chat",
@@ -329,7 +321,8 @@ TEST_F(ClusterHistoryTest, PostChatAnswersResumeAfterAndAResumeFromItOnAnotherNo
     // the position comes from JetStream's acknowledgement, not from the echo.
     auto a = node({"--demo-pace-ms", "5", "--chat-coalesce-ms", "0"});
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     for (const bool wait : {false, true}) {
         SCOPED_TRACE(wait ? "wait" : "at once");
         const std::string prompt = wait ? "and wait for it" : "resume me from anywhere";

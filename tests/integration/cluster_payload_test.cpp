@@ -42,17 +42,8 @@ protected:
     // "default" keeps history (JetStream); "plain" has none (plain NATS subjects).
     std::unique_ptr<server_process> node() {
         return std::make_unique<server_process>(
-            std::vector<std::string>{"--cluster", nats_->url(), "--cluster-reconnect-wait-ms", "50",
-                                     "--cluster-reconnect-max-ms", "200", "--namespace", "default",
-                                     "--namespace", "plain", "--namespace-history", "plain:0:1m"});
-    }
-
-    static bool ready(const server_process& n) {
-        try {
-            return http_request(n.port(), http::verb::get, "/readyz", "", {}).status == 200;
-        } catch (const std::exception&) {
-            return false;
-        }
+            cluster_node_args(nats_->url(), {"--namespace", "default", "--namespace", "plain",
+                                             "--namespace-history", "plain:0:1m"}));
     }
 
     static long metric(const server_process& n, const std::string& name) {
@@ -104,7 +95,8 @@ TEST_F(ClusterPayloadTest, FiveEventsOf240KbCrossNodesCompleteAndInOrderOnBothPa
     start_nats();
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     const auto batch = padded_events(5, 240 * 1024);
     for (const std::string ns : {"plain", "default"}) {
         SCOPED_TRACE(ns);
@@ -159,7 +151,8 @@ TEST_F(ClusterPayloadTest, AnEventOverMaxPayloadIsRefusedToItsPublisherAndDelive
     start_nats("max_payload: 65536");
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return ready(*a) && ready(*b); }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     const auto small = padded_events(3, 30 * 1024);
     const std::vector<std::string> big{padded_event(0, 1000), padded_event(1, 100 * 1024)};
     for (const std::string ns : {"plain", "default"}) {

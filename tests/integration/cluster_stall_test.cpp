@@ -41,25 +41,13 @@ protected:
     // The defaults under test: ping interval, pings out and echo timeout are not given.
     std::unique_ptr<server_process> node(const std::string& url,
                                          std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{
-            "--cluster", url, "--cluster-reconnect-wait-ms", "50", "--cluster-reconnect-max-ms",
-            "200"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return std::make_unique<server_process>(args);
+        return std::make_unique<server_process>(cluster_node_args(url, std::move(extra)));
     }
     std::unique_ptr<server_process> behind_link(std::vector<std::string> extra = {}) {
         return node(link_->url(), std::move(extra));
     }
     std::unique_ptr<server_process> direct(std::vector<std::string> extra = {}) {
         return node(nats_->url(), std::move(extra));
-    }
-
-    static unsigned readyz(const server_process& n) {
-        try {
-            return http_request(n.port(), http::verb::get, "/readyz", "", {}).status;
-        } catch (const std::exception&) {
-            return 0;
-        }
     }
 
     // The value of an unlabelled metric line, or -1.
@@ -127,14 +115,15 @@ protected:
 TEST_F(ClusterStallTest, ASilentLinkIsNoticedWithinSecondsAndRecoveryIsAsBefore) {
     auto a = behind_link();
     auto b = direct();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "s", "/default/room");
     auto on_b = subscriber(*b, "s", "/default/room");
     ASSERT_TRUE(delivered_eventually(*a, *on_b, "/default/room", "warm"));
 
     link_->freeze();
     const auto frozen_at = clock_type::now();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 503; }, 8s));
+    ASSERT_TRUE(eventually([&] { return readyz(a->port()) == 503; }, 8s));
     const auto noticed_ms = ms_since(frozen_at);
     std::cerr << "[ measured ] silent link noticed after " << noticed_ms << " ms\n";
     EXPECT_LE(noticed_ms, 5000) << "the defaults must notice a silent link in about 5 s";
@@ -142,11 +131,11 @@ TEST_F(ClusterStallTest, ASilentLinkIsNoticedWithinSecondsAndRecoveryIsAsBefore)
     EXPECT_GE(metric(*a, "eventcast_cluster_disconnects_total"), 1);
     const auto body = http_request(a->port(), http::verb::get, "/readyz", "", {}).body;
     EXPECT_NE(body.find("cluster-disconnected"), std::string::npos) << body;
-    EXPECT_EQ(readyz(*b), 200u) << "B's link is fine";
+    EXPECT_EQ(readyz(b->port()), 200u) << "B's link is fine";
 
     link_->thaw();
     const auto thawed_at = clock_type::now();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 15s));
+    ASSERT_TRUE(eventually([&] { return readyz(a->port()) == 200; }, 15s));
     std::cerr << "[ measured ] ready again " << ms_since(thawed_at) << " ms after the thaw\n";
     EXPECT_EQ(metric(*a, "eventcast_cluster_connected"), 1);
     EXPECT_GE(metric(*a, "eventcast_cluster_reconnects_total"), 1);
@@ -162,7 +151,8 @@ const std::vector<std::string> two_paths = {
 TEST_F(ClusterStallTest, AcknowledgedEventsReachLocalSubscribersInTimeAndAreAllAccountedFor) {
     auto a = behind_link(two_paths);
     auto b = direct(two_paths);
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     std::map<std::string, std::unique_ptr<ws_client>> on_a, on_b;
     for (const std::string ns : {"default", "plain"}) {
         on_a[ns] = subscriber(*a, "s", "/" + ns + "/room");
@@ -202,7 +192,7 @@ TEST_F(ClusterStallTest, AcknowledgedEventsReachLocalSubscribersInTimeAndAreAllA
     EXPECT_EQ(metric(*a, "eventcast_cluster_echo_timeouts_total"), 2 * n);
 
     // Once A has noticed, publishes are delivered locally at once and counted as local-only.
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 503; }, 8s));
+    ASSERT_TRUE(eventually([&] { return readyz(a->port()) == 503; }, 8s));
     const auto t = clock_type::now();
     ASSERT_EQ(http_publish(*a, "/plain/room", {"\"plain-down\""}).status, 200u);
     ASSERT_EQ(collect(*on_a["plain"], 2s, "\"plain-down\"").back(), "\"plain-down\"");
@@ -210,7 +200,7 @@ TEST_F(ClusterStallTest, AcknowledgedEventsReachLocalSubscribersInTimeAndAreAllA
     EXPECT_GE(metric(*a, "eventcast_cluster_local_only_total"), 1);
 
     link_->thaw();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 15s));
+    ASSERT_TRUE(eventually([&] { return readyz(a->port()) == 200; }, 15s));
     // Every event accepted on the silent link is accounted for: each one NATS echoed late has
     // reached B; the rest A counts as unconfirmed once the link has been back for a while.
     ASSERT_TRUE(eventually(
@@ -257,7 +247,7 @@ TEST_F(ClusterStallTest, NatsRoundTripsOnASilentLinkDelayNoUnrelatedOperation) {
         ::setenv("EVENTCAST_TEST_THREADS", saved.c_str(), 1);
     else
         ::unsetenv("EVENTCAST_TEST_THREADS");
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 10s));
+    ASSERT_TRUE(eventually([&] { return readyz(a->port()) == 200; }, 10s));
     auto on_a = subscriber(*a, "s", "/default/room");
     publish_range(*a, "default/room", 0, 3);
     auto first = next_data(*on_a);
@@ -309,10 +299,10 @@ TEST_F(ClusterStallTest, NatsRoundTripsOnASilentLinkDelayNoUnrelatedOperation) {
     EXPECT_TRUE(type == "subscribe_success" || type == "subscribe_error") << type;
 
     link_->thaw();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200; }, 15s));
+    ASSERT_TRUE(eventually([&] { return readyz(a->port()) == 200; }, 15s));
     // The new namespace's interest reached NATS after all: B's publishes arrive there.
     auto b = direct(args);
-    ASSERT_TRUE(eventually([&] { return readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(eventually([&] { return readyz(b->port()) == 200; }, 10s));
     ASSERT_TRUE(delivered_eventually(*b, fresh, "/fresh/x", "from-b"));
 }
 

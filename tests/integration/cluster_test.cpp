@@ -26,22 +26,7 @@ protected:
     }
 
     std::unique_ptr<server_process> node(std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{"--cluster",
-                                      nats_->url(),
-                                      "--cluster-reconnect-wait-ms",
-                                      "50",
-                                      "--cluster-reconnect-max-ms",
-                                      "200"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return std::make_unique<server_process>(args);
-    }
-
-    static unsigned readyz(const server_process& n) {
-        try {
-            return http_request(n.port(), http::verb::get, "/readyz", "", {}).status;
-        } catch (const std::exception&) {
-            return 0;
-        }
+        return std::make_unique<server_process>(cluster_node_args(nats_->url(), std::move(extra)));
     }
 
     static std::string metrics(const server_process& n) {
@@ -113,7 +98,8 @@ protected:
 TEST_F(ClusterTest, SubscriberOnOneNodeGetsWebSocketAndHttpPublishesFromAnother) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto sub = subscriber(*b, {{"s1", "/default/room"}});
 
     ws_client pub(a->port(), a->api_key());
@@ -135,7 +121,8 @@ TEST_F(ClusterTest, SubscriberOnOneNodeGetsWebSocketAndHttpPublishesFromAnother)
 TEST_F(ClusterTest, WildcardOnOneNodeMatchesTheSameChannelsAsOnASingleNode) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto sub = subscriber(*b, {{"w", "/default/a/*"}});
     // Published on A: below the prefix at two depths (match), the prefix itself, a sibling and
     // another namespace's look-alike (no match), then an end marker that matches.
@@ -156,7 +143,10 @@ TEST_F(ClusterTest, EveryEventArrivesExactlyOncePerSubscriptionOnEveryNode) {
     auto b = node();
     auto c = node();
     ASSERT_TRUE(eventually(
-        [&] { return readyz(*a) == 200 && readyz(*b) == 200 && readyz(*c) == 200; }, 10s));
+        [&] {
+            return readyz(a->port()) == 200 && readyz(b->port()) == 200 && readyz(c->port()) == 200;
+        },
+        10s));
     // Overlapping subscriptions on one connection (each gets its own frame, spec §7.3), and
     // the same channel on two connections of one node: the node's single NATS interest in the
     // namespace must not turn into double delivery.
@@ -211,7 +201,8 @@ TEST_F(ClusterTest, EveryEventArrivesExactlyOncePerSubscriptionOnEveryNode) {
 TEST_F(ClusterTest, EachNodesPublishesKeepTheirOrderOnEveryNode) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto sub_a = subscriber(*a, {{"s", "/default/order"}});
     auto sub_b = subscriber(*b, {{"s", "/default/order"}});
     constexpr int n = 100;
@@ -270,7 +261,8 @@ bool delivered_eventually(const server_process& from, ws_client& sub, const std:
 TEST_F(ClusterTest, NodesReportANatsOutageServeLocallyAndRecoverAfterRestart) {
     auto a = node();
     auto b = node();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     auto sub_a = subscriber(*a, {{"s", "/default/live"}});
     auto sub_b = subscriber(*b, {{"s", "/default/live"}});
 
@@ -282,7 +274,8 @@ TEST_F(ClusterTest, NodesReportANatsOutageServeLocallyAndRecoverAfterRestart) {
     ASSERT_FALSE(collect(*sub_b, "\"before-19\"").empty());
     nats_->kill_now();
 
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 503 && readyz(*b) == 503; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 503 && readyz(b->port()) == 503; }, 10s));
     const auto down = http_request(a->port(), http::verb::get, "/readyz", "", {});
     EXPECT_NE(down.body.find("cluster-disconnected"), std::string::npos) << down.body;
     EXPECT_EQ(metric(*a, "eventcast_cluster_connected"), 0);
@@ -296,7 +289,8 @@ TEST_F(ClusterTest, NodesReportANatsOutageServeLocallyAndRecoverAfterRestart) {
     EXPECT_GE(metric(*a, "eventcast_cluster_local_only_total"), 1);
 
     nats_->restart();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 15s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 15s));
     EXPECT_GE(metric(*a, "eventcast_cluster_reconnects_total"), 1);
     EXPECT_GE(metric(*b, "eventcast_cluster_disconnects_total"), 1);
     EXPECT_EQ(metric(*b, "eventcast_cluster_connected"), 1);
@@ -320,13 +314,14 @@ TEST_F(ClusterTest, NodeStartedWithoutNatsServesLocallyAndJoinsWhenNatsComesUp) 
     nats_->kill_now();
     auto a = node();
     auto b = node();
-    EXPECT_EQ(readyz(*a), 503u);
+    EXPECT_EQ(readyz(a->port()), 503u);
     const auto body = http_request(a->port(), http::verb::get, "/readyz", "", {}).body;
     EXPECT_NE(body.find(R"("cluster":"connecting")"), std::string::npos) << body;
     // Subscriptions made before the first connection are sent when it comes.
     auto sub_b = subscriber(*b, {{"s", "/default/live"}});
     nats_->restart();
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 15s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 15s));
     ASSERT_TRUE(delivered_eventually(*a, *sub_b, "joined"));
 }
 
@@ -334,7 +329,8 @@ TEST_F(ClusterTest, ChatStatusAndCancelWorkOnANodeThatDidNotStartTheStream) {
     // A slow demo answer, so the stream is still running when B is asked about it.
     auto a = node({"--demo-pace-ms", "50"});
     auto b = node({"--demo-pace-ms", "50"});
-    ASSERT_TRUE(eventually([&] { return readyz(*a) == 200 && readyz(*b) == 200; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return readyz(a->port()) == 200 && readyz(b->port()) == 200; }, 10s));
     const auto started =
         http_request(a->port(), http::verb::post, "/chat",
                      R"({"userId":"carol","prompt":"tell me a long story"})",

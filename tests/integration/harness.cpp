@@ -364,4 +364,12 @@ long metric_value(std::uint16_t port, const std::string& name) {
     return std::stol(body.substr(at + name.size() + 2));
 }
 
+unsigned readyz(std::uint16_t port) {
+    try {
+        return http_request(port, http::verb::get, "/readyz", "", {}).status;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 }  // namespace eventcast::testing

@@ -80,6 +80,9 @@ http_result http_request(std::uint16_t port, http::verb verb, const std::string&
 /// The value of an unlabelled line of the server's GET /metrics ("name value"), or -1.
 long metric_value(std::uint16_t port, const std::string& name);
 
+/// The status of GET /readyz (200 ready, 503 not), or 0 when the server does not answer.
+unsigned readyz(std::uint16_t port);
+
 /// base64url(JSON) of {"host":..., "x-api-key": key}, as Amplify sends it.
 std::string header_subprotocol(const std::string& api_key);
 

@@ -15,6 +15,14 @@
 
 namespace eventcast::testing {
 
+std::vector<std::string> cluster_node_args(const std::string& url, std::vector<std::string> extra) {
+    std::vector<std::string> args{
+        "--cluster", url, "--cluster-reconnect-wait-ms", "50", "--cluster-reconnect-max-ms", "200"};
+    args.insert(args.end(), std::make_move_iterator(extra.begin()),
+                std::make_move_iterator(extra.end()));
+    return args;
+}
+
 std::string nats_server_binary() {
     std::vector<std::string> dirs;
     if (const char* path = std::getenv("PATH")) {

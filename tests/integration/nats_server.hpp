@@ -6,11 +6,17 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace eventcast::testing {
 
 /// Path of nats-server (PATH, then /usr/sbin where Debian installs it), or "" when missing.
 std::string nats_server_binary();
+
+/// The options that join a node to the nats-server at `url`, reconnecting after 50 ms and at
+/// most 200 ms apart (so the tests do not wait out the defaults), then `extra`.
+std::vector<std::string> cluster_node_args(const std::string& url,
+                                           std::vector<std::string> extra = {});
 
 class nats_server_process {
 public:
